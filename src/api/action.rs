@@ -1,0 +1,346 @@
+//! `ImprovementAction`: a security recommendation, its points and its CEL check.
+
+use super::common::{Category, Level, Reference, ResolutionState, Threat, is_false};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::{CustomResource, KubeSchema};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+/// Longest CEL expression accepted (bytes).
+pub const MAX_EXPRESSION_LEN: usize = 4096;
+/// Longest validation message accepted (characters).
+pub const MAX_MESSAGE_LEN: usize = 256;
+
+/// A security recommendation: what to check, what it is worth, and how to fix it.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug)]
+#[kube(
+    group = "securescore.io",
+    version = "v1alpha1",
+    kind = "ImprovementAction",
+    shortname = "ia",
+    category = "securescore",
+    status = "ImprovementActionStatus",
+    cel,
+    printcolumn(name = "Category", type_ = "string", json_path = ".spec.category"),
+    printcolumn(name = "Max", type_ = "integer", json_path = ".spec.maxScore"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Resolution",
+        type_ = "string",
+        json_path = ".spec.resolution.state"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ImprovementActionSpec {
+    /// Short imperative title, e.g. "Run containers as non-root".
+    #[schemars(length(min = 1, max = 128))]
+    pub title: String,
+    /// What the recommendation protects against and why it matters (markdown).
+    #[serde(default)]
+    #[schemars(length(max = 4096))]
+    pub description: String,
+    /// What to change to become compliant, ideally with a YAML snippet (markdown).
+    #[serde(default)]
+    #[schemars(length(max = 8192))]
+    pub remediation: String,
+    /// One of Microsoft Secure Score's five categories.
+    pub category: Category,
+    /// Points the action is worth for a target (1-100; the built-in catalog uses 1-10).
+    #[schemars(range(min = 1, max = 100))]
+    #[x_kube(validation = kube::core::Rule::new("self >= 1 && self <= 100").message("maxScore must be between 1 and 100"))]
+    pub max_score: u32,
+    /// How much the fix affects the workloads' users.
+    #[serde(default)]
+    pub user_impact: Level,
+    /// How much work the fix is.
+    #[serde(default)]
+    pub implementation_cost: Level,
+    /// Threats the recommendation mitigates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub threats: Vec<Threat>,
+    /// Controls in published frameworks this action implements.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub references: Vec<Reference>,
+    /// A preview action is evaluated and reported but never scored.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub preview: bool,
+    /// What the action checks.
+    pub check: Check,
+    /// A resolution declared for every target (a target's own exemptions take precedence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<ActionResolution>,
+    /// What targets may declare about this action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemption_policy: Option<ExemptionPolicy>,
+}
+
+/// The check: which objects it applies to and the CEL that judges them.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self.podSpec || size(self.resources) > 0").message("a check needs resources or podSpec: true"))]
+#[x_kube(validation = kube::core::Rule::new("!(self.podSpec && size(self.resources) > 0)").message("resources and podSpec: true are mutually exclusive"))]
+pub struct Check {
+    /// Kinds the check applies to. Leave empty when `podSpec` is true.
+    #[serde(default)]
+    #[schemars(length(max = 16))]
+    pub resources: Vec<ResourceKind>,
+    /// Apply the check to every workload with a pod template (Pod, Deployment, StatefulSet,
+    /// DaemonSet, ReplicaSet, Job, CronJob) through the normalised `podSpec` variable. Objects
+    /// owned by a workload that is itself evaluated are counted once, through their owner.
+    #[serde(default)]
+    pub pod_spec: bool,
+    /// Only namespaces whose labels match are evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Only objects whose labels match are evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_selector: Option<LabelSelector>,
+    /// Namespaces never evaluated by this action.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 253)))]
+    pub exclude_namespaces: Vec<String>,
+    /// CEL expressions that must all be true for an object to be applicable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub match_conditions: Vec<MatchCondition>,
+    /// Named CEL expressions, available as `variables.<name>` (later ones may use earlier ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub variables: Vec<Variable>,
+    /// Other lists the expressions may read as `lookups.<name>`, limited to the evaluating
+    /// target's scope (the object's own namespace, plus cluster-scoped objects when allowed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    pub lookups: Vec<Lookup>,
+    /// A resource is compliant when every validation holds.
+    #[schemars(length(min = 1, max = 16))]
+    pub validations: Vec<Validation>,
+    /// How applicable resources turn into points.
+    #[serde(default)]
+    pub scoring: Scoring,
+    /// Small objects the action must judge as stated; run whenever the action is loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub examples: Vec<CheckExample>,
+}
+
+/// A kind the check applies to.
+#[derive(
+    Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceKind {
+    /// API group; empty for the core group.
+    #[serde(default)]
+    #[schemars(length(max = 253))]
+    pub api_group: String,
+    /// Kind, e.g. `ClusterRoleBinding`.
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: String,
+}
+
+/// A precondition for applicability.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchCondition {
+    /// Name, for messages.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// CEL expression that evaluates to a bool.
+    #[schemars(length(min = 1, max = 4096))]
+    pub expression: String,
+}
+
+/// A named CEL expression, as in ValidatingAdmissionPolicy.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct Variable {
+    /// Name, referenced as `variables.<name>`.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    )]
+    pub name: String,
+    /// CEL expression.
+    #[schemars(length(min = 1, max = 4096))]
+    pub expression: String,
+}
+
+/// Another list of objects that expressions may read, for cross-resource checks.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Lookup {
+    /// Name, referenced as `lookups.<name>`.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    )]
+    pub name: String,
+    /// API group; empty for the core group.
+    #[serde(default)]
+    #[schemars(length(max = 253))]
+    pub api_group: String,
+    /// Kind of the listed objects.
+    #[schemars(length(min = 1, max = 63))]
+    pub kind: String,
+}
+
+/// One rule a compliant resource satisfies.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct Validation {
+    /// CEL expression that evaluates to true for a compliant resource.
+    #[schemars(length(min = 1, max = 4096))]
+    pub expression: String,
+    /// Finding message when the expression is false. Never quote values that could be secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub message: Option<String>,
+    /// CEL expression producing the finding message (takes precedence over `message`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub message_expression: Option<String>,
+    /// Machine-readable reason for the finding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub reason: Option<String>,
+}
+
+/// How an action's applicable resources turn into points.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scoring {
+    /// maxScore × awarded ÷ applicable.
+    #[default]
+    Proportional,
+    /// maxScore only when every applicable resource is awarded, else 0.
+    Binary,
+}
+
+/// The expected verdict of an example.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedResult {
+    Compliant,
+    NonCompliant,
+    NotApplicable,
+}
+
+/// A small object the action must judge as stated.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckExample {
+    /// A Kubernetes object with apiVersion, kind and metadata.
+    #[schemars(schema_with = "preserve_unknown_object")]
+    pub object: serde_json::Value,
+    /// What the action must say about it.
+    pub expect: ExpectedResult,
+}
+
+/// A resolution the platform team declares on the action itself.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self.state != 'Planned' || has(self.dueDate)").message("a Planned resolution needs a dueDate"))]
+pub struct ActionResolution {
+    /// The declared state.
+    pub state: ResolutionState,
+    /// Who owns the decision (a team or person).
+    #[schemars(length(min = 1, max = 128))]
+    pub owner: String,
+    /// Why.
+    #[schemars(length(min = 1, max = 1024))]
+    pub reason: String,
+    /// Tracking ticket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub ticket: Option<String>,
+    /// When it was approved (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), extend("format" = "date-time"))]
+    pub approved_at: Option<String>,
+    /// When it stops applying (RFC 3339). Absent: open-ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), extend("format" = "date-time"))]
+    pub expires_at: Option<String>,
+    /// For `Planned`: when the fix is due (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), extend("format" = "date-time"))]
+    pub due_date: Option<String>,
+}
+
+/// What targets may declare about an action.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ExemptionPolicy {
+    /// Resolutions targets may declare; default: all four. Empty: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4))]
+    pub allowed_resolutions: Option<Vec<ResolutionState>>,
+    /// Longest allowed span from approvedAt to expiresAt, in days (default 365).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub max_days: Option<u32>,
+    /// Whether exemptions without expiresAt (declared `openEnded: true`) are allowed (default false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_open_ended: bool,
+}
+
+impl ExemptionPolicy {
+    pub const DEFAULT_MAX_DAYS: u32 = 365;
+
+    pub fn allows(&self, state: ResolutionState) -> bool {
+        self.allowed_resolutions
+            .as_ref()
+            .is_none_or(|list| list.contains(&state))
+    }
+
+    pub fn max_days(&self) -> u32 {
+        self.max_days.unwrap_or(Self::DEFAULT_MAX_DAYS)
+    }
+}
+
+/// What the operator reports about an action: whether it loaded, and cluster-wide totals only
+/// (never per-target rows, so reading an action reveals no team's posture).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ImprovementActionStatus {
+    /// `Ready`: the check compiled and its examples passed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub conditions: Vec<Condition>,
+    /// The generation the conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Revision of this action's definition (a hash of its spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub catalog_revision: Option<String>,
+    /// Number of targets that evaluate this action.
+    #[serde(default)]
+    pub targets: u64,
+    /// Compliant resources, summed over targets.
+    #[serde(default)]
+    pub compliant: u64,
+    /// Non-compliant (and error) resources without a resolution, summed over targets.
+    #[serde(default)]
+    pub non_compliant: u64,
+    /// Exempt resources, summed over targets.
+    #[serde(default)]
+    pub exempt: u64,
+}
+
+pub(crate) fn preserve_unknown_object(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
