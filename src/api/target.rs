@@ -384,6 +384,10 @@ pub struct ActionResult {
     /// A preview action: reported, never scored.
     #[serde(default, skip_serializing_if = "is_false")]
     pub preview: bool,
+    /// Revision of the action's definition that was evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub revision: Option<String>,
     /// Why the action is Unknown, or other context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]

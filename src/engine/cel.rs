@@ -1,0 +1,540 @@
+//! The Kubernetes-CEL layer: one shared environment (standard library + the Kubernetes
+//! extension libraries), expressions compiled once with static limits, JSON converted to CEL
+//! values once per object, and a bounded evaluation that never panics or runs away.
+
+use kube::core::cel::KubeCelExt;
+use kube::core::cel::cel::common::ast::{EntryExpr, Expr, IdedExpr};
+use kube::core::cel::cel::objects::{Key, Map};
+use kube::core::cel::cel::{Context, ExecutionError, Program, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, OnceLock};
+
+pub use kube::core::cel::cel;
+
+/// Longest expression accepted, in bytes.
+pub const MAX_EXPRESSION_BYTES: usize = crate::api::MAX_EXPRESSION_LEN;
+/// Deepest nesting of comprehensions (all, exists, map, filter...) accepted.
+pub const MAX_COMPREHENSION_DEPTH: usize = 2;
+/// Upper bound on the estimated steps of one evaluation (see [`Compiled::estimated_cost`]).
+pub const MAX_EVALUATION_COST: u64 = 10_000_000;
+
+/// The top-level names an expression may read.
+pub const ROOT_VARIABLES: [&str; 6] = [
+    "object",
+    "podSpec",
+    "podMetadata",
+    "namespaceObject",
+    "variables",
+    "lookups",
+];
+
+/// Why an expression cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    LimitExceeded(String),
+}
+
+/// A parsed expression with what the engine needs to bind and bound it.
+#[derive(Debug)]
+pub struct Compiled {
+    program: Program,
+    /// AST nodes, a proxy for the work of one pass.
+    nodes: u64,
+    /// Deepest comprehension nesting.
+    depth: u32,
+    /// Root variables it reads.
+    pub roots: BTreeSet<&'static str>,
+    /// `variables.<name>` it reads.
+    pub variable_refs: BTreeSet<String>,
+    /// `lookups.<name>` it reads.
+    pub lookup_refs: BTreeSet<String>,
+}
+
+/// The root context holding every standard and Kubernetes function; built once, shared.
+pub fn root_context() -> &'static Context<'static> {
+    static ROOT: OnceLock<Context<'static>> = OnceLock::new();
+    ROOT.get_or_init(|| Context::default().with_all())
+}
+
+/// Whether a function name resolves in the environment. Operators (`_&&_`, `@in`, `!_`...)
+/// always do. The registry is not public, so a name is probed once by calling it without
+/// arguments: only an unknown function answers "undeclared reference".
+fn function_exists(name: &str) -> bool {
+    if name.starts_with(['_', '@', '!', '-']) {
+        return true;
+    }
+    static KNOWN: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
+    let known = KNOWN.get_or_init(Default::default);
+    if let Some(found) = known.lock().ok().and_then(|k| k.get(name).copied()) {
+        return found;
+    }
+    let exists = match Program::compile(&format!("{name}()")) {
+        Ok(probe) => {
+            let outcome = catch_unwind(AssertUnwindSafe(|| probe.execute(root_context())));
+            !matches!(outcome, Ok(Err(ExecutionError::UndeclaredReference(_))))
+        }
+        Err(_) => false,
+    };
+    if let Ok(mut k) = known.lock() {
+        k.insert(name.to_string(), exists);
+    }
+    exists
+}
+
+/// Compile one expression: size limit, parse, then a walk of the tree that checks every
+/// variable and function resolves, comprehensions nest at most two deep, and no construct
+/// the interpreter cannot evaluate (message literals) is present.
+pub fn compile(
+    expression: &str,
+    declared_variables: &[String],
+    declared_lookups: &[String],
+) -> Result<Compiled, CompileError> {
+    if expression.len() > MAX_EXPRESSION_BYTES {
+        return Err(CompileError::LimitExceeded(format!(
+            "expression is {} bytes, the limit is {MAX_EXPRESSION_BYTES}",
+            expression.len()
+        )));
+    }
+    let program = Program::compile(expression)
+        .map_err(|e| CompileError::Invalid(format!("parse error: {e}")))?;
+    let mut walk = Walk {
+        nodes: 0,
+        depth: 0,
+        max_depth: 0,
+        scopes: Vec::new(),
+        roots: BTreeSet::new(),
+        variable_refs: BTreeSet::new(),
+        lookup_refs: BTreeSet::new(),
+        problem: None,
+    };
+    walk.expr(program.expression());
+    if let Some(problem) = walk.problem {
+        return Err(problem);
+    }
+    if walk.max_depth as usize > MAX_COMPREHENSION_DEPTH {
+        return Err(CompileError::LimitExceeded(format!(
+            "comprehensions are nested {} deep, the limit is {MAX_COMPREHENSION_DEPTH}",
+            walk.max_depth
+        )));
+    }
+    for name in &walk.variable_refs {
+        if !declared_variables.contains(name) {
+            return Err(CompileError::Invalid(format!(
+                "undeclared reference to 'variables.{name}'"
+            )));
+        }
+    }
+    for name in &walk.lookup_refs {
+        if !declared_lookups.contains(name) {
+            return Err(CompileError::Invalid(format!(
+                "undeclared reference to 'lookups.{name}'"
+            )));
+        }
+    }
+    Ok(Compiled {
+        program,
+        nodes: walk.nodes,
+        depth: walk.max_depth,
+        roots: walk.roots,
+        variable_refs: walk.variable_refs,
+        lookup_refs: walk.lookup_refs,
+    })
+}
+
+struct Walk {
+    nodes: u64,
+    depth: u32,
+    max_depth: u32,
+    scopes: Vec<Vec<String>>,
+    roots: BTreeSet<&'static str>,
+    variable_refs: BTreeSet<String>,
+    lookup_refs: BTreeSet<String>,
+    problem: Option<CompileError>,
+}
+
+impl Walk {
+    fn bound(&self, name: &str) -> bool {
+        self.scopes.iter().any(|s| s.iter().any(|v| v == name))
+    }
+
+    fn fail(&mut self, message: String) {
+        if self.problem.is_none() {
+            self.problem = Some(CompileError::Invalid(message));
+        }
+    }
+
+    fn expr(&mut self, e: &IdedExpr) {
+        self.nodes += 1;
+        match &e.expr {
+            Expr::Unspecified => self.fail("unsupported empty expression".into()),
+            Expr::Struct(_) => {
+                self.fail("message construction (Type{...}) is not supported".into())
+            }
+            Expr::Literal(_) => {}
+            Expr::Ident(name) => {
+                if self.bound(name) || name.starts_with('@') {
+                    return;
+                }
+                match ROOT_VARIABLES.iter().find(|r| **r == name) {
+                    Some(root) => {
+                        self.roots.insert(root);
+                    }
+                    None => self.fail(format!("undeclared reference to '{name}'")),
+                }
+            }
+            Expr::Select(select) => {
+                if let Expr::Ident(base) = &select.operand.expr
+                    && !self.bound(base)
+                {
+                    match base.as_str() {
+                        "variables" => {
+                            self.variable_refs.insert(select.field.clone());
+                        }
+                        "lookups" => {
+                            self.lookup_refs.insert(select.field.clone());
+                        }
+                        _ => {}
+                    }
+                }
+                self.expr(&select.operand);
+            }
+            Expr::Call(call) => {
+                // `sets.contains(a, b)`, `math.greatest(...)`: a namespaced function, not a
+                // method on a variable.
+                if let Some(IdedExpr {
+                    expr: Expr::Ident(ns),
+                    ..
+                }) = call.target.as_deref()
+                    && !self.bound(ns)
+                    && !ROOT_VARIABLES.contains(&ns.as_str())
+                {
+                    let qualified = format!("{ns}.{}", call.func_name);
+                    if !function_exists(&qualified) {
+                        self.fail(format!("undeclared reference to function '{qualified}'"));
+                    }
+                    call.args.iter().for_each(|a| self.expr(a));
+                    return;
+                }
+                if !function_exists(&call.func_name) {
+                    self.fail(format!(
+                        "undeclared reference to function '{}'",
+                        call.func_name
+                    ));
+                }
+                if let Some(target) = &call.target {
+                    self.expr(target);
+                }
+                for arg in &call.args {
+                    self.expr(arg);
+                }
+            }
+            Expr::List(list) => list.elements.iter().for_each(|el| self.expr(el)),
+            Expr::Map(map) => {
+                for entry in &map.entries {
+                    match &entry.expr {
+                        EntryExpr::StructField(field) => self.expr(&field.value),
+                        EntryExpr::MapEntry(entry) => {
+                            self.expr(&entry.key);
+                            self.expr(&entry.value);
+                        }
+                    }
+                }
+            }
+            Expr::Comprehension(c) => {
+                self.expr(&c.iter_range);
+                self.expr(&c.accu_init);
+                let mut scope = vec![c.iter_var.clone(), c.accu_var.clone()];
+                scope.extend(c.iter_var2.clone());
+                self.scopes.push(scope);
+                self.depth += 1;
+                self.max_depth = self.max_depth.max(self.depth);
+                self.expr(&c.loop_cond);
+                self.expr(&c.loop_step);
+                self.expr(&c.result);
+                self.depth -= 1;
+                self.scopes.pop();
+            }
+        }
+    }
+}
+
+impl Compiled {
+    /// A deterministic upper bound on the steps of one evaluation: every node may run once per
+    /// iteration of each enclosing comprehension, and no comprehension iterates over more
+    /// elements than the largest list or map in the bindings (`widest`).
+    pub fn estimated_cost(&self, widest: u64) -> u64 {
+        let width = widest.max(1);
+        (0..self.depth).fold(self.nodes, |cost, _| cost.saturating_mul(width))
+    }
+
+    /// Evaluate against `ctx`. A panic inside the interpreter or a function becomes an error;
+    /// an evaluation whose estimated cost exceeds [`MAX_EVALUATION_COST`] is not started.
+    pub fn execute(&self, ctx: &Context, widest: u64) -> Result<Value, EvalError> {
+        let cost = self.estimated_cost(widest);
+        if cost > MAX_EVALUATION_COST {
+            return Err(EvalError::CostExceeded { estimated: cost });
+        }
+        match catch_unwind(AssertUnwindSafe(|| self.program.execute(ctx))) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(EvalError::Execution(err)),
+            Err(_) => Err(EvalError::Panicked),
+        }
+    }
+}
+
+/// Why one evaluation produced no value.
+#[derive(Debug)]
+pub enum EvalError {
+    Execution(ExecutionError),
+    CostExceeded { estimated: u64 },
+    Panicked,
+    NotBool(&'static str),
+}
+
+impl EvalError {
+    /// A message that names what failed but never quotes a value from the object (values
+    /// could be secrets). `detailed` is for the action's own examples, where values are the
+    /// author's.
+    pub fn message(&self, detailed: bool) -> String {
+        match self {
+            EvalError::CostExceeded { estimated } => {
+                format!(
+                    "evaluation cost limit exceeded (estimated {estimated} steps, limit {MAX_EVALUATION_COST})"
+                )
+            }
+            EvalError::Panicked => "the CEL interpreter failed on this expression".into(),
+            EvalError::NotBool(got) => format!("expression returned {got}, expected a bool"),
+            EvalError::Execution(err) if detailed => truncate(&err.to_string(), 256),
+            EvalError::Execution(err) => match err {
+                ExecutionError::NoSuchKey(key) => truncate(&format!("no such key: {key}"), 256),
+                ExecutionError::UndeclaredReference(name) => {
+                    format!("undeclared reference to '{name}'")
+                }
+                ExecutionError::UnexpectedType { want, .. } => {
+                    format!("unexpected type, want {want}")
+                }
+                ExecutionError::FunctionError { function, .. } => {
+                    format!("function '{function}' failed")
+                }
+                ExecutionError::InvalidArgumentCount { expected, actual } => {
+                    format!("invalid argument count: expected {expected}, got {actual}")
+                }
+                ExecutionError::NoSuchOverload => "no such overload".into(),
+                ExecutionError::DivisionByZero(_) => "division by zero".into(),
+                ExecutionError::ValuesNotComparable(..) => "values can not be compared".into(),
+                other => {
+                    // Every other variant may quote a value: keep only its name.
+                    let text = format!("{other:?}");
+                    let variant = text
+                        .split(['(', ' ', '{'])
+                        .next()
+                        .unwrap_or("error")
+                        .to_string();
+                    format!("evaluation error: {variant}")
+                }
+            },
+        }
+    }
+}
+
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Name of a value's type, for messages.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::List(_) => "a list",
+        Value::Map(_) => "a map",
+        Value::Int(_) | Value::UInt(_) => "an int",
+        Value::Float(_) => "a double",
+        Value::String(_) => "a string",
+        Value::Bytes(_) => "bytes",
+        Value::Bool(_) => "a bool",
+        Value::Null => "null",
+        _ => "another type",
+    }
+}
+
+/// A JSON value converted to CEL, with the size of its widest list or map (the cost bound).
+#[derive(Debug, Clone)]
+pub struct CelJson {
+    pub value: Value,
+    pub widest: u64,
+}
+
+/// Convert JSON to a CEL value. Map entries whose value is null are dropped, as the API server
+/// does for typed objects, so `has(x.f)` means "set" and a null never reaches an operator.
+pub fn json_to_cel(v: &serde_json::Value) -> CelJson {
+    let mut widest = 0;
+    let value = convert(v, &mut widest);
+    CelJson { value, widest }
+}
+
+fn convert(v: &serde_json::Value, widest: &mut u64) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::Int(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::UInt(u)
+            } else {
+                Value::Float(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
+        serde_json::Value::Array(items) => {
+            *widest = (*widest).max(items.len() as u64);
+            Value::List(Arc::new(items.iter().map(|i| convert(i, widest)).collect()))
+        }
+        serde_json::Value::Object(fields) => {
+            *widest = (*widest).max(fields.len() as u64);
+            let map: HashMap<Key, Value> = fields
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (Key::String(Arc::new(k.clone())), convert(v, widest)))
+                .collect();
+            Value::Map(Map { map: Arc::new(map) })
+        }
+    }
+}
+
+/// A CEL map from named values.
+pub fn map_of(entries: impl IntoIterator<Item = (String, Value)>) -> Value {
+    let map: HashMap<Key, Value> = entries
+        .into_iter()
+        .map(|(k, v)| (Key::String(Arc::new(k)), v))
+        .collect();
+    Value::Map(Map { map: Arc::new(map) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx_with(object: serde_json::Value) -> (Context<'static>, u64) {
+        let converted = json_to_cel(&object);
+        let mut ctx = root_context().new_inner_scope();
+        ctx.add_variable_from_value("object", converted.value);
+        (ctx, converted.widest)
+    }
+
+    #[test]
+    fn kubernetes_extension_functions_are_available() {
+        for expr in [
+            "quantity('500m').isLessThan(quantity('1'))",
+            "'a,b'.split(',').size() == 2",
+            "[1, 2, 3].isSorted()",
+            "sets.contains([1, 2, 3], [1])",
+            "math.greatest([1, 5]) == 5",
+            "'abc'.matches('^a')",
+            "isURL('https://example.com')",
+            "ip('10.0.0.1').family() == 4",
+            "semver('1.2.3').major() == 1",
+            "'%s'.format(['x']) == 'x'",
+        ] {
+            let c = compile(expr, &[], &[]).unwrap_or_else(|e| panic!("{expr}: {e}"));
+            let (ctx, widest) = ctx_with(serde_json::json!({}));
+            assert_eq!(
+                c.execute(&ctx, widest).unwrap(),
+                Value::Bool(true),
+                "{expr}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_names_are_rejected_at_compile_time() {
+        assert!(
+            matches!(compile("nosuchfn(object)", &[], &[]), Err(CompileError::Invalid(m)) if m.contains("nosuchfn"))
+        );
+        assert!(
+            matches!(compile("sets.nosuch([1], [1])", &[], &[]), Err(CompileError::Invalid(m)) if m.contains("sets.nosuch"))
+        );
+        assert!(
+            matches!(compile("obj.spec", &[], &[]), Err(CompileError::Invalid(m)) if m.contains("'obj'"))
+        );
+        assert!(
+            matches!(compile("variables.x", &[], &[]), Err(CompileError::Invalid(m)) if m.contains("variables.x"))
+        );
+        assert!(compile("variables.x", &["x".into()], &[]).is_ok());
+        assert!(
+            matches!(compile("lookups.p", &[], &[]), Err(CompileError::Invalid(m)) if m.contains("lookups.p"))
+        );
+        assert!(matches!(
+            compile("Foo{a: 1}", &[], &[]),
+            Err(CompileError::Invalid(_))
+        ));
+        assert!(
+            matches!(compile("object.spec.(", &[], &[]), Err(CompileError::Invalid(m)) if m.contains("parse"))
+        );
+        // Comprehension variables are in scope inside the macro only.
+        assert!(compile("object.items.all(i, i > 0)", &[], &[]).is_ok());
+        assert!(compile("object.items.all(i, i > 0) && i == 1", &[], &[]).is_err());
+    }
+
+    #[test]
+    fn static_limits() {
+        let long = format!("object.a == '{}'", "x".repeat(MAX_EXPRESSION_BYTES));
+        assert!(matches!(
+            compile(&long, &[], &[]),
+            Err(CompileError::LimitExceeded(_))
+        ));
+        assert!(compile("object.a.all(x, object.b.all(y, x == y))", &[], &[]).is_ok());
+        let deep = "object.a.all(x, object.b.all(y, object.c.all(z, x == z)))";
+        assert!(
+            matches!(compile(deep, &[], &[]), Err(CompileError::LimitExceeded(m)) if m.contains("3 deep"))
+        );
+    }
+
+    #[test]
+    fn a_comprehension_over_a_huge_list_ends_with_an_error_not_a_hang() {
+        let huge: Vec<i64> = (0..200_000).collect();
+        let (ctx, widest) = ctx_with(serde_json::json!({ "items": huge }));
+        let c = compile(
+            "object.items.all(x, object.items.exists(y, y == x))",
+            &[],
+            &[],
+        )
+        .unwrap();
+        let err = c.execute(&ctx, widest).unwrap_err();
+        assert!(matches!(err, EvalError::CostExceeded { .. }));
+        assert!(err.message(false).contains("cost limit"));
+        // The same expression on a small list runs.
+        let (ctx, widest) = ctx_with(serde_json::json!({ "items": [1, 2, 3] }));
+        assert_eq!(c.execute(&ctx, widest).unwrap(), Value::Bool(true));
+    }
+
+    #[test]
+    fn runtime_error_messages_never_quote_values() {
+        let (ctx, widest) = ctx_with(serde_json::json!({ "env": "hunter2-secret", "n": 1 }));
+        let c = compile("object.env > object.n", &[], &[]).unwrap();
+        let message = c.execute(&ctx, widest).unwrap_err().message(false);
+        assert!(!message.contains("hunter2"), "{message}");
+        let c = compile("object.missing == 1", &[], &[]).unwrap();
+        assert!(
+            c.execute(&ctx, widest)
+                .unwrap_err()
+                .message(false)
+                .contains("missing")
+        );
+    }
+
+    #[test]
+    fn null_fields_read_as_unset() {
+        let (ctx, widest) = ctx_with(serde_json::json!({ "spec": { "securityContext": null } }));
+        let c = compile("!has(object.spec.securityContext)", &[], &[]).unwrap();
+        assert_eq!(c.execute(&ctx, widest).unwrap(), Value::Bool(true));
+    }
+}

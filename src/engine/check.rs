@@ -1,0 +1,693 @@
+//! An `ImprovementAction` compiled for evaluation: its CEL programs (compiled once), the kinds
+//! it reads, and the judgement of one resource.
+
+use super::cel::{
+    self as kcel, CelJson, CompileError, Compiled, EvalError, cel::Context, cel::Value,
+};
+use super::resource::{Inventory, Resource};
+use super::selector;
+use crate::api::{
+    ExpectedResult, ImprovementAction, ImprovementActionSpec, MAX_MESSAGE_LEN, Scoring,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Kinds that carry a pod template, as `(group, kind)`, and where their pod template is.
+pub const POD_TEMPLATE_KINDS: [(&str, &str, &[&str]); 7] = [
+    ("", "Pod", &[]),
+    ("apps", "Deployment", &["spec", "template"]),
+    ("apps", "StatefulSet", &["spec", "template"]),
+    ("apps", "DaemonSet", &["spec", "template"]),
+    ("apps", "ReplicaSet", &["spec", "template"]),
+    ("batch", "Job", &["spec", "template"]),
+    (
+        "batch",
+        "CronJob",
+        &["spec", "jobTemplate", "spec", "template"],
+    ),
+];
+
+/// Longest lookup list one evaluation may read.
+pub const MAX_LOOKUP_ITEMS: usize = 10_000;
+
+/// Why an action is not `Ready`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemReason {
+    InvalidExpression,
+    ExampleFailed,
+    LimitExceeded,
+}
+
+impl ProblemReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemReason::InvalidExpression => "InvalidExpression",
+            ProblemReason::ExampleFailed => "ExampleFailed",
+            ProblemReason::LimitExceeded => "LimitExceeded",
+        }
+    }
+}
+
+/// A loading problem, with the field it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionProblem {
+    pub reason: ProblemReason,
+    pub message: String,
+}
+
+/// The verdict on one applicable resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Compliant,
+    NonCompliant {
+        message: String,
+    },
+    /// The check could not be evaluated; scored as NonCompliant (fail closed).
+    Error {
+        message: String,
+    },
+}
+
+impl Verdict {
+    pub fn is_compliant(&self) -> bool {
+        matches!(self, Verdict::Compliant)
+    }
+}
+
+/// What an action says about one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    NotApplicable,
+    Applicable(Verdict),
+}
+
+#[derive(Debug)]
+struct CompiledValidation {
+    expression: Compiled,
+    message: Option<String>,
+    message_expression: Option<Compiled>,
+    source: String,
+}
+
+#[derive(Debug)]
+struct Programs {
+    variables: Vec<(String, Compiled)>,
+    match_conditions: Vec<(String, Compiled)>,
+    validations: Vec<CompiledValidation>,
+}
+
+/// An action ready to evaluate (or the reason it is not).
+#[derive(Debug)]
+pub struct CompiledAction {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub generation: Option<i64>,
+    pub spec: ImprovementActionSpec,
+    /// Hash of the spec: changes whenever the definition changes.
+    pub revision: String,
+    /// `(group, kind)` the check applies to.
+    pub kinds: Vec<(String, String)>,
+    pub problem: Option<ActionProblem>,
+    programs: Option<Programs>,
+    roots: BTreeSet<&'static str>,
+}
+
+/// What an evaluation of one resource can see besides the resource.
+pub struct Surroundings<'a> {
+    pub inventory: &'a Inventory,
+    /// Whether lookups may include cluster-scoped objects.
+    pub cluster_visible: bool,
+}
+
+/// The object-level CEL bindings (`object`, `podSpec`, `podMetadata`, `namespaceObject`),
+/// converted once and shared by every action judging the object.
+pub struct ObjectScope {
+    ctx: Context<'static>,
+    widest: u64,
+    pod_template_missing: bool,
+}
+
+impl ObjectScope {
+    pub fn new(resource: &Resource, inventory: &Inventory) -> ObjectScope {
+        let converted = resource.cel();
+        let mut ctx = kcel::root_context().new_inner_scope();
+        let mut widest = converted.widest;
+        ctx.add_variable_from_value("object", converted.value.clone());
+        let mut pod_template_missing = false;
+        if let Some(path) = pod_template_path(&resource.group, &resource.kind) {
+            match pod_template(&converted.value, path) {
+                Some((spec, metadata)) => {
+                    ctx.add_variable_from_value("podSpec", spec);
+                    ctx.add_variable_from_value("podMetadata", metadata);
+                }
+                None => pod_template_missing = true,
+            }
+        }
+        let namespace_object = match &resource.namespace {
+            Some(ns) => match inventory.namespace(ns) {
+                Some(n) => {
+                    widest = widest.max(n.cel().widest);
+                    n.cel().value.clone()
+                }
+                None => synthesised_namespace(ns).value,
+            },
+            None => Value::Null,
+        };
+        ctx.add_variable_from_value("namespaceObject", namespace_object);
+        ObjectScope {
+            ctx,
+            widest,
+            pod_template_missing,
+        }
+    }
+}
+
+/// The Namespace object an inventory lacks, with the label the API server always sets.
+pub fn synthesised_namespace(name: &str) -> CelJson {
+    kcel::json_to_cel(&serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}}
+    }))
+}
+
+fn pod_template_path(group: &str, kind: &str) -> Option<&'static [&'static str]> {
+    POD_TEMPLATE_KINDS
+        .iter()
+        .find(|(g, k, _)| *g == group && *k == kind)
+        .map(|(_, _, p)| *p)
+}
+
+fn get_path(v: &Value, path: &[&str]) -> Option<Value> {
+    let mut cur = v.clone();
+    for p in path {
+        let Value::Map(m) = &cur else { return None };
+        let next = m
+            .map
+            .get(&kcel::cel::objects::Key::String(Arc::new(p.to_string())))?
+            .clone();
+        cur = next;
+    }
+    Some(cur)
+}
+
+/// `(spec, metadata)` of the pod template at `path` (empty path: the Pod itself).
+fn pod_template(object: &Value, path: &[&str]) -> Option<(Value, Value)> {
+    let template = get_path(object, path)?;
+    let spec = get_path(&template, &["spec"])?;
+    if !matches!(spec, Value::Map(_)) {
+        return None;
+    }
+    let metadata = get_path(&template, &["metadata"]).unwrap_or_else(|| kcel::map_of([]));
+    Some((spec, metadata))
+}
+
+/// A short stable hash (FNV-1a 64) of a JSON value with sorted keys.
+pub fn revision_of(value: &impl serde::Serialize) -> String {
+    let text = serde_json::to_string(value).unwrap_or_default();
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for b in text.as_bytes() {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    format!("{hash:016x}")
+}
+
+impl CompiledAction {
+    /// Compile every expression, check the static limits, and run the examples.
+    pub fn compile(action: &ImprovementAction) -> CompiledAction {
+        let spec = action.spec.clone();
+        let check = &spec.check;
+        let kinds: Vec<(String, String)> = if check.pod_spec {
+            POD_TEMPLATE_KINDS
+                .iter()
+                .map(|(g, k, _)| (g.to_string(), k.to_string()))
+                .collect()
+        } else {
+            check
+                .resources
+                .iter()
+                .map(|r| (r.api_group.clone(), r.kind.clone()))
+                .collect()
+        };
+        let mut compiled = CompiledAction {
+            name: action.metadata.name.clone().unwrap_or_default(),
+            labels: action.metadata.labels.clone().unwrap_or_default(),
+            generation: action.metadata.generation,
+            revision: revision_of(&spec),
+            spec,
+            kinds,
+            problem: None,
+            programs: None,
+            roots: BTreeSet::new(),
+        };
+        match compiled.compile_programs() {
+            Ok(programs) => {
+                for p in programs.all() {
+                    compiled.roots.extend(p.roots.iter().copied());
+                }
+                compiled.programs = Some(programs);
+                if let Err(problem) = compiled.run_examples() {
+                    compiled.problem = Some(problem);
+                    compiled.programs = None;
+                }
+            }
+            Err(problem) => compiled.problem = Some(problem),
+        }
+        compiled
+    }
+
+    fn compile_programs(&self) -> Result<Programs, ActionProblem> {
+        let check = &self.spec.check;
+        let problem = |field: String, e: CompileError| match e {
+            CompileError::Invalid(m) => ActionProblem {
+                reason: ProblemReason::InvalidExpression,
+                message: format!("{field}: {m}"),
+            },
+            CompileError::LimitExceeded(m) => ActionProblem {
+                reason: ProblemReason::LimitExceeded,
+                message: format!("{field}: {m}"),
+            },
+        };
+        if !check.pod_spec && check.resources.is_empty() {
+            return Err(ActionProblem {
+                reason: ProblemReason::InvalidExpression,
+                message: "spec.check: needs resources or podSpec: true".into(),
+            });
+        }
+        if check.validations.is_empty() {
+            return Err(ActionProblem {
+                reason: ProblemReason::InvalidExpression,
+                message: "spec.check.validations: at least one validation is required".into(),
+            });
+        }
+        for (field, sel) in [
+            ("namespaceSelector", &check.namespace_selector),
+            ("objectSelector", &check.object_selector),
+        ] {
+            if let Some(msg) = sel
+                .as_ref()
+                .and_then(|s| selector::validate(s).into_iter().next())
+            {
+                return Err(ActionProblem {
+                    reason: ProblemReason::InvalidExpression,
+                    message: format!("spec.check.{field}.{msg}"),
+                });
+            }
+        }
+        let lookups: Vec<String> = check.lookups.iter().map(|l| l.name.clone()).collect();
+        let mut seen = BTreeSet::new();
+        for (i, l) in check.lookups.iter().enumerate() {
+            if !seen.insert(&l.name) {
+                return Err(ActionProblem {
+                    reason: ProblemReason::InvalidExpression,
+                    message: format!("spec.check.lookups[{i}].name: duplicate name {:?}", l.name),
+                });
+            }
+        }
+        let mut declared = Vec::new();
+        let mut variables = Vec::new();
+        for (i, v) in check.variables.iter().enumerate() {
+            if declared.contains(&v.name) {
+                return Err(ActionProblem {
+                    reason: ProblemReason::InvalidExpression,
+                    message: format!(
+                        "spec.check.variables[{i}].name: duplicate name {:?}",
+                        v.name
+                    ),
+                });
+            }
+            // A variable may use the ones declared before it.
+            let c = kcel::compile(&v.expression, &declared, &lookups)
+                .map_err(|e| problem(format!("spec.check.variables[{i}].expression"), e))?;
+            declared.push(v.name.clone());
+            variables.push((v.name.clone(), c));
+        }
+        let mut match_conditions = Vec::new();
+        for (i, m) in check.match_conditions.iter().enumerate() {
+            let c = kcel::compile(&m.expression, &declared, &lookups)
+                .map_err(|e| problem(format!("spec.check.matchConditions[{i}].expression"), e))?;
+            match_conditions.push((m.name.clone(), c));
+        }
+        let mut validations = Vec::new();
+        for (i, v) in check.validations.iter().enumerate() {
+            let expression = kcel::compile(&v.expression, &declared, &lookups)
+                .map_err(|e| problem(format!("spec.check.validations[{i}].expression"), e))?;
+            let message_expression = match &v.message_expression {
+                Some(m) => Some(kcel::compile(m, &declared, &lookups).map_err(|e| {
+                    problem(format!("spec.check.validations[{i}].messageExpression"), e)
+                })?),
+                None => None,
+            };
+            if v.message
+                .as_ref()
+                .is_some_and(|m| m.chars().count() > MAX_MESSAGE_LEN)
+            {
+                return Err(ActionProblem {
+                    reason: ProblemReason::LimitExceeded,
+                    message: format!(
+                        "spec.check.validations[{i}].message: longer than {MAX_MESSAGE_LEN} characters"
+                    ),
+                });
+            }
+            validations.push(CompiledValidation {
+                expression,
+                message: v.message.clone(),
+                message_expression,
+                source: v.expression.clone(),
+            });
+        }
+        Ok(Programs {
+            variables,
+            match_conditions,
+            validations,
+        })
+    }
+
+    fn run_examples(&self) -> Result<(), ActionProblem> {
+        for (i, example) in self.spec.check.examples.iter().enumerate() {
+            let field = format!("spec.check.examples[{i}]");
+            let resource =
+                Resource::new(example.object.clone(), None).map_err(|e| ActionProblem {
+                    reason: ProblemReason::ExampleFailed,
+                    message: format!("{field}.object: {e}"),
+                })?;
+            let resource = Arc::new(resource);
+            let inventory = Inventory::complete([resource.clone()]);
+            let surroundings = Surroundings {
+                inventory: &inventory,
+                cluster_visible: true,
+            };
+            let scope = ObjectScope::new(&resource, &inventory);
+            let got = self.judge_detailed(&resource, &scope, &surroundings, true);
+            let ok = matches!(
+                (&got, example.expect),
+                (Judgement::NotApplicable, ExpectedResult::NotApplicable)
+                    | (
+                        Judgement::Applicable(Verdict::Compliant),
+                        ExpectedResult::Compliant
+                    )
+                    | (
+                        Judgement::Applicable(Verdict::NonCompliant { .. }),
+                        ExpectedResult::NonCompliant
+                    )
+            );
+            if !ok {
+                let said = match got {
+                    Judgement::NotApplicable => "NotApplicable".to_string(),
+                    Judgement::Applicable(Verdict::Compliant) => "Compliant".to_string(),
+                    Judgement::Applicable(Verdict::NonCompliant { message }) => {
+                        format!("NonCompliant ({message})")
+                    }
+                    Judgement::Applicable(Verdict::Error { message }) => {
+                        format!("Error ({message})")
+                    }
+                };
+                return Err(ActionProblem {
+                    reason: ProblemReason::ExampleFailed,
+                    message: format!("{field}: expected {:?}, got {said}", example.expect),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Ready to evaluate: compiled and every example passed.
+    pub fn is_ready(&self) -> bool {
+        self.problem.is_none()
+    }
+
+    pub fn scoring(&self) -> Scoring {
+        self.spec.check.scoring
+    }
+
+    /// Whether the check reads objects of this kind.
+    pub fn applies_to_kind(&self, group: &str, kind: &str) -> bool {
+        self.kinds.iter().any(|(g, k)| g == group && k == kind)
+    }
+
+    /// Every `(group, kind)` the action reads, lookups included.
+    pub fn kinds_read(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.kinds
+            .iter()
+            .map(|(g, k)| (g.as_str(), k.as_str()))
+            .chain(
+                self.spec
+                    .check
+                    .lookups
+                    .iter()
+                    .map(|l| (l.api_group.as_str(), l.kind.as_str())),
+            )
+    }
+
+    /// Selectors and excluded namespaces: the part of applicability that needs no CEL.
+    pub fn prefilter(&self, resource: &Resource, inventory: &Inventory) -> bool {
+        let check = &self.spec.check;
+        if !self.applies_to_kind(&resource.group, &resource.kind) {
+            return false;
+        }
+        if let Some(ns) = &resource.namespace
+            && check.exclude_namespaces.iter().any(|e| e == ns)
+        {
+            return false;
+        }
+        if let Some(sel) = &check.object_selector
+            && !selector::matches(sel, &resource.labels)
+        {
+            return false;
+        }
+        if let Some(sel) = &check.namespace_selector {
+            // As admission webhooks do: a namespaced object is matched by its namespace's labels,
+            // a Namespace by its own, and other cluster-scoped objects always match.
+            let labels = match &resource.namespace {
+                Some(ns) => inventory
+                    .namespace(ns)
+                    .map(|n| n.labels.clone())
+                    .unwrap_or_else(|| {
+                        [("kubernetes.io/metadata.name".to_string(), ns.clone())]
+                            .into_iter()
+                            .collect()
+                    }),
+                None if resource.kind == "Namespace" && resource.group.is_empty() => {
+                    resource.labels.clone()
+                }
+                None => return true,
+            };
+            if !selector::matches(sel, &labels) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Applicability (selectors and matchConditions) then the validations.
+    pub fn judge(
+        &self,
+        resource: &Resource,
+        scope: &ObjectScope,
+        surroundings: &Surroundings,
+    ) -> Judgement {
+        self.judge_detailed(resource, scope, surroundings, false)
+    }
+
+    /// Only the applicability part: selectors and matchConditions (an error there makes the
+    /// resource applicable, and [`judge`](Self::judge) reports the error).
+    pub fn is_applicable(
+        &self,
+        resource: &Resource,
+        scope: &ObjectScope,
+        surroundings: &Surroundings,
+    ) -> bool {
+        if !self.prefilter(resource, surroundings.inventory) {
+            return false;
+        }
+        let Some(programs) = &self.programs else {
+            return true;
+        };
+        if programs.match_conditions.is_empty() {
+            return true;
+        }
+        let mut ctx = scope.ctx.new_inner_scope();
+        let widest = match self.bind(&mut ctx, resource, scope, surroundings, programs, false) {
+            Ok(w) => w,
+            Err(_) => return true,
+        };
+        programs
+            .match_conditions
+            .iter()
+            .all(|(_, c)| !matches!(c.execute(&ctx, widest), Ok(Value::Bool(false))))
+    }
+
+    fn judge_detailed(
+        &self,
+        resource: &Resource,
+        scope: &ObjectScope,
+        surroundings: &Surroundings,
+        detailed: bool,
+    ) -> Judgement {
+        if !self.prefilter(resource, surroundings.inventory) {
+            return Judgement::NotApplicable;
+        }
+        let Some(programs) = &self.programs else {
+            let message = self
+                .problem
+                .as_ref()
+                .map(|p| p.message.clone())
+                .unwrap_or_default();
+            return Judgement::Applicable(Verdict::Error { message });
+        };
+        if scope.pod_template_missing
+            && self
+                .roots
+                .iter()
+                .any(|r| *r == "podSpec" || *r == "podMetadata")
+        {
+            return Judgement::Applicable(Verdict::Error {
+                message: format!("{} has no pod template", resource.kind),
+            });
+        }
+        let mut ctx = scope.ctx.new_inner_scope();
+        let widest = match self.bind(&mut ctx, resource, scope, surroundings, programs, detailed) {
+            Ok(w) => w,
+            Err(message) => {
+                // A failed binding matters only if the resource is applicable; without match
+                // conditions it is.
+                return Judgement::Applicable(Verdict::Error { message });
+            }
+        };
+        for (name, condition) in &programs.match_conditions {
+            match condition.execute(&ctx, widest) {
+                Ok(Value::Bool(true)) => {}
+                Ok(Value::Bool(false)) => return Judgement::NotApplicable,
+                Ok(other) => {
+                    let message = format!(
+                        "matchCondition {name:?}: {}",
+                        EvalError::NotBool(kcel::type_name(&other)).message(detailed)
+                    );
+                    return Judgement::Applicable(Verdict::Error { message });
+                }
+                Err(e) => {
+                    return Judgement::Applicable(Verdict::Error {
+                        message: format!("matchCondition {name:?}: {}", e.message(detailed)),
+                    });
+                }
+            }
+        }
+        for v in &programs.validations {
+            match v.expression.execute(&ctx, widest) {
+                Ok(Value::Bool(true)) => {}
+                Ok(Value::Bool(false)) => {
+                    return Judgement::Applicable(Verdict::NonCompliant {
+                        message: self.finding_message(v, &ctx, widest),
+                    });
+                }
+                Ok(other) => {
+                    return Judgement::Applicable(Verdict::Error {
+                        message: EvalError::NotBool(kcel::type_name(&other)).message(detailed),
+                    });
+                }
+                Err(e) => {
+                    return Judgement::Applicable(Verdict::Error {
+                        message: e.message(detailed),
+                    });
+                }
+            }
+        }
+        Judgement::Applicable(Verdict::Compliant)
+    }
+
+    fn finding_message(&self, v: &CompiledValidation, ctx: &Context, widest: u64) -> String {
+        if let Some(expr) = &v.message_expression
+            && let Ok(Value::String(s)) = expr.execute(ctx, widest)
+            && !s.trim().is_empty()
+        {
+            return kcel::truncate(s.trim(), MAX_MESSAGE_LEN);
+        }
+        match &v.message {
+            Some(m) => m.clone(),
+            None => kcel::truncate(&format!("failed: {}", v.source), MAX_MESSAGE_LEN),
+        }
+    }
+
+    /// Bind `lookups` and `variables` into the action's scope; returns the widest list or map
+    /// the evaluation may iterate.
+    fn bind(
+        &self,
+        ctx: &mut Context,
+        resource: &Resource,
+        scope: &ObjectScope,
+        surroundings: &Surroundings,
+        programs: &Programs,
+        detailed: bool,
+    ) -> Result<u64, String> {
+        let mut widest = scope.widest;
+        if !self.spec.check.lookups.is_empty() {
+            // For a Namespace, "its own namespace" is the one it names.
+            let own = match &resource.namespace {
+                Some(ns) => Some(ns.as_str()),
+                None if resource.kind == "Namespace" && resource.group.is_empty() => {
+                    Some(resource.name.as_str())
+                }
+                None => None,
+            };
+            let mut entries = Vec::new();
+            for lookup in &self.spec.check.lookups {
+                let items: Vec<&Arc<Resource>> = surroundings
+                    .inventory
+                    .of_kind(&lookup.api_group, &lookup.kind)
+                    .iter()
+                    .filter(|r| match &r.namespace {
+                        Some(ns) => Some(ns.as_str()) == own,
+                        None => surroundings.cluster_visible,
+                    })
+                    .collect();
+                if items.len() > MAX_LOOKUP_ITEMS {
+                    return Err(format!(
+                        "lookup {:?} has {} items, the limit is {MAX_LOOKUP_ITEMS}",
+                        lookup.name,
+                        items.len()
+                    ));
+                }
+                widest = widest.max(items.len() as u64);
+                let mut list = Vec::with_capacity(items.len());
+                for item in items {
+                    widest = widest.max(item.cel().widest);
+                    list.push(item.cel().value.clone());
+                }
+                entries.push((lookup.name.clone(), Value::List(Arc::new(list))));
+            }
+            ctx.add_variable_from_value("lookups", kcel::map_of(entries));
+        }
+        if !programs.variables.is_empty() {
+            let mut values: Vec<(String, Value)> = Vec::new();
+            for (name, program) in &programs.variables {
+                let mut vctx = ctx.new_inner_scope();
+                vctx.add_variable_from_value("variables", kcel::map_of(values.clone()));
+                match program.execute(&vctx, widest) {
+                    Ok(v) => {
+                        if let Value::List(l) = &v {
+                            widest = widest.max(l.len() as u64);
+                        }
+                        values.push((name.clone(), v));
+                    }
+                    Err(e) => return Err(format!("variable {name:?}: {}", e.message(detailed))),
+                }
+            }
+            ctx.add_variable_from_value("variables", kcel::map_of(values));
+        }
+        Ok(widest)
+    }
+}
+
+impl Programs {
+    fn all(&self) -> impl Iterator<Item = &Compiled> {
+        self.variables
+            .iter()
+            .map(|(_, c)| c)
+            .chain(self.match_conditions.iter().map(|(_, c)| c))
+            .chain(
+                self.validations.iter().flat_map(|v| {
+                    std::iter::once(&v.expression).chain(v.message_expression.as_ref())
+                }),
+            )
+    }
+}

@@ -1,0 +1,455 @@
+//! One target's evaluation: scope, action selection, per-resource judgements (de-duplicated
+//! through pod-template owners), declared resolutions, points, and the status.
+
+use super::check::{CompiledAction, Judgement, ObjectScope, Surroundings, Verdict};
+use super::exemptions::{self, Assessed, Declared};
+use super::resource::{Inventory, KindStatus, Resource};
+use super::score::{Counts, Points};
+use super::{selector, status};
+use crate::api::{
+    ActionState, ExemptionState, MANDATORY_LABEL, ResolutionState, SecureScoreTarget,
+    SecureScoreTargetStatus,
+};
+use jiff::Timestamp;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// Everything one evaluation reads.
+pub struct TargetInput<'a> {
+    pub target: &'a SecureScoreTarget,
+    /// Every known action; the target's selection is applied here.
+    pub actions: &'a [Arc<CompiledAction>],
+    pub inventory: &'a Inventory,
+    pub now: Timestamp,
+    /// The persisted status, for history, changes and condition transition times.
+    pub previous: Option<&'a SecureScoreTargetStatus>,
+    /// Whether this target may name other namespaces, use selectors or read cluster resources.
+    pub wide_scope_allowed: bool,
+}
+
+/// How one resource came out for one action.
+#[derive(Debug, Clone)]
+pub struct ResourceResult {
+    pub resource: Arc<Resource>,
+    pub verdict: Verdict,
+    /// The declared resolution deciding a NonCompliant/Error resource, and the exemption's name
+    /// (None: the action's own `spec.resolution`).
+    pub resolution: Option<(ResolutionState, Option<String>)>,
+}
+
+/// One action's full result for the target.
+#[derive(Debug, Clone)]
+pub struct ActionOutcome {
+    pub action: Arc<CompiledAction>,
+    pub state: ActionState,
+    pub counts: Counts,
+    pub errors: u64,
+    pub points: Points,
+    /// Every applicable resource, sorted by namespace/kind/name.
+    pub results: Vec<ResourceResult>,
+    /// Why the action is Unknown.
+    pub message: Option<String>,
+    /// Most resources failed to evaluate with this same error.
+    pub dominant_error: Option<String>,
+    /// Whether the points count (not a preview action).
+    pub scored: bool,
+}
+
+/// What happened to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Evaluated,
+    /// Some kind was not synced, missing or forbidden: no history, changes or events.
+    Degraded,
+    Suspended,
+    ScopeNotAllowed,
+}
+
+/// The evaluation of one target.
+#[derive(Debug, Clone)]
+pub struct TargetEvaluation {
+    pub outcome: Outcome,
+    pub status: SecureScoreTargetStatus,
+    pub actions: Vec<ActionOutcome>,
+    pub exemptions: Vec<Assessed>,
+    /// Exact totals in ten-thousandths.
+    pub points: Points,
+}
+
+impl TargetEvaluation {
+    /// Score ÷ max in full precision (the `ratio` metric).
+    pub fn ratio(&self) -> Option<f64> {
+        let max = self.points.max();
+        (max > 0).then(|| self.points.score() as f64 / max as f64)
+    }
+}
+
+/// The namespaces a target evaluates: names ∪ selector − exclude; default its own namespace.
+pub fn scope_namespaces(target: &SecureScoreTarget, inventory: &Inventory) -> BTreeSet<String> {
+    let own = target.metadata.namespace.clone().unwrap_or_default();
+    let Some(ns) = &target.spec.scope.namespaces else {
+        return [own].into();
+    };
+    let mut set: BTreeSet<String> = ns.names.iter().cloned().collect();
+    if let Some(sel) = &ns.selector {
+        set.extend(
+            inventory
+                .namespaces()
+                .filter(|n| selector::matches(sel, &n.labels))
+                .map(|n| n.name.clone()),
+        );
+    }
+    if ns.names.is_empty() && ns.selector.is_none() {
+        set.insert(own);
+    }
+    for e in &ns.exclude {
+        set.remove(e);
+    }
+    set
+}
+
+/// Whether a target asks for more than its own namespace.
+pub fn wants_wide_scope(target: &SecureScoreTarget) -> bool {
+    let own = target.metadata.namespace.as_deref().unwrap_or_default();
+    let scope = &target.spec.scope;
+    scope.cluster_resources
+        || scope
+            .namespaces
+            .as_ref()
+            .is_some_and(|n| n.selector.is_some() || n.names.iter().any(|name| name != own))
+}
+
+/// Which actions a target evaluates, and the names it excluded.
+pub fn select_actions(
+    target: &SecureScoreTarget,
+    actions: &[Arc<CompiledAction>],
+) -> (Vec<Arc<CompiledAction>>, Vec<String>) {
+    let sel = &target.spec.actions;
+    let mut chosen = Vec::new();
+    let mut excluded = Vec::new();
+    for a in actions {
+        let mandatory = a.labels.get(MANDATORY_LABEL).is_some_and(|v| v == "true");
+        let picked = if sel.selector.is_none() && sel.include.is_empty() {
+            true
+        } else {
+            sel.selector
+                .as_ref()
+                .is_some_and(|s| selector::matches(s, &a.labels))
+                || sel.include.contains(&a.name)
+        };
+        if sel.exclude.contains(&a.name) && !mandatory {
+            excluded.push(a.name.clone());
+        } else if picked || mandatory {
+            chosen.push(a.clone());
+        }
+    }
+    chosen.sort_by(|a, b| a.name.cmp(&b.name));
+    excluded.sort();
+    (chosen, excluded)
+}
+
+/// The top-most controlling owner present in the inventory (the object itself if none).
+fn top_owner<'a>(resource: &'a Arc<Resource>, inventory: &'a Inventory) -> &'a Arc<Resource> {
+    let mut current = resource;
+    for _ in 0..8 {
+        let Some(owner) = &current.controller else {
+            break;
+        };
+        let found = owner
+            .uid
+            .as_deref()
+            .and_then(|uid| inventory.by_uid(uid))
+            .or_else(|| {
+                inventory.find(
+                    &owner.group,
+                    &owner.kind,
+                    current.namespace.as_deref(),
+                    &owner.name,
+                )
+            });
+        match found {
+            Some(next) if !Arc::ptr_eq(next, current) => current = next,
+            _ => break,
+        }
+    }
+    current
+}
+
+/// Evaluate one target.
+pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
+    let target = input.target;
+    if target.spec.suspend {
+        return status::unevaluated(input, Outcome::Suspended);
+    }
+    if wants_wide_scope(target) && !input.wide_scope_allowed {
+        return status::unevaluated(input, Outcome::ScopeNotAllowed);
+    }
+    let inventory = input.inventory;
+    let (selected, excluded) = select_actions(target, input.actions);
+    let namespaces = scope_namespaces(target, inventory);
+    let cluster = target.spec.scope.cluster_resources;
+    let in_scope = |r: &Resource| match &r.namespace {
+        Some(ns) => namespaces.contains(ns),
+        None => {
+            cluster || (r.kind == "Namespace" && r.group.is_empty() && namespaces.contains(&r.name))
+        }
+    };
+
+    // Actions whose inventory is incomplete are Unknown; the rest are judged.
+    let mut unknown: BTreeMap<String, String> = BTreeMap::new();
+    let mut degraded = false;
+    for a in &selected {
+        if let Some(p) = &a.problem {
+            unknown.insert(
+                a.name.clone(),
+                format!("{}: {}", p.reason.as_str(), p.message),
+            );
+            continue;
+        }
+        for (g, k) in a.kinds_read() {
+            let status = inventory.kind_status(g, k);
+            if status != KindStatus::Synced {
+                let kind = if g.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{k}.{g}")
+                };
+                let why = match status {
+                    KindStatus::NotSynced => "is not synced yet",
+                    KindStatus::Missing => "is not served by the API",
+                    KindStatus::Forbidden => "may not be listed by the operator",
+                    KindStatus::Synced => unreachable!(),
+                };
+                unknown.insert(a.name.clone(), format!("InventoryIncomplete: {kind} {why}"));
+                degraded = true;
+                break;
+            }
+        }
+    }
+    let judged: Vec<&Arc<CompiledAction>> = selected
+        .iter()
+        .filter(|a| !unknown.contains_key(&a.name))
+        .collect();
+
+    // Candidates per object: the judged actions whose kinds and selectors it passes.
+    let mut kinds: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (i, a) in judged.iter().enumerate() {
+        for (g, k) in &a.kinds {
+            kinds.entry((g.as_str(), k.as_str())).or_default().push(i);
+        }
+    }
+    let surroundings = Surroundings {
+        inventory,
+        cluster_visible: cluster,
+    };
+    let mut evaluated_resources = 0u64;
+    let mut judgements: Vec<Vec<(Arc<Resource>, Verdict)>> = vec![Vec::new(); judged.len()];
+    // Pass 1 judges objects with no present owner; pass 2 the owned ones, skipping an action
+    // for an object whose top-most owner is applicable to that (pod-template) action.
+    let mut applicable_tops: HashMap<usize, BTreeSet<*const Resource>> = HashMap::new();
+    let mut owned: Vec<(&Arc<Resource>, &Arc<Resource>)> = Vec::new();
+    let candidates: Vec<&Arc<Resource>> = inventory.iter().filter(|r| in_scope(r)).collect();
+    evaluated_resources += candidates.len() as u64;
+    for r in &candidates {
+        let top = top_owner(r, inventory);
+        if !Arc::ptr_eq(top, r) {
+            owned.push((r, top));
+            continue;
+        }
+        judge_object(r, &kinds, &judged, &surroundings, |i, verdict| {
+            if judged[i].spec.check.pod_spec {
+                applicable_tops.entry(i).or_default().insert(Arc::as_ptr(r));
+            }
+            judgements[i].push(((*r).clone(), verdict));
+        });
+    }
+    for (r, top) in owned {
+        let skip = |i: usize| {
+            judged[i].spec.check.pod_spec
+                && applicable_tops
+                    .get(&i)
+                    .is_some_and(|s| s.contains(&Arc::as_ptr(top)))
+        };
+        let filtered: HashMap<(&str, &str), Vec<usize>> = kinds
+            .iter()
+            .map(|(k, v)| (*k, v.iter().copied().filter(|i| !skip(*i)).collect()))
+            .collect();
+        judge_object(r, &filtered, &judged, &surroundings, |i, verdict| {
+            judgements[i].push((r.clone(), verdict))
+        });
+    }
+
+    // Declared resolutions.
+    let by_name: HashMap<&str, &CompiledAction> = selected
+        .iter()
+        .map(|a| (a.name.as_str(), a.as_ref()))
+        .collect();
+    let mut assessed: Vec<Assessed> = target
+        .spec
+        .exemptions
+        .iter()
+        .map(|e| exemptions::assess(e, by_name.get(e.action.as_str()).copied(), input.now))
+        .collect();
+
+    let mut outcomes = Vec::new();
+    for a in &selected {
+        let scored = !a.spec.preview;
+        if let Some(message) = unknown.get(&a.name) {
+            outcomes.push(ActionOutcome {
+                action: a.clone(),
+                state: ActionState::Unknown,
+                counts: Counts::default(),
+                errors: 0,
+                points: Points::unknown(a.spec.max_score),
+                results: Vec::new(),
+                message: Some(message.clone()),
+                dominant_error: None,
+                scored,
+            });
+            continue;
+        }
+        let idx = judged
+            .iter()
+            .position(|j| j.name == a.name)
+            .expect("judged actions come from selected");
+        let mut list = std::mem::take(&mut judgements[idx]);
+        list.sort_by(|x, y| x.0.sort_key().cmp(&y.0.sort_key()));
+        outcomes.push(score_action(a, list, &mut assessed, input.now, scored));
+    }
+    for a in &mut assessed {
+        if a.state == ExemptionState::Active && a.covered == 0 {
+            a.state = ExemptionState::Unused;
+            a.message = Some("covers no non-compliant resource".into());
+        }
+    }
+    let outcome = if degraded {
+        Outcome::Degraded
+    } else {
+        Outcome::Evaluated
+    };
+    status::build(
+        input,
+        outcome,
+        outcomes,
+        assessed,
+        excluded,
+        evaluated_resources,
+    )
+}
+
+fn judge_object(
+    r: &Arc<Resource>,
+    kinds: &HashMap<(&str, &str), Vec<usize>>,
+    judged: &[&Arc<CompiledAction>],
+    surroundings: &Surroundings,
+    mut record: impl FnMut(usize, Verdict),
+) {
+    let Some(actions) = kinds.get(&(r.group.as_str(), r.kind.as_str())) else {
+        return;
+    };
+    let passing: Vec<usize> = actions
+        .iter()
+        .copied()
+        .filter(|i| judged[*i].prefilter(r, surroundings.inventory))
+        .collect();
+    if passing.is_empty() {
+        return;
+    }
+    let scope = ObjectScope::new(r, surroundings.inventory);
+    for i in passing {
+        if let Judgement::Applicable(verdict) = judged[i].judge(r, &scope, surroundings) {
+            record(i, verdict);
+        }
+    }
+}
+
+fn score_action(
+    action: &Arc<CompiledAction>,
+    judgements: Vec<(Arc<Resource>, Verdict)>,
+    assessed: &mut [Assessed],
+    now: Timestamp,
+    scored: bool,
+) -> ActionOutcome {
+    let mut counts = Counts::default();
+    let mut errors = 0;
+    let mut error_messages: BTreeMap<String, u64> = BTreeMap::new();
+    let mut results = Vec::with_capacity(judgements.len());
+    for (resource, verdict) in judgements {
+        if let Verdict::Error { message } = &verdict {
+            errors += 1;
+            *error_messages.entry(message.clone()).or_default() += 1;
+        }
+        let resolution = if verdict.is_compliant() {
+            counts.compliant += 1;
+            None
+        } else {
+            match exemptions::decide(action, &resource, assessed, now) {
+                None => {
+                    counts.unresolved += 1;
+                    None
+                }
+                Some((state, who)) => {
+                    match state {
+                        ResolutionState::Planned => counts.planned += 1,
+                        ResolutionState::RiskAccepted => counts.accepted += 1,
+                        ResolutionState::ResolvedThirdParty
+                        | ResolutionState::ResolvedAlternate => counts.mitigated += 1,
+                    }
+                    let name = match who {
+                        Declared::Exemption(i) => {
+                            assessed[i].covered += 1;
+                            Some(assessed[i].exemption.name.clone())
+                        }
+                        Declared::Action => None,
+                    };
+                    Some((state, name))
+                }
+            }
+        };
+        results.push(ResourceResult {
+            resource,
+            verdict,
+            resolution,
+        });
+    }
+    let applicable = counts.applicable();
+    let points = if applicable == 0 {
+        Points::default()
+    } else {
+        Points::of(action.spec.max_score, action.scoring(), counts)
+    };
+    let state = if applicable == 0 {
+        ActionState::NotApplicable
+    } else if counts.compliant == applicable {
+        ActionState::Completed
+    } else if counts.unresolved > 0 {
+        ActionState::ToAddress
+    } else if counts.planned > 0 {
+        ActionState::Planned
+    } else if counts.accepted > 0 {
+        ActionState::RiskAccepted
+    } else if results
+        .iter()
+        .any(|r| matches!(r.resolution, Some((ResolutionState::ResolvedAlternate, _))))
+    {
+        ActionState::ResolvedAlternate
+    } else {
+        ActionState::ResolvedThirdParty
+    };
+    let dominant_error = error_messages
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .filter(|(_, n)| n * 2 > applicable && (*n >= 3 || *n == applicable))
+        .map(|(m, _)| m);
+    ActionOutcome {
+        action: action.clone(),
+        state,
+        counts,
+        errors,
+        points,
+        results,
+        message: None,
+        dominant_error,
+        scored,
+    }
+}

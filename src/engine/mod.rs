@@ -1,0 +1,19 @@
+//! PURE evaluation: compile checks (CEL), evaluate objects, score, rank, build status.
+//! Nothing here touches the network, awaits, or reads the clock: the caller passes objects,
+//! actions, the target and `now`, and gets back a status value.
+
+pub mod cel;
+pub mod check;
+pub mod resource;
+pub mod selector;
+
+pub use check::{CompiledAction, Judgement, Verdict};
+pub use resource::{Inventory, KindStatus, Resource, Source};
+pub mod evaluate;
+pub mod exemptions;
+pub mod score;
+pub mod status;
+
+pub use evaluate::{
+    ActionOutcome, Outcome, ResourceResult, TargetEvaluation, TargetInput, evaluate,
+};

@@ -1,0 +1,287 @@
+//! Objects as the engine sees them, and the inventory of one evaluation.
+
+use super::cel::{CelJson, json_to_cel};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock};
+
+/// Where an object was read from (offline scans), for located findings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub file: String,
+    /// 1-based line of the document's first line.
+    pub line: Option<usize>,
+    /// 0-based index of the document in the file.
+    pub document: usize,
+}
+
+/// The controlling owner of an object (`ownerReferences[]` with `controller: true`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerRef {
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+    pub uid: Option<String>,
+}
+
+/// A Kubernetes object with its identity parsed out.
+#[derive(Debug)]
+pub struct Resource {
+    pub api_version: String,
+    pub group: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub uid: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub controller: Option<OwnerRef>,
+    pub object: serde_json::Value,
+    pub source: Option<Source>,
+    cel: OnceLock<CelJson>,
+}
+
+/// Why a value is not an object the engine can evaluate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResourceError {
+    #[error("not an object (a {0})")]
+    NotAnObject(&'static str),
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    #[error("field `{0}` must be a string")]
+    NotAString(&'static str),
+}
+
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "list",
+        serde_json::Value::Object(_) => "map",
+    }
+}
+
+fn str_field<'a>(
+    v: &'a serde_json::Value,
+    path: &[&str],
+    name: &'static str,
+) -> Result<Option<&'a str>, ResourceError> {
+    let mut cur = v;
+    for p in path {
+        match cur.get(p) {
+            Some(next) => cur = next,
+            None => return Ok(None),
+        }
+    }
+    match cur {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(s) => Ok(Some(s)),
+        _ => Err(ResourceError::NotAString(name)),
+    }
+}
+
+/// The group of an `apiVersion` (`apps/v1` → `apps`, `v1` → ``).
+pub fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
+}
+
+impl Resource {
+    /// Parse identity out of an object; `apiVersion`, `kind` and `metadata.name` are required.
+    pub fn new(
+        object: serde_json::Value,
+        source: Option<Source>,
+    ) -> Result<Resource, ResourceError> {
+        if !object.is_object() {
+            return Err(ResourceError::NotAnObject(json_type(&object)));
+        }
+        let api_version = str_field(&object, &["apiVersion"], "apiVersion")?
+            .filter(|s| !s.is_empty())
+            .ok_or(ResourceError::MissingField("apiVersion"))?
+            .to_string();
+        let kind = str_field(&object, &["kind"], "kind")?
+            .filter(|s| !s.is_empty())
+            .ok_or(ResourceError::MissingField("kind"))?
+            .to_string();
+        let name = str_field(&object, &["metadata", "name"], "metadata.name")?
+            .filter(|s| !s.is_empty())
+            .ok_or(ResourceError::MissingField("metadata.name"))?
+            .to_string();
+        let namespace = str_field(&object, &["metadata", "namespace"], "metadata.namespace")?
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        let uid = str_field(&object, &["metadata", "uid"], "metadata.uid")?.map(str::to_string);
+        let labels = object
+            .pointer("/metadata/labels")
+            .and_then(|l| l.as_object())
+            .map(|l| {
+                l.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let controller = object
+            .pointer("/metadata/ownerReferences")
+            .and_then(|o| o.as_array())
+            .and_then(|refs| {
+                refs.iter()
+                    .find(|r| r.get("controller").and_then(|c| c.as_bool()) == Some(true))
+            })
+            .and_then(|r| {
+                Some(OwnerRef {
+                    group: group_of(r.get("apiVersion")?.as_str()?).to_string(),
+                    kind: r.get("kind")?.as_str()?.to_string(),
+                    name: r.get("name")?.as_str()?.to_string(),
+                    uid: r.get("uid").and_then(|u| u.as_str()).map(str::to_string),
+                })
+            });
+        Ok(Resource {
+            group: group_of(&api_version).to_string(),
+            api_version,
+            kind,
+            namespace,
+            name,
+            uid,
+            labels,
+            controller,
+            object,
+            source,
+            cel: OnceLock::new(),
+        })
+    }
+
+    /// The object as a CEL value, converted on first use and shared by every action.
+    pub fn cel(&self) -> &CelJson {
+        self.cel.get_or_init(|| json_to_cel(&self.object))
+    }
+
+    /// `namespace/kind/name`, the order findings are listed in.
+    pub fn sort_key(&self) -> (&str, &str, &str) {
+        (
+            self.namespace.as_deref().unwrap_or(""),
+            &self.kind,
+            &self.name,
+        )
+    }
+
+    /// A readable reference, e.g. `Deployment team-a/web`.
+    pub fn display(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {ns}/{}", self.kind, self.name),
+            None => format!("{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// Whether the objects of one kind are known to the evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KindStatus {
+    /// Listed and in sync: an absent object really is absent.
+    Synced,
+    /// Not yet synced.
+    NotSynced,
+    /// The API does not serve the kind.
+    Missing,
+    /// The operator may not list it.
+    Forbidden,
+}
+
+/// The objects of one evaluation, indexed by kind.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    by_kind: HashMap<(String, String), Vec<Arc<Resource>>>,
+    namespaces: BTreeMap<String, Arc<Resource>>,
+    by_uid: HashMap<String, Arc<Resource>>,
+    /// Kind availability; `None` means offline: every kind is complete.
+    kinds: Option<HashMap<(String, String), KindStatus>>,
+    len: usize,
+}
+
+impl Inventory {
+    /// An inventory that holds everything there is (offline manifests): every kind is synced.
+    pub fn complete(resources: impl IntoIterator<Item = Arc<Resource>>) -> Inventory {
+        let mut inv = Inventory::default();
+        resources.into_iter().for_each(|r| inv.insert(r));
+        inv
+    }
+
+    /// An inventory from watch caches, with each kind's availability.
+    pub fn with_kinds(
+        resources: impl IntoIterator<Item = Arc<Resource>>,
+        kinds: HashMap<(String, String), KindStatus>,
+    ) -> Inventory {
+        let mut inv = Inventory::complete(resources);
+        inv.kinds = Some(kinds);
+        inv
+    }
+
+    fn insert(&mut self, r: Arc<Resource>) {
+        if r.kind == "Namespace" && r.group.is_empty() {
+            self.namespaces.insert(r.name.clone(), r.clone());
+        }
+        if let Some(uid) = &r.uid {
+            self.by_uid.insert(uid.clone(), r.clone());
+        }
+        self.by_kind
+            .entry((r.group.clone(), r.kind.clone()))
+            .or_default()
+            .push(r);
+        self.len += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Objects of one kind.
+    pub fn of_kind(&self, group: &str, kind: &str) -> &[Arc<Resource>] {
+        self.by_kind
+            .get(&(group.to_string(), kind.to_string()))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Every object.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Resource>> {
+        self.by_kind.values().flatten()
+    }
+
+    pub fn namespace(&self, name: &str) -> Option<&Arc<Resource>> {
+        self.namespaces.get(name)
+    }
+
+    pub fn namespaces(&self) -> impl Iterator<Item = &Arc<Resource>> {
+        self.namespaces.values()
+    }
+
+    pub fn by_uid(&self, uid: &str) -> Option<&Arc<Resource>> {
+        self.by_uid.get(uid)
+    }
+
+    /// Find an object by namespace/kind/name (for owners without a uid match).
+    pub fn find(
+        &self,
+        group: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<&Arc<Resource>> {
+        self.of_kind(group, kind)
+            .iter()
+            .find(|r| r.name == name && r.namespace.as_deref() == namespace)
+    }
+
+    /// Availability of one kind.
+    pub fn kind_status(&self, group: &str, kind: &str) -> KindStatus {
+        match &self.kinds {
+            None => KindStatus::Synced,
+            Some(kinds) => kinds
+                .get(&(group.to_string(), kind.to_string()))
+                .copied()
+                .unwrap_or(KindStatus::Missing),
+        }
+    }
+}
