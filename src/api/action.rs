@@ -1,3 +1,4 @@
+#![allow(clippy::duplicated_attributes)] // kube-derive repeats printcolumn(type_ = ...)
 //! `ImprovementAction`: a security recommendation, its points and its CEL check.
 
 use super::common::{Category, Level, Reference, ResolutionState, Threat, is_false};

@@ -1,3 +1,4 @@
+#![allow(clippy::duplicated_attributes)] // kube-derive repeats printcolumn(type_ = ...)
 //! `SecureScoreTarget`: what to evaluate, the team's goal, its declared exemptions, and the
 //! status the operator (or `securescore scan`) computes for it.
 

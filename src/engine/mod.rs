@@ -17,3 +17,5 @@ pub mod status;
 pub use evaluate::{
     ActionOutcome, Outcome, ResourceResult, TargetEvaluation, TargetInput, evaluate,
 };
+pub mod comparison;
+pub mod transitions;
