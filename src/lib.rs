@@ -6,5 +6,7 @@
 //! (the operator), `cli` (the binary's subcommands).
 
 pub mod api;
+pub mod catalog;
 pub mod cli;
 pub mod engine;
+pub mod inventory;

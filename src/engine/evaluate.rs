@@ -453,3 +453,25 @@ fn score_action(
         scored,
     }
 }
+
+/// The target `securescore scan` uses when the input has none: every namespace and the
+/// cluster-scoped resources, all actions.
+pub fn implicit_cluster_target(name: &str, namespace: &str) -> SecureScoreTarget {
+    use crate::api::{NamespaceScope, Scope, SecureScoreTargetSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    let mut target = SecureScoreTarget::new(
+        name,
+        SecureScoreTargetSpec {
+            scope: Scope {
+                namespaces: Some(NamespaceScope {
+                    selector: Some(LabelSelector::default()),
+                    ..Default::default()
+                }),
+                cluster_resources: true,
+            },
+            ..Default::default()
+        },
+    );
+    target.metadata.namespace = Some(namespace.to_string());
+    target
+}

@@ -1,0 +1,345 @@
+//! Kubernetes manifests as the engine's objects: multi-document YAML and JSON, `List` kinds,
+//! each object located by file, line and document index.
+
+use crate::engine::resource::{Resource, ResourceError, Source};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Kinds that live outside namespaces (the rest are namespaced, custom kinds included).
+pub const CLUSTER_SCOPED_KINDS: &[&str] = &[
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "StorageClass",
+    "CustomResourceDefinition",
+    "PriorityClass",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding",
+    "APIService",
+    "IngressClass",
+    "RuntimeClass",
+    "CSIDriver",
+    "CSINode",
+    "VolumeAttachment",
+    "CertificateSigningRequest",
+    "FlowSchema",
+    "PriorityLevelConfiguration",
+    "PodSecurityPolicy",
+    "ImprovementAction",
+];
+
+pub fn is_cluster_scoped(kind: &str) -> bool {
+    CLUSTER_SCOPED_KINDS.contains(&kind)
+}
+
+/// A document that could not be read as an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub document: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for ManifestError {
+    /// `file:line: message`, or `file: document N: message` where there is no line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file, self.message),
+            None => write!(
+                f,
+                "{}: document {}: {}",
+                self.file, self.document, self.message
+            ),
+        }
+    }
+}
+
+/// One YAML document of a stream: its text and the 1-based line it starts on.
+fn split_documents(text: &str) -> Vec<(usize, String)> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    let mut start = 1;
+    for (i, line) in text.lines().enumerate() {
+        let is_marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        if is_marker || line == "..." {
+            docs.push((start, std::mem::take(&mut current)));
+            start = i + 2;
+            if let Some(rest) = line.strip_prefix("--- ") {
+                // `--- {inline: doc}` keeps its content on the marker line.
+                start = i + 1;
+                current.push_str(rest);
+                current.push('\n');
+            }
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    docs.push((start, current));
+    docs.into_iter()
+        .filter(|(_, d)| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .collect()
+}
+
+/// The first line of a document that holds content (for located errors).
+fn first_content_line(start: usize, doc: &str) -> usize {
+    doc.lines()
+        .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map_or(start, |i| start + i)
+}
+
+/// Parse a file's text (YAML stream or JSON) into raw JSON documents with their location.
+pub fn parse_documents(
+    file: &str,
+    text: &str,
+) -> (Vec<(serde_json::Value, Source)>, Vec<ManifestError>) {
+    let mut values = Vec::new();
+    let mut errors = Vec::new();
+    let trimmed = text.trim_start();
+    if file.ends_with(".json") {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(v) => {
+                let line = 1 + text[..text.len() - trimmed.len()].matches('\n').count();
+                values.push((
+                    v,
+                    Source {
+                        file: file.to_string(),
+                        line: Some(line),
+                        document: 0,
+                    },
+                ))
+            }
+            Err(e) => errors.push(ManifestError {
+                file: file.into(),
+                line: Some(e.line()),
+                document: 0,
+                message: format!("invalid JSON: {e}"),
+            }),
+        }
+        return (values, errors);
+    }
+    for (index, (start, doc)) in split_documents(text).into_iter().enumerate() {
+        let line = first_content_line(start, &doc);
+        match serde_yaml_ng::from_str::<serde_json::Value>(&doc) {
+            Ok(serde_json::Value::Null) => {}
+            Ok(v) => values.push((
+                v,
+                Source {
+                    file: file.to_string(),
+                    line: Some(line),
+                    document: index,
+                },
+            )),
+            Err(e) => {
+                let at = e.location().map(|l| start + l.line() - 1).unwrap_or(line);
+                let message = e.to_string();
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_string();
+                errors.push(ManifestError {
+                    file: file.into(),
+                    line: Some(at),
+                    document: index,
+                    message: format!("invalid YAML: {message}"),
+                });
+            }
+        }
+    }
+    (values, errors)
+}
+
+/// Turn raw documents into objects: `List` kinds are flattened, namespaced objects without a
+/// namespace get `default_namespace`, and each document without apiVersion/kind/name is an error.
+pub fn objects_from(
+    documents: Vec<(serde_json::Value, Source)>,
+    default_namespace: &str,
+) -> (Vec<Resource>, Vec<ManifestError>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (value, source) in documents {
+        let is_list = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .is_some_and(|k| k.ends_with("List"))
+            && value.get("items").is_some_and(|i| i.is_array());
+        let items: Vec<(serde_json::Value, Option<usize>)> = if is_list {
+            match value {
+                serde_json::Value::Object(mut m) => match m.remove("items") {
+                    Some(serde_json::Value::Array(items)) => items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| (v, Some(i)))
+                        .collect(),
+                    _ => Vec::new(),
+                },
+                _ => Vec::new(),
+            }
+        } else {
+            vec![(value, None)]
+        };
+        for (mut item, index) in items {
+            let kind = item
+                .get("kind")
+                .and_then(|k| k.as_str())
+                .unwrap_or_default()
+                .to_string();
+            if !kind.is_empty() && !is_cluster_scoped(&kind) {
+                if let Some(meta) = item.get_mut("metadata").and_then(|m| m.as_object_mut())
+                    && meta
+                        .get("namespace")
+                        .and_then(|n| n.as_str())
+                        .is_none_or(str::is_empty)
+                {
+                    meta.insert("namespace".into(), default_namespace.into());
+                }
+            }
+            match Resource::new(item, Some(source.clone())) {
+                Ok(r) => out.push(r),
+                Err(e) => errors.push(ManifestError {
+                    file: source.file.clone(),
+                    line: source.line,
+                    document: source.document,
+                    message: match index {
+                        Some(i) => format!("items[{i}]: {}", describe(&e)),
+                        None => describe(&e),
+                    },
+                }),
+            }
+        }
+    }
+    (out, errors)
+}
+
+fn describe(e: &ResourceError) -> String {
+    match e {
+        ResourceError::MissingField(f) => format!("not a Kubernetes object: {f} is missing"),
+        other => format!("not a Kubernetes object: {other}"),
+    }
+}
+
+/// Namespace objects the input implies but lacks, with the label the API server sets.
+pub fn synthesise_namespaces(objects: &[Resource]) -> Vec<Resource> {
+    let present: BTreeSet<&str> = objects
+        .iter()
+        .filter(|r| r.kind == "Namespace" && r.group.is_empty())
+        .map(|r| r.name.as_str())
+        .collect();
+    let wanted: BTreeSet<&str> = objects
+        .iter()
+        .filter_map(|r| r.namespace.as_deref())
+        .filter(|ns| !present.contains(ns))
+        .collect();
+    wanted
+        .into_iter()
+        .filter_map(|ns| {
+            Resource::new(
+                serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}}),
+                None,
+            )
+            .ok()
+        })
+        .collect()
+}
+
+/// Everything in one text: objects (namespaces defaulted and synthesised) and errors.
+pub fn load_text(
+    file: &str,
+    text: &str,
+    default_namespace: &str,
+) -> (Vec<Arc<Resource>>, Vec<ManifestError>) {
+    let (docs, mut errors) = parse_documents(file, text);
+    let (mut objects, more) = objects_from(docs, default_namespace);
+    errors.extend(more);
+    let synthesised = synthesise_namespaces(&objects);
+    objects.extend(synthesised);
+    (objects.into_iter().map(Arc::new).collect(), errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_located_by_line() {
+        let text = "# leading comment\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\n\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b}\n";
+        let (docs, errors) = parse_documents("f.yaml", text);
+        assert!(errors.is_empty());
+        let lines: Vec<_> = docs.iter().map(|(_, s)| (s.line, s.document)).collect();
+        assert_eq!(lines, [(Some(2), 0), (Some(8), 1)]);
+    }
+
+    #[test]
+    fn invalid_yaml_is_reported_with_its_line_and_the_rest_still_loads() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Pod: x\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: c}\n";
+        let (objects, errors) = load_text("f.yaml", text, "default");
+        assert_eq!(objects.iter().filter(|o| o.kind == "Pod").count(), 2);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].line, Some(6), "{}", errors[0]);
+        assert!(
+            errors[0].to_string().starts_with("f.yaml:6: invalid YAML"),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[test]
+    fn lists_are_flattened_and_objects_without_kind_are_errors() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: a}}\n- {apiVersion: v1, metadata: {name: b}}\n";
+        let (objects, errors) = load_text("l.yaml", text, "team");
+        assert_eq!(objects.iter().filter(|o| o.kind == "Pod").count(), 1);
+        assert_eq!(
+            errors[0].to_string(),
+            "l.yaml:1: items[1]: not a Kubernetes object: kind is missing"
+        );
+    }
+
+    #[test]
+    fn namespaces_default_and_are_synthesised() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: r}\n";
+        let (objects, _) = load_text("f.yaml", text, "team");
+        let pod = objects.iter().find(|o| o.kind == "Pod").unwrap();
+        assert_eq!(pod.namespace.as_deref(), Some("team"));
+        let role = objects.iter().find(|o| o.kind == "ClusterRole").unwrap();
+        assert_eq!(role.namespace, None);
+        let ns = objects.iter().find(|o| o.kind == "Namespace").unwrap();
+        assert_eq!(ns.name, "team");
+        assert_eq!(
+            ns.labels
+                .get("kubernetes.io/metadata.name")
+                .map(String::as_str),
+            Some("team")
+        );
+    }
+
+    #[test]
+    fn json_files_are_one_document() {
+        let (objects, errors) = load_text(
+            "p.json",
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","namespace":"x"}}"#,
+            "default",
+        );
+        assert!(errors.is_empty());
+        assert_eq!(objects.len(), 2);
+        let (_, errors) = load_text("bad.json", "{\"apiVersion\": ", "default");
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("bad.json:1: invalid JSON"),
+            "{}",
+            errors[0]
+        );
+    }
+}

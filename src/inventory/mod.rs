@@ -1,0 +1,4 @@
+//! Where objects come from: manifests on disk (`securescore scan`), or watch caches in a
+//! cluster (the operator).
+
+pub mod manifests;

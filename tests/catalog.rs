@@ -1,0 +1,107 @@
+//! The built-in catalog: every action loads Ready (its examples pass) and judges its pass and
+//! fail fixtures under `tests/fixtures/catalog/<action>/` as stated. A new action without
+//! fixtures fails here.
+
+use securescore::api::{ActionState, Category};
+use securescore::engine::evaluate::implicit_cluster_target;
+use securescore::engine::{CompiledAction, Inventory, TargetInput, Verdict, evaluate};
+use securescore::inventory::manifests::load_text;
+use std::path::Path;
+use std::sync::Arc;
+
+fn fixture(action: &str, which: &str) -> Inventory {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/catalog")
+        .join(action)
+        .join(format!("{which}.yaml"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{action} needs {}: {e}", path.display()));
+    let (objects, errors) = load_text(&path.display().to_string(), &text, "default");
+    assert!(errors.is_empty(), "{action}/{which}: {errors:?}");
+    Inventory::complete(objects)
+}
+
+#[test]
+fn the_catalog_has_at_least_forty_actions_across_all_five_categories() {
+    let actions = securescore::catalog::builtin().unwrap();
+    assert!(actions.len() >= 40, "{}", actions.len());
+    for c in Category::ALL {
+        assert!(
+            actions.iter().any(|a| a.spec.category == c),
+            "no action in {c:?}"
+        );
+    }
+    for a in &actions {
+        let s = &a.spec;
+        let name = a.metadata.name.as_deref().unwrap();
+        assert!(
+            (1..=10).contains(&s.max_score),
+            "{name}: maxScore {}",
+            s.max_score
+        );
+        assert!(
+            !s.description.is_empty() && !s.remediation.is_empty(),
+            "{name}: description and remediation"
+        );
+        assert!(
+            s.remediation.contains("```"),
+            "{name}: remediation has a snippet"
+        );
+        assert!(!s.threats.is_empty(), "{name}: threats");
+        assert!(s.check.examples.len() >= 2, "{name}: examples");
+    }
+}
+
+#[test]
+fn every_catalog_action_judges_its_fixtures() {
+    let actions = securescore::catalog::builtin().unwrap();
+    let target = implicit_cluster_target("scan", "default");
+    let mut failures = Vec::new();
+    for a in &actions {
+        let name = a.metadata.name.clone().unwrap();
+        let compiled = Arc::new(CompiledAction::compile(a));
+        if let Some(p) = &compiled.problem {
+            failures.push(format!(
+                "{name}: not Ready: {} {}",
+                p.reason.as_str(),
+                p.message
+            ));
+            continue;
+        }
+        for (which, want_compliant) in [("pass", true), ("fail", false)] {
+            let inv = fixture(&name, which);
+            let e = evaluate(&TargetInput {
+                target: &target,
+                actions: std::slice::from_ref(&compiled),
+                inventory: &inv,
+                now: "2026-11-27T00:00:00Z".parse().unwrap(),
+                previous: None,
+                wide_scope_allowed: true,
+            });
+            let outcome = &e.actions[0];
+            if outcome.state == ActionState::NotApplicable || outcome.results.is_empty() {
+                failures.push(format!("{name}/{which}: nothing applicable"));
+                continue;
+            }
+            for r in &outcome.results {
+                let ok = match (&r.verdict, want_compliant) {
+                    (Verdict::Compliant, true) | (Verdict::NonCompliant { .. }, false) => true,
+                    _ => false,
+                };
+                if !ok {
+                    failures.push(format!(
+                        "{name}/{which}: {} → {:?}",
+                        r.resource.display(),
+                        r.verdict
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} problems:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
