@@ -195,15 +195,15 @@ pub fn objects_from(
                 .and_then(|k| k.as_str())
                 .unwrap_or_default()
                 .to_string();
-            if !kind.is_empty() && !is_cluster_scoped(&kind) {
-                if let Some(meta) = item.get_mut("metadata").and_then(|m| m.as_object_mut())
-                    && meta
-                        .get("namespace")
-                        .and_then(|n| n.as_str())
-                        .is_none_or(str::is_empty)
-                {
-                    meta.insert("namespace".into(), default_namespace.into());
-                }
+            if !kind.is_empty()
+                && !is_cluster_scoped(&kind)
+                && let Some(meta) = item.get_mut("metadata").and_then(|m| m.as_object_mut())
+                && meta
+                    .get("namespace")
+                    .and_then(|n| n.as_str())
+                    .is_none_or(str::is_empty)
+            {
+                meta.insert("namespace".into(), default_namespace.into());
             }
             match Resource::new(item, Some(source.clone())) {
                 Ok(r) => out.push(r),
