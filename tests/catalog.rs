@@ -84,10 +84,10 @@ fn every_catalog_action_judges_its_fixtures() {
                 continue;
             }
             for r in &outcome.results {
-                let ok = match (&r.verdict, want_compliant) {
-                    (Verdict::Compliant, true) | (Verdict::NonCompliant { .. }, false) => true,
-                    _ => false,
-                };
+                let ok = matches!(
+                    (&r.verdict, want_compliant),
+                    (Verdict::Compliant, true) | (Verdict::NonCompliant { .. }, false)
+                );
                 if !ok {
                     failures.push(format!(
                         "{name}/{which}: {} → {:?}",
