@@ -1087,6 +1087,65 @@ fn monitoring_extras_are_opt_in_and_read_from_the_chart_files() {
     assert_eq!(parsed["title"], "Secure Score");
 }
 
+#[test]
+fn kube_prometheus_stack_example_lets_prometheus_find_and_reach_the_metrics() {
+    let example = Path::new(REPO).join("examples/helm/values-kube-prometheus-stack.yaml");
+    let example = example.to_str().expect("UTF-8 path");
+    let chart = chart_dir();
+    let lint = run(
+        &helm(),
+        &[
+            "lint",
+            "--strict",
+            chart.to_str().expect("UTF-8"),
+            "--values",
+            example,
+        ],
+        &chart,
+    );
+    assert!(
+        lint.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lint.stdout)
+    );
+    let docs = rendered(&chart, &["--values", example]);
+    let monitor = one(&docs, "ServiceMonitor");
+    assert_eq!(
+        str_at(monitor, &["metadata", "labels", "release"]),
+        Some("kube-prometheus-stack")
+    );
+    let service = one(&docs, "Service");
+    let wanted = monitor["spec"]["selector"]["matchLabels"]
+        .as_mapping()
+        .expect("ServiceMonitor matchLabels");
+    assert!(!wanted.is_empty());
+    for (k, v) in wanted {
+        assert_eq!(
+            &service["metadata"]["labels"][k], v,
+            "the ServiceMonitor selects the metrics Service by its label {k:?}"
+        );
+    }
+    assert_eq!(
+        str_at(&monitor["spec"]["endpoints"][0], &["port"]),
+        str_at(&service["spec"]["ports"][0], &["name"])
+    );
+    let policy = of_kind(&docs, "NetworkPolicy")
+        .into_iter()
+        .find(|p| p["spec"]["podSelector"] != Value::Mapping(Default::default()))
+        .expect("operator policy");
+    assert_eq!(
+        str_at(
+            &policy["spec"]["ingress"][0]["from"][0],
+            &[
+                "namespaceSelector",
+                "matchLabels",
+                "kubernetes.io/metadata.name"
+            ]
+        ),
+        Some("monitoring")
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Offline validation against the Kubernetes schemas
 
