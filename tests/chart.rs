@@ -15,6 +15,8 @@ const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const NAMESPACE: &str = "securescore-system";
 const RELEASE: &str = "securescore";
 const ALL_ON: &str = "ci/all-on-values.yaml";
+/// What the dog-food scan (`helm template ... | securescore scan -`) renders with.
+const DOGFOOD: &str = "ci/dogfood-values.yaml";
 
 // ---------------------------------------------------------------------------------------------
 // Tools and rendering
@@ -471,7 +473,7 @@ fn chart_lints_with_default_values_and_with_every_option_on() {
     let fixture = fixture_chart(true);
     for chart in [chart_dir(), fixture_path(&fixture)] {
         let chart_arg = chart.to_str().expect("UTF-8 path");
-        for extra in [vec![], vec!["--values", ALL_ON]] {
+        for extra in [vec![], vec!["--values", ALL_ON], vec!["--values", DOGFOOD]] {
             let mut args = vec!["lint", "--strict", chart_arg, "--namespace", NAMESPACE];
             args.extend(extra.iter().copied());
             let out = run(&helm(), &args, &chart);
@@ -966,6 +968,93 @@ fn default_target_is_cluster_wide_in_the_release_namespace() {
     assert_eq!(typed.spec.goal, Some(90));
 }
 
+#[test]
+fn release_namespace_is_rendered_only_on_request_and_enforces_pod_security() {
+    assert!(of_kind(&rendered(&chart_dir(), &[]), "Namespace").is_empty());
+    let docs = rendered(&chart_dir(), &["--values", DOGFOOD]);
+    let ns = one(&docs, "Namespace");
+    assert_eq!(str_at(ns, &["metadata", "name"]), Some(NAMESPACE));
+    assert_eq!(
+        str_at(
+            ns,
+            &["metadata", "labels", "pod-security.kubernetes.io/enforce"]
+        ),
+        Some("restricted")
+    );
+    assert_eq!(
+        str_at(ns, &["metadata", "annotations", "helm.sh/resource-policy"]),
+        Some("keep"),
+        "uninstall must not delete the namespace and every target in it"
+    );
+    let image = operator_container(&docs)["image"].as_str().expect("image");
+    assert!(
+        image.contains("@sha256:"),
+        "dog-food values pin the image: {image}"
+    );
+    let out = try_render(&chart_dir(), &["--set", "namespace.podSecurity=privileged"]);
+    assert!(
+        !out.status.success(),
+        "only baseline or restricted may be enforced"
+    );
+}
+
+#[test]
+fn default_token_is_projected_not_automounted() {
+    let docs = rendered(&chart_dir(), &[]);
+    let pod = &one(&docs, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(false));
+    let volume = pod["volumes"]
+        .as_sequence()
+        .expect("volumes")
+        .iter()
+        .find(|v| !v["projected"].is_null())
+        .expect("a projected token volume");
+    let sources = volume["projected"]["sources"]
+        .as_sequence()
+        .expect("sources");
+    let token = sources
+        .iter()
+        .find(|s| !s["serviceAccountToken"].is_null())
+        .expect("serviceAccountToken source");
+    assert_eq!(
+        str_at(token, &["serviceAccountToken", "path"]),
+        Some("token")
+    );
+    assert!(
+        token["serviceAccountToken"]["expirationSeconds"]
+            .as_u64()
+            .is_some_and(|s| s <= 3607),
+        "a short-lived bound token"
+    );
+    for (source, path) in [("configMap", "ca.crt"), ("downwardAPI", "namespace")] {
+        let found = sources.iter().find(|s| !s[source].is_null()).expect(source);
+        assert_eq!(str_at(&found[source]["items"][0], &["path"]), Some(path));
+    }
+    assert_eq!(
+        str_at(
+            &sources
+                .iter()
+                .find(|s| !s["configMap"].is_null())
+                .expect("configMap")["configMap"],
+            &["name"]
+        ),
+        Some("kube-root-ca.crt")
+    );
+    let mounts = operator_container(&docs)["volumeMounts"]
+        .as_sequence()
+        .expect("mounts");
+    let mount = mounts
+        .iter()
+        .find(|m| m["name"] == volume["name"])
+        .expect("the token volume is mounted");
+    assert_eq!(
+        str_at(mount, &["mountPath"]),
+        Some("/var/run/secrets/kubernetes.io/serviceaccount"),
+        "where kube's in-cluster config reads it"
+    );
+    assert_eq!(mount["readOnly"].as_bool(), Some(true));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Network and monitoring
 
@@ -1164,6 +1253,7 @@ fn rendered_manifests_validate_against_the_kubernetes_schemas() {
     for (chart, extra) in [
         (chart_dir(), vec![]),
         (chart_dir(), vec!["--values", ALL_ON]),
+        (chart_dir(), vec!["--values", DOGFOOD]),
         (fixture_path(&fixture), vec!["--values", ALL_ON]),
     ] {
         let yaml = render(&chart, &extra);
