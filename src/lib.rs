@@ -8,5 +8,8 @@
 pub mod api;
 pub mod catalog;
 pub mod cli;
+pub mod controller;
 pub mod engine;
+pub mod http;
 pub mod inventory;
+pub mod metrics;

@@ -1,6 +1,7 @@
 //! The `securescore` command line: one file per subcommand.
 
 mod crds;
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -18,11 +19,28 @@ pub struct Cli {
 pub enum Command {
     /// Print the CustomResourceDefinitions (ImprovementAction, SecureScoreTarget) as YAML.
     Crds,
+    /// Run the operator against the cluster of the kubeconfig (or in-cluster).
+    Run(run::RunArgs),
 }
 
 /// Run a parsed command line; the exit code follows the subcommand's contract.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Crds => crds::run(),
+        Command::Run(args) => run::run(args),
     }
+}
+
+/// Structured logs with `tracing`; `RUST_LOG` filters (default `info`).
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -1,0 +1,167 @@
+//! ImprovementAction reconciler: compile once per definition, report Ready and the
+//! cross-target totals, and re-evaluate targets when the catalog changes.
+
+use super::{FIELD_MANAGER, Shared, unpoison};
+use crate::api::{ImprovementAction, ImprovementActionStatus};
+use crate::engine::CompiledAction;
+use crate::engine::status::set_condition;
+use futures::StreamExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::reflector;
+use kube::runtime::watcher::{self, Event};
+use kube::{Resource, ResourceExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn run(shared: Arc<Shared>, stopping: super::Stopping) {
+    let api: Api<ImprovementAction> = Api::all(shared.client.clone());
+    let (reader, writer) = reflector::store();
+    let on_delete = shared.clone();
+    let stream = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .inspect(move |ev| {
+            if let Ok(Event::Delete(a)) = ev {
+                on_delete
+                    .actions
+                    .write()
+                    .unwrap_or_else(unpoison)
+                    .remove(&a.name_any());
+                tracing::info!(action = %a.name_any(), "action deleted");
+                on_delete.trigger_all();
+            }
+        })
+        .applied_objects();
+    *shared.action_store.write().unwrap_or_else(unpoison) = Some(reader.clone());
+    Controller::for_stream(stream, reader)
+        .with_config(ControllerConfig::default().concurrency(2))
+        .graceful_shutdown_on(stopping)
+        .run(reconcile, error_policy, shared)
+        .for_each(|_| async {})
+        .await;
+}
+
+fn error_policy(action: Arc<ImprovementAction>, error: &kube::Error, ctx: Arc<Shared>) -> Action {
+    let reason = if matches!(error, kube::Error::Api(s) if s.code == 409) {
+        "Conflict"
+    } else {
+        "ApiError"
+    };
+    ctx.metrics.reconcile_error("ImprovementAction", reason);
+    tracing::warn!(action = %action.name_any(), error = %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn reconcile(
+    action: Arc<ImprovementAction>,
+    ctx: Arc<Shared>,
+) -> Result<Action, kube::Error> {
+    let name = action.name_any();
+    let revision = crate::engine::check::revision_of(&action.spec);
+    let known = ctx
+        .actions
+        .read()
+        .unwrap_or_else(unpoison)
+        .get(&name)
+        .filter(|a| a.revision == revision)
+        .cloned();
+    let compiled = match known {
+        Some(c) => c,
+        None => {
+            let source = action.clone();
+            let compiled = tokio::task::spawn_blocking(move || {
+                Arc::new(CompiledAction::compile(&source))
+            })
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(action = %name, error = %e, "compiling the action panicked");
+                let mut broken =
+                    CompiledAction::compile(&ImprovementAction::new(&name, action.spec.clone()));
+                broken.problem = Some(crate::engine::check::ActionProblem {
+                    reason: crate::engine::check::ProblemReason::InvalidExpression,
+                    message: "compiling the action failed".into(),
+                });
+                Arc::new(broken)
+            });
+            if let Some(p) = &compiled.problem {
+                tracing::warn!(action = %name, reason = p.reason.as_str(), message = %p.message, "action is not Ready");
+            }
+            ctx.actions
+                .write()
+                .unwrap_or_else(unpoison)
+                .insert(name.clone(), compiled.clone());
+            ctx.caches.ensure(&ctx.desired_kinds()).await;
+            ctx.trigger_all();
+            compiled
+        }
+    };
+    if !ctx.is_leader() {
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    }
+    let (targets, compliant, non_compliant, exempt, failing) =
+        super::targets::action_totals(&ctx, &name);
+    let previous = action.status.clone().unwrap_or_default();
+    let mut status = ImprovementActionStatus {
+        conditions: previous.conditions.clone(),
+        observed_generation: action.metadata.generation,
+        catalog_revision: Some(compiled.revision.clone()),
+        targets,
+        compliant,
+        non_compliant,
+        exempt,
+    };
+    let now = jiff::Timestamp::now();
+    let (ready, reason, message) = match (&compiled.problem, &failing) {
+        (Some(p), _) => (false, p.reason.as_str(), p.message.clone()),
+        (None, Some(e)) => (
+            false,
+            "EvaluationFailing",
+            format!("most resources fail to evaluate with: {e}"),
+        ),
+        (None, None) => (
+            true,
+            "Ready",
+            "every expression compiled and every example passed".to_string(),
+        ),
+    };
+    set_condition(
+        &mut status.conditions,
+        "Ready",
+        ready,
+        reason,
+        &message,
+        now,
+        action.metadata.generation,
+    );
+    if status != previous {
+        let became_invalid = !ready
+            && previous
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Ready")
+                .is_none_or(|c| c.status == "True");
+        let api: Api<ImprovementAction> = Api::all(ctx.client.clone());
+        let patch = serde_json::json!({"apiVersion": "securescore.io/v1alpha1", "kind": "ImprovementAction", "status": status});
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        if became_invalid {
+            let event = KubeEvent {
+                type_: EventType::Warning,
+                reason: reason.to_string(),
+                note: Some(crate::engine::cel::truncate(&message, 1000)),
+                action: "Load".into(),
+                secondary: None,
+            };
+            if let Err(e) = ctx.recorder.publish(&event, &action.object_ref(&())).await {
+                tracing::warn!(error = %e, "could not publish event");
+            }
+        }
+    }
+    Ok(Action::requeue(Duration::from_secs(60)))
+}

@@ -1,0 +1,364 @@
+//! One shared watch cache per evaluated kind, used by every target. Kinds come from the
+//! actions' checks (discovered through the API, so custom kinds work too); caches start and
+//! stop as actions come and go. Objects are kept as engine `Resource`s (converted once, their
+//! CEL value cached), Secrets as metadata only.
+
+use crate::engine::resource::{KindStatus, Resource};
+use futures::StreamExt;
+use kube::Client;
+use kube::api::{Api, DynamicObject, PartialObjectMeta};
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use tokio::task::JoinHandle;
+
+/// `(group, kind)`.
+pub type KindKey = (String, String);
+
+/// Called with the namespace of a changed object (None: cluster-scoped or a full resync).
+pub type OnChange = Arc<dyn Fn(&KindKey, Option<&str>) + Send + Sync>;
+
+struct KindCache {
+    status: KindStatus,
+    objects: HashMap<(Option<String>, String), Arc<Resource>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// The shared caches.
+pub struct Caches {
+    client: Client,
+    kinds: RwLock<HashMap<KindKey, Arc<RwLock<KindCache>>>>,
+    discovery: tokio::sync::Mutex<Option<Discovery>>,
+    on_change: OnChange,
+}
+
+fn lock_poisoned<T>(e: std::sync::PoisonError<T>) -> T {
+    e.into_inner()
+}
+
+/// Human name of a kind, `NetworkPolicy.networking.k8s.io`.
+pub fn kind_name(key: &KindKey) -> String {
+    if key.0.is_empty() {
+        key.1.clone()
+    } else {
+        format!("{}.{}", key.1, key.0)
+    }
+}
+
+impl Caches {
+    pub fn new(client: Client, on_change: OnChange) -> Arc<Caches> {
+        Arc::new(Caches {
+            client,
+            kinds: RwLock::default(),
+            discovery: Default::default(),
+            on_change,
+        })
+    }
+
+    /// Watch exactly the `desired` kinds: start the missing ones, stop the ones no action reads.
+    pub async fn ensure(self: &Arc<Self>, desired: &BTreeSet<KindKey>) {
+        let (to_start, to_stop): (Vec<KindKey>, Vec<KindKey>) = {
+            let kinds = self.kinds.read().unwrap_or_else(lock_poisoned);
+            let start = desired
+                .iter()
+                .filter(|k| {
+                    kinds.get(*k).is_none_or(|c| {
+                        c.read().unwrap_or_else(lock_poisoned).status == KindStatus::Missing
+                    })
+                })
+                .cloned()
+                .collect();
+            let stop = kinds
+                .keys()
+                .filter(|k| !desired.contains(*k))
+                .cloned()
+                .collect();
+            (start, stop)
+        };
+        for key in to_stop {
+            if let Some(cache) = self
+                .kinds
+                .write()
+                .unwrap_or_else(lock_poisoned)
+                .remove(&key)
+            {
+                if let Some(task) = cache.write().unwrap_or_else(lock_poisoned).task.take() {
+                    task.abort();
+                }
+                tracing::info!(kind = %kind_name(&key), "stopped watching: no action reads it any more");
+            }
+        }
+        if to_start.is_empty() {
+            return;
+        }
+        // Rediscover when something is new or was missing: the API may serve it now.
+        let discovery = {
+            let mut guard = self.discovery.lock().await;
+            match Discovery::new(self.client.clone()).run().await {
+                Ok(d) => *guard = Some(d),
+                Err(e) => {
+                    tracing::warn!(error = %e, "API discovery failed; kinds stay unknown until the next try")
+                }
+            }
+            guard.as_ref().map(|d| {
+                to_start
+                    .iter()
+                    .map(|k| (k.clone(), find_kind(d, k)))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let Some(found) = discovery else {
+            for key in to_start {
+                self.set_status(&key, KindStatus::NotSynced);
+            }
+            return;
+        };
+        for (key, resolved) in found {
+            match resolved {
+                None => {
+                    tracing::warn!(kind = %kind_name(&key), "the API does not serve this kind: actions reading it are Unknown");
+                    self.set_status(&key, KindStatus::Missing);
+                }
+                Some((ar, caps)) => self.start(key, ar, caps),
+            }
+        }
+    }
+
+    fn set_status(&self, key: &KindKey, status: KindStatus) {
+        let mut kinds = self.kinds.write().unwrap_or_else(lock_poisoned);
+        let cache = kinds.entry(key.clone()).or_insert_with(|| {
+            Arc::new(RwLock::new(KindCache {
+                status,
+                objects: HashMap::new(),
+                task: None,
+            }))
+        });
+        cache.write().unwrap_or_else(lock_poisoned).status = status;
+    }
+
+    fn start(self: &Arc<Self>, key: KindKey, ar: ApiResource, caps: ApiCapabilities) {
+        let cache = Arc::new(RwLock::new(KindCache {
+            status: KindStatus::NotSynced,
+            objects: HashMap::new(),
+            task: None,
+        }));
+        let metadata_only = key.0.is_empty() && key.1 == "Secret";
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+        let task = tokio::spawn(watch_kind(
+            api,
+            ar,
+            caps.scope == Scope::Namespaced,
+            metadata_only,
+            key.clone(),
+            cache.clone(),
+            self.on_change.clone(),
+        ));
+        cache.write().unwrap_or_else(lock_poisoned).task = Some(task);
+        if let Some(old) = self
+            .kinds
+            .write()
+            .unwrap_or_else(lock_poisoned)
+            .insert(key.clone(), cache)
+            && let Some(t) = old.write().unwrap_or_else(lock_poisoned).task.take()
+        {
+            t.abort();
+        }
+        tracing::info!(kind = %kind_name(&key), metadata_only, "watching");
+    }
+
+    /// Availability of every watched kind.
+    pub fn statuses(&self) -> HashMap<KindKey, KindStatus> {
+        self.kinds
+            .read()
+            .unwrap_or_else(lock_poisoned)
+            .iter()
+            .map(|(k, c)| (k.clone(), c.read().unwrap_or_else(lock_poisoned).status))
+            .collect()
+    }
+
+    /// Whether every watched kind finished its first list (or is known to be unavailable).
+    pub fn initial_sync_done(&self) -> bool {
+        self.statuses()
+            .values()
+            .all(|s| *s != KindStatus::NotSynced)
+    }
+
+    /// The objects of the given kinds in the given namespaces (plus cluster-scoped ones when
+    /// `cluster` or they are Namespaces in scope).
+    pub fn snapshot(
+        &self,
+        kinds: &BTreeSet<KindKey>,
+        namespaces: Option<&BTreeSet<String>>,
+        cluster: bool,
+    ) -> Vec<Arc<Resource>> {
+        let map = self.kinds.read().unwrap_or_else(lock_poisoned);
+        let mut out = Vec::new();
+        for key in kinds {
+            let Some(cache) = map.get(key) else { continue };
+            let cache = cache.read().unwrap_or_else(lock_poisoned);
+            out.extend(
+                cache
+                    .objects
+                    .values()
+                    .filter(|r| match (&r.namespace, namespaces) {
+                        (Some(ns), Some(set)) => set.contains(ns),
+                        (Some(_), None) => true,
+                        (None, Some(set)) => {
+                            cluster || (r.kind == "Namespace" && set.contains(&r.name))
+                        }
+                        (None, None) => true,
+                    })
+                    .cloned(),
+            );
+        }
+        out
+    }
+
+    /// Number of cached objects.
+    pub fn len(&self) -> usize {
+        self.kinds
+            .read()
+            .unwrap_or_else(lock_poisoned)
+            .values()
+            .map(|c| c.read().unwrap_or_else(lock_poisoned).objects.len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn find_kind(d: &Discovery, key: &KindKey) -> Option<(ApiResource, ApiCapabilities)> {
+    d.groups()
+        .find(|g| g.name() == key.0)
+        .and_then(|g| g.recommended_kind(&key.1))
+}
+
+/// An object as the engine keeps it: managedFields dropped, Secrets reduced to metadata.
+fn to_resource(obj: DynamicObject, ar: &ApiResource, metadata_only: bool) -> Option<Arc<Resource>> {
+    let mut value = serde_json::to_value(&obj).ok()?;
+    if let Some(map) = value.as_object_mut() {
+        map.insert("apiVersion".into(), ar.api_version.clone().into());
+        map.insert("kind".into(), ar.kind.clone().into());
+        if metadata_only {
+            map.retain(|k, _| k == "apiVersion" || k == "kind" || k == "metadata");
+        }
+        if let Some(meta) = map.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            meta.remove("managedFields");
+            if let Some(annotations) = meta.get_mut("annotations").and_then(|a| a.as_object_mut()) {
+                annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+        }
+    }
+    Resource::new(value, None).ok().map(Arc::new)
+}
+
+fn key_of(r: &Resource) -> (Option<String>, String) {
+    (r.namespace.clone(), r.name.clone())
+}
+
+async fn watch_kind(
+    api: Api<DynamicObject>,
+    ar: ApiResource,
+    _namespaced: bool,
+    metadata_only: bool,
+    key: KindKey,
+    cache: Arc<RwLock<KindCache>>,
+    on_change: OnChange,
+) {
+    let config = watcher::Config::default();
+    let mut stream = if metadata_only {
+        // Secrets are never read: only their metadata is watched.
+        let meta: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(api.into_client(), &ar);
+        watcher::watcher(meta, config)
+            .default_backoff()
+            .map(|e| {
+                e.map(|ev| {
+                    map_event(ev, |m| DynamicObject {
+                        types: m.types,
+                        metadata: m.metadata,
+                        data: serde_json::Value::Null,
+                    })
+                })
+            })
+            .boxed()
+    } else {
+        watcher::watcher(api, config).default_backoff().boxed()
+    };
+    let mut pending: HashMap<(Option<String>, String), Arc<Resource>> = HashMap::new();
+    let mut forbidden_logged = false;
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(Event::Init) => pending.clear(),
+            Ok(Event::InitApply(obj)) => {
+                if let Some(r) = to_resource(obj, &ar, metadata_only) {
+                    pending.insert(key_of(&r), r);
+                }
+            }
+            Ok(Event::InitDone) => {
+                {
+                    let mut c = cache.write().unwrap_or_else(lock_poisoned);
+                    c.objects = std::mem::take(&mut pending);
+                    c.status = KindStatus::Synced;
+                }
+                forbidden_logged = false;
+                tracing::debug!(kind = %kind_name(&key), "synced");
+                on_change(&key, None);
+            }
+            Ok(Event::Apply(obj)) => {
+                if let Some(r) = to_resource(obj, &ar, metadata_only) {
+                    let ns = r.namespace.clone();
+                    cache
+                        .write()
+                        .unwrap_or_else(lock_poisoned)
+                        .objects
+                        .insert(key_of(&r), r);
+                    on_change(&key, ns.as_deref());
+                }
+            }
+            Ok(Event::Delete(obj)) => {
+                let ns = obj.metadata.namespace.clone();
+                let name = obj.metadata.name.clone().unwrap_or_default();
+                cache
+                    .write()
+                    .unwrap_or_else(lock_poisoned)
+                    .objects
+                    .remove(&(ns.clone(), name));
+                on_change(&key, ns.as_deref());
+            }
+            Err(e) => {
+                let forbidden = matches!(&e, watcher::Error::InitialListFailed(kube::Error::Api(s)) | watcher::Error::WatchStartFailed(kube::Error::Api(s)) if s.code == 403);
+                if forbidden {
+                    cache.write().unwrap_or_else(lock_poisoned).status = KindStatus::Forbidden;
+                    if !forbidden_logged {
+                        tracing::error!(
+                            kind = %kind_name(&key),
+                            resource = %ar.plural,
+                            group = %ar.group,
+                            "missing permission: the operator may not list/watch {}{}; grant get, list and watch on it in the operator's ClusterRole",
+                            ar.plural,
+                            if ar.group.is_empty() { String::new() } else { format!(".{}", ar.group) }
+                        );
+                        forbidden_logged = true;
+                        on_change(&key, None);
+                    }
+                } else {
+                    tracing::warn!(kind = %kind_name(&key), error = %e, "watch error; retrying with backoff");
+                }
+            }
+        }
+    }
+}
+
+fn map_event<A, B>(ev: Event<A>, f: impl Fn(A) -> B) -> Event<B> {
+    match ev {
+        Event::Apply(a) => Event::Apply(f(a)),
+        Event::Delete(a) => Event::Delete(f(a)),
+        Event::Init => Event::Init,
+        Event::InitApply(a) => Event::InitApply(f(a)),
+        Event::InitDone => Event::InitDone,
+    }
+}

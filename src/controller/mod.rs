@@ -1,0 +1,258 @@
+//! The operator: reconcile ImprovementActions and SecureScoreTargets against the Kubernetes API.
+//! Pipeline per target: gather (shared caches) → engine (pure, off the async reactor) → apply
+//! status (server-side apply, one field manager, only on change) → Events (only on transitions).
+
+pub mod actions;
+pub mod caches;
+pub mod leader;
+pub mod targets;
+
+use crate::api::{ImprovementAction, SecureScoreTarget};
+use crate::engine::{CompiledAction, TargetEvaluation};
+use caches::{Caches, KindKey};
+use kube::Client;
+use kube::runtime::reflector::{ObjectRef, Store};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Resolves when the operator shuts down (the controllers drain then).
+pub type Stopping =
+    futures::future::Shared<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>;
+
+/// The field manager of every status write.
+pub const FIELD_MANAGER: &str = "securescore";
+
+/// Operator settings (from the command line).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The operator's own namespace (lease and default cluster-target namespace).
+    pub namespace: String,
+    /// Namespaces whose targets may name other namespaces or read cluster resources.
+    pub cluster_target_namespaces: BTreeSet<String>,
+    pub leader_election: bool,
+    pub lease_name: String,
+    pub lease_namespace: String,
+    pub lease_duration: Duration,
+    pub identity: String,
+    pub concurrency: u16,
+    pub debounce: Duration,
+    pub metrics_addr: std::net::SocketAddr,
+    pub metrics_actions: crate::metrics::ActionSeries,
+}
+
+/// The latest evaluation of a target, for metrics and cross-target totals.
+#[derive(Debug, Clone)]
+pub struct Latest {
+    pub evaluation: Arc<TargetEvaluation>,
+    pub goal: Option<u32>,
+    pub interval: Duration,
+    pub evaluated_at: jiff::Timestamp,
+}
+
+/// State shared by both controllers, the caches and the HTTP endpoints.
+pub struct Shared {
+    pub client: Client,
+    pub settings: Settings,
+    pub caches: Arc<Caches>,
+    pub leader: AtomicBool,
+    pub actions: RwLock<HashMap<String, Arc<CompiledAction>>>,
+    pub latest: RwLock<HashMap<(String, String), Latest>>,
+    /// Last computed scope of each target: (namespaces, cluster resources).
+    pub scopes: RwLock<HashMap<(String, String), (BTreeSet<String>, bool)>>,
+    pub targets: RwLock<Option<Store<SecureScoreTarget>>>,
+    pub action_store: RwLock<Option<Store<ImprovementAction>>>,
+    pub trigger: tokio::sync::mpsc::UnboundedSender<ObjectRef<SecureScoreTarget>>,
+    pub metrics: crate::metrics::Metrics,
+    pub started: Instant,
+    pub recorder: kube::runtime::events::Recorder,
+}
+
+pub(crate) fn unpoison<T>(e: std::sync::PoisonError<T>) -> T {
+    e.into_inner()
+}
+
+impl Shared {
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::SeqCst)
+    }
+
+    /// Ask for the evaluation of every target.
+    pub fn trigger_all(&self) {
+        if let Some(store) = self.targets.read().unwrap_or_else(unpoison).as_ref() {
+            for t in store.state() {
+                let _ = self.trigger.send(ObjectRef::from_obj(t.as_ref()));
+            }
+        }
+    }
+
+    /// Ask for the evaluation of the targets whose scope covers `namespace` (None: all).
+    pub fn trigger_namespace(&self, namespace: Option<&str>) {
+        let Some(store) = self.targets.read().unwrap_or_else(unpoison).clone() else {
+            return;
+        };
+        let scopes = self.scopes.read().unwrap_or_else(unpoison);
+        for t in store.state() {
+            let key = (
+                t.metadata.namespace.clone().unwrap_or_default(),
+                t.metadata.name.clone().unwrap_or_default(),
+            );
+            let covered = match (namespace, scopes.get(&key)) {
+                (Some(ns), Some((set, _))) => set.contains(ns),
+                (None, Some((_, cluster))) => *cluster,
+                (_, None) => true,
+            };
+            if covered || namespace.is_none() {
+                let _ = self.trigger.send(ObjectRef::from_obj(t.as_ref()));
+            }
+        }
+    }
+
+    /// The kinds the loaded actions read, plus Namespaces (always needed for scopes).
+    pub fn desired_kinds(&self) -> BTreeSet<KindKey> {
+        let mut kinds: BTreeSet<KindKey> = [(String::new(), "Namespace".to_string())].into();
+        for a in self.actions.read().unwrap_or_else(unpoison).values() {
+            if a.is_ready() {
+                kinds.extend(a.kinds_read().map(|(g, k)| (g.to_string(), k.to_string())));
+            }
+        }
+        kinds
+    }
+}
+
+/// Run the operator until `shutdown` resolves; then drain in-flight work and release the lease.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let shared_slot: Arc<RwLock<Option<std::sync::Weak<Shared>>>> = Arc::default();
+    let slot = shared_slot.clone();
+    let caches = Caches::new(
+        client.clone(),
+        Arc::new(move |kind: &KindKey, ns: Option<&str>| {
+            let Some(shared) = slot
+                .read()
+                .unwrap_or_else(unpoison)
+                .as_ref()
+                .and_then(|w| w.upgrade())
+            else {
+                return;
+            };
+            if kind.0.is_empty() && kind.1 == "Namespace" {
+                shared.trigger_all();
+            } else {
+                shared.trigger_namespace(ns);
+            }
+        }),
+    );
+    let recorder = kube::runtime::events::Recorder::new(
+        client.clone(),
+        kube::runtime::events::Reporter {
+            controller: "securescore".into(),
+            instance: Some(settings.identity.clone()),
+        },
+    );
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        leader: AtomicBool::new(!settings.leader_election),
+        settings: settings.clone(),
+        caches,
+        actions: RwLock::default(),
+        latest: RwLock::default(),
+        scopes: RwLock::default(),
+        targets: RwLock::default(),
+        action_store: RwLock::default(),
+        trigger: tx,
+        metrics: crate::metrics::Metrics::new(),
+        started: Instant::now(),
+        recorder,
+    });
+    *shared_slot.write().unwrap_or_else(unpoison) = Some(Arc::downgrade(&shared));
+    shared.caches.ensure(&shared.desired_kinds()).await;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let http = tokio::spawn(crate::http::serve(
+        shared.clone(),
+        settings.metrics_addr,
+        stop_rx.clone(),
+    ));
+
+    let elector = settings.leader_election.then(|| {
+        Arc::new(leader::LeaderElector::new(
+            client.clone(),
+            &settings.lease_namespace,
+            &settings.lease_name,
+            &settings.identity,
+            settings.lease_duration,
+        ))
+    });
+    let election = elector
+        .clone()
+        .map(|e| tokio::spawn(elect(shared.clone(), e, stop_rx.clone())));
+
+    let mut stop_for_controllers = stop_rx.clone();
+    let stopping = async move {
+        let _ = stop_for_controllers.wait_for(|s| *s).await;
+    };
+    let stopping: Stopping = futures::future::FutureExt::shared(
+        Box::pin(stopping) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+    );
+    let actions_ctl = tokio::spawn(actions::run(shared.clone(), stopping.clone()));
+    let targets_ctl = tokio::spawn(targets::run(shared.clone(), rx, stopping.clone()));
+
+    shutdown.await;
+    tracing::info!("shutting down: draining in-flight reconciles");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(20), async {
+        let _ = targets_ctl.await;
+        let _ = actions_ctl.await;
+    })
+    .await;
+    if let Some(e) = election {
+        let _ = e.await;
+    }
+    if let Some(e) = elector
+        && let Err(err) = e.release().await
+    {
+        tracing::warn!(error = %err, "could not release the lease; a standby takes over when it expires");
+    }
+    let _ = http.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn elect(
+    shared: Arc<Shared>,
+    elector: Arc<leader::LeaderElector>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let was = shared.is_leader();
+        match elector.try_acquire_or_renew(jiff::Timestamp::now()).await {
+            Ok(role) => {
+                let now = role == leader::Role::Leader;
+                shared.leader.store(now, Ordering::SeqCst);
+                if now && !was {
+                    tracing::info!(identity = %shared.settings.identity, "became the leader");
+                    shared.trigger_all();
+                } else if !now && was {
+                    tracing::warn!("lost the lease: standing by");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "lease renewal failed");
+                shared.metrics.reconcile_error("Lease", "ApiError");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(elector.renew_every()) => {}
+            _ = stop.wait_for(|s| *s) => {
+                shared.leader.store(false, Ordering::SeqCst);
+                return;
+            }
+        }
+    }
+}
