@@ -37,7 +37,7 @@ struct Target {
 }
 
 enum Route {
-    Resource(Target),
+    Resource(Box<Target>),
     Json(Value),
     NotFound,
 }
@@ -222,7 +222,7 @@ fn route(state: &State, path: &str, host: &str) -> Result<Route, ApiError> {
     let Some(res) = state.resource(group, version, plural) else {
         return Ok(Route::NotFound);
     };
-    if !namespace.is_empty() && !res.namespaced && !(plural == "namespaces") {
+    if !namespace.is_empty() && !res.namespaced && (plural != "namespaces") {
         return Ok(Route::NotFound);
     }
     if let Some(s) = sub {
@@ -232,12 +232,12 @@ fn route(state: &State, path: &str, host: &str) -> Result<Route, ApiError> {
             return Ok(Route::NotFound);
         }
     }
-    Ok(Route::Resource(Target {
+    Ok(Route::Resource(Box::new(Target {
         res,
         namespace: namespace.to_string(),
         name: name.map(str::to_string),
         subresource: sub.map(str::to_string),
-    }))
+    })))
 }
 
 fn parse_body(bytes: &[u8], content_type: &str) -> Result<Value, ApiError> {
@@ -723,9 +723,7 @@ fn patch_object(
                 return Err(ApiError::new(
                     415,
                     "UnsupportedMediaType",
-                    format!(
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
-                    ),
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".to_string(),
                 ));
             }
             let old = st.get(res, ns, name)?;
@@ -747,10 +745,10 @@ fn patch_object(
             }
             // A resourceVersion in the patch is a precondition; otherwise the patch is unconditional.
             let patched_rv = meta_str(&new, "resourceVersion").map(str::to_string);
-            if patched_rv.as_deref() == meta_str(&old, "resourceVersion") {
-                if let Some(m) = new["metadata"].as_object_mut() {
-                    m.remove("resourceVersion");
-                }
+            if patched_rv.as_deref() == meta_str(&old, "resourceVersion")
+                && let Some(m) = new["metadata"].as_object_mut()
+            {
+                m.remove("resourceVersion");
             }
             st.write_existing(res, &old, new, section, manager, false, dry_run)
                 .map(|o| (200, o))
@@ -827,9 +825,8 @@ fn stream_response(
                         last_rv = c.rv;
                         if c.group != live.res.group || c.plural != live.res.plural { continue; }
                         if !live.namespace.is_empty() && c.namespace != live.namespace { continue; }
-                        if let Some((ty, obj)) = State::filter_change(&c, &live.opts) {
-                            if tx.send(Ok(line(&json!({ "type": ty, "object": obj })))).await.is_err() { return; }
-                        }
+                        if let Some((ty, obj)) = State::filter_change(&c, &live.opts)
+                            && tx.send(Ok(line(&json!({ "type": ty, "object": obj })))).await.is_err() { return; }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         let e = ApiError::gone("too old resource version: the watch fell behind");

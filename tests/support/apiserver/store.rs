@@ -152,6 +152,13 @@ pub struct RequestRecord {
     pub status: u16,
 }
 
+/// What a watch sends first, the revision it starts at, and its feed of live changes.
+pub type WatchStart = (
+    Vec<(&'static str, Value)>,
+    u64,
+    broadcast::Receiver<Arc<Change>>,
+);
+
 pub type ObjKey = (String, String, String, String); // group, plural, namespace, name
 
 pub struct State {
@@ -492,10 +499,11 @@ impl State {
             )
             .with_details(res, &name));
         }
-        if res.status_subresource && res.custom {
-            if let Some(m) = body.as_object_mut() {
-                m.remove("status");
-            }
+        if res.status_subresource
+            && res.custom
+            && let Some(m) = body.as_object_mut()
+        {
+            m.remove("status");
         }
         if let Some(m) = body["metadata"].as_object_mut() {
             for k in [
@@ -617,10 +625,10 @@ impl State {
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         let name = meta_str(old, "name").unwrap_or_default().to_string();
-        if let Some(rv) = meta_str(&new, "resourceVersion").filter(|rv| !rv.is_empty()) {
-            if Some(rv) != meta_str(old, "resourceVersion") {
-                return Err(ApiError::conflict(res, &name));
-            }
+        if let Some(rv) = meta_str(&new, "resourceVersion").filter(|rv| !rv.is_empty())
+            && Some(rv) != meta_str(old, "resourceVersion")
+        {
+            return Err(ApiError::conflict(res, &name));
         }
         new["apiVersion"] = json!(res.api_version());
         new["kind"] = json!(res.kind);
@@ -653,10 +661,8 @@ impl State {
                         }
                     }
                 }
-                if applied {
-                    if let Some(mf) = mf {
-                        new["metadata"]["managedFields"] = mf;
-                    }
+                if applied && let Some(mf) = mf {
+                    new["metadata"]["managedFields"] = mf;
                 }
             }
             Section::All => {}
@@ -723,6 +729,7 @@ impl State {
     }
 
     /// PUT.
+    #[allow(clippy::too_many_arguments)]
     pub fn replace(
         &mut self,
         res: &ResourceDef,
@@ -785,10 +792,10 @@ impl State {
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         let old = self.get(res, ns, name)?;
-        if let Some(rv) = precondition_rv {
-            if Some(rv) != meta_str(&old, "resourceVersion") {
-                return Err(ApiError::conflict(res, name));
-            }
+        if let Some(rv) = precondition_rv
+            && Some(rv) != meta_str(&old, "resourceVersion")
+        {
+            return Err(ApiError::conflict(res, name));
         }
         if dry_run {
             return Ok(old);
@@ -966,14 +973,7 @@ impl State {
         ns: &str,
         opts: &ListOptions,
         send_initial: bool,
-    ) -> Result<
-        (
-            Vec<(&'static str, Value)>,
-            u64,
-            broadcast::Receiver<Arc<Change>>,
-        ),
-        ApiError,
-    > {
+    ) -> Result<WatchStart, ApiError> {
         let rx = self.tx.subscribe();
         let rv = opts
             .resource_version
