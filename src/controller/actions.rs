@@ -16,7 +16,11 @@ use kube::{Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub async fn run(shared: Arc<Shared>, stopping: super::Stopping) {
+pub async fn run(
+    shared: Arc<Shared>,
+    totals_changed: tokio::sync::mpsc::UnboundedReceiver<()>,
+    stopping: super::Stopping,
+) {
     let api: Api<ImprovementAction> = Api::all(shared.client.clone());
     let (reader, writer) = reflector::store();
     let on_delete = shared.clone();
@@ -36,7 +40,15 @@ pub async fn run(shared: Arc<Shared>, stopping: super::Stopping) {
         .applied_objects();
     *shared.action_store.write().unwrap_or_else(unpoison) = Some(reader.clone());
     Controller::for_stream(stream, reader)
-        .with_config(ControllerConfig::default().concurrency(2))
+        .with_config(
+            ControllerConfig::default()
+                .concurrency(2)
+                .debounce(Duration::from_secs(1)),
+        )
+        .reconcile_all_on(futures::stream::unfold(
+            totals_changed,
+            |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+        ))
         .graceful_shutdown_on(stopping)
         .run(reconcile, error_policy, shared)
         .for_each(|_| async {})

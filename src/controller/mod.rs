@@ -10,6 +10,7 @@ pub mod targets;
 use crate::api::{ImprovementAction, SecureScoreTarget};
 use crate::engine::{CompiledAction, TargetEvaluation};
 use caches::{Caches, KindKey};
+use futures::FutureExt;
 use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
 use std::collections::{BTreeSet, HashMap};
@@ -42,6 +43,11 @@ pub struct Settings {
     pub metrics_actions: crate::metrics::ActionSeries,
 }
 
+/// `(namespace, name)` of a target.
+pub type TargetKey = (String, String);
+/// The namespaces a target evaluates, and whether it reads cluster resources.
+pub type TargetScope = (BTreeSet<String>, bool);
+
 /// The latest evaluation of a target, for metrics and cross-target totals.
 #[derive(Debug, Clone)]
 pub struct Latest {
@@ -60,10 +66,12 @@ pub struct Shared {
     pub actions: RwLock<HashMap<String, Arc<CompiledAction>>>,
     pub latest: RwLock<HashMap<(String, String), Latest>>,
     /// Last computed scope of each target: (namespaces, cluster resources).
-    pub scopes: RwLock<HashMap<(String, String), (BTreeSet<String>, bool)>>,
+    pub scopes: RwLock<HashMap<TargetKey, TargetScope>>,
     pub targets: RwLock<Option<Store<SecureScoreTarget>>>,
     pub action_store: RwLock<Option<Store<ImprovementAction>>>,
     pub trigger: tokio::sync::mpsc::UnboundedSender<ObjectRef<SecureScoreTarget>>,
+    /// Asks the action controller to refresh the cross-target totals.
+    pub totals_changed: tokio::sync::mpsc::UnboundedSender<()>,
     pub metrics: crate::metrics::Metrics,
     pub started: Instant,
     pub recorder: kube::runtime::events::Recorder,
@@ -109,6 +117,23 @@ impl Shared {
         }
     }
 
+    /// Whether every ImprovementAction the API holds is compiled at its current definition.
+    pub fn actions_loaded(&self) -> bool {
+        let Some(store) = self.action_store.read().unwrap_or_else(unpoison).clone() else {
+            return false;
+        };
+        if store.wait_until_ready().now_or_never().is_none() {
+            return false;
+        }
+        let compiled = self.actions.read().unwrap_or_else(unpoison);
+        store.state().iter().all(|a| {
+            let name = a.metadata.name.as_deref().unwrap_or_default();
+            compiled
+                .get(name)
+                .is_some_and(|c| c.revision == crate::engine::check::revision_of(&a.spec))
+        })
+    }
+
     /// The kinds the loaded actions read, plus Namespaces (always needed for scopes).
     pub fn desired_kinds(&self) -> BTreeSet<KindKey> {
         let mut kinds: BTreeSet<KindKey> = [(String::new(), "Namespace".to_string())].into();
@@ -128,6 +153,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (totals_tx, totals_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared_slot: Arc<RwLock<Option<std::sync::Weak<Shared>>>> = Arc::default();
     let slot = shared_slot.clone();
     let caches = Caches::new(
@@ -166,6 +192,7 @@ pub async fn run(
         targets: RwLock::default(),
         action_store: RwLock::default(),
         trigger: tx,
+        totals_changed: totals_tx,
         metrics: crate::metrics::Metrics::new(),
         started: Instant::now(),
         recorder,
@@ -200,7 +227,7 @@ pub async fn run(
     let stopping: Stopping = futures::future::FutureExt::shared(
         Box::pin(stopping) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
     );
-    let actions_ctl = tokio::spawn(actions::run(shared.clone(), stopping.clone()));
+    let actions_ctl = tokio::spawn(actions::run(shared.clone(), totals_rx, stopping.clone()));
     let targets_ctl = tokio::spawn(targets::run(shared.clone(), rx, stopping.clone()));
 
     shutdown.await;

@@ -291,6 +291,24 @@ async fn reconcile(target: Arc<SecureScoreTarget>, ctx: Arc<Shared>) -> Result<A
         }
     }
 
+    // An exemption expiring before the next interval takes effect on time.
+    let next_expiry = evaluation
+        .exemptions
+        .iter()
+        .filter(|a| a.applies() || a.state == crate::api::ExemptionState::Unused)
+        .filter_map(|a| {
+            a.exemption
+                .expires_at
+                .as_deref()?
+                .parse::<jiff::Timestamp>()
+                .ok()
+        })
+        .filter(|t| *t > now)
+        .map(|t| {
+            Duration::from_millis((t.as_millisecond() - now.as_millisecond()).max(0) as u64 + 500)
+        })
+        .min();
+    let requeue = next_expiry.map_or(interval, |d| d.min(interval));
     ctx.scopes
         .write()
         .unwrap_or_else(unpoison)
@@ -311,7 +329,8 @@ async fn reconcile(target: Arc<SecureScoreTarget>, ctx: Arc<Shared>) -> Result<A
             ctx.latest.write().unwrap_or_else(unpoison).remove(&key);
         }
     }
-    Ok(Action::requeue(interval))
+    let _ = ctx.totals_changed.send(());
+    Ok(Action::requeue(requeue))
 }
 
 fn group_of(namespaces: &Inventory, ns: &str) -> Option<String> {

@@ -155,8 +155,11 @@ pub fn transitions(
     }
     if let (Some(goal), Some(p), Some(c)) = (goal, status.percentage, condition(status, "GoalMet"))
     {
-        let before = condition(prev, "GoalMet").map(|c| c.status.as_str());
-        if before != Some(c.status.as_str()) {
+        // A change of reason counts: NothingToEvaluate → GoalMissed is news too.
+        let before = condition(prev, "GoalMet").map(|c| c.reason.as_str());
+        if before != Some(c.reason.as_str())
+            && matches!(c.reason.as_str(), "GoalMet" | "GoalMissed")
+        {
             let goal = goal.to_string();
             out.push(if c.status == "True" {
                 Transition::GoalMet {

@@ -1,0 +1,485 @@
+//! End-to-end: the real `securescore run` binary against the in-process Kubernetes API
+//! emulation (tests/support). The same scenarios run against a real cluster in
+//! tests/operator_cluster.rs (ignored unless KUBECONFIG is set).
+
+mod support;
+
+use serde_json::{Value, json};
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use support::apiserver::{ApiServer, eventually};
+
+const WAIT: Duration = Duration::from_secs(30);
+const SST: (&str, &str) = ("securescore.io/v1alpha1", "securescoretargets");
+const IA: (&str, &str) = ("securescore.io/v1alpha1", "improvementactions");
+
+struct Operator {
+    child: Child,
+    metrics: u16,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Operator {
+    fn start(server: &ApiServer, extra: &[&str]) -> Operator {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig);
+        let metrics = free_port();
+        let log = dir.path().join("operator.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_securescore"))
+            .arg("run")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
+            .args([
+                "--namespace",
+                "securescore-system",
+                "--debounce-ms",
+                "200",
+                "--log-format",
+                "json",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info,securescore=debug")
+            .env_remove("POD_NAMESPACE")
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("the securescore binary starts");
+        Operator {
+            child,
+            metrics,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics)).ok()?;
+        use std::io::Write;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        let code = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Some((code, body))
+    }
+
+    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(25);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn namespace(server: &ApiServer, name: &str, labels: Value) {
+    server.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}));
+}
+
+fn pod(server: &ApiServer, ns: &str, name: &str, non_root: bool) {
+    server.put(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+        "spec": {"securityContext": {"runAsNonRoot": non_root}, "containers": [{"name": "c", "image": "nginx:1.27"}]}
+    }));
+}
+
+fn non_root_action(name: &str, points: u32) -> Value {
+    json!({
+        "apiVersion": "securescore.io/v1alpha1", "kind": "ImprovementAction",
+        "metadata": {"name": name},
+        "spec": {"title": "Run as non-root", "category": "Apps", "maxScore": points,
+            "check": {"podSpec": true, "validations": [{
+                "expression": "has(podSpec.securityContext) && has(podSpec.securityContext.runAsNonRoot) && podSpec.securityContext.runAsNonRoot",
+                "message": "pod runs as root"}]}}
+    })
+}
+
+fn target(ns: &str, spec: Value) -> Value {
+    json!({"apiVersion": "securescore.io/v1alpha1", "kind": "SecureScoreTarget", "metadata": {"name": "team", "namespace": ns}, "spec": spec})
+}
+
+fn score(server: &ApiServer, ns: &str) -> Option<f64> {
+    server
+        .status(SST.0, SST.1, ns, "team")?
+        .get("score")?
+        .as_f64()
+}
+
+fn setup(server: &ApiServer) {
+    namespace(server, "securescore-system", json!({}));
+    namespace(server, "team-a", json!({}));
+    pod(server, "team-a", "web", true);
+    pod(server, "team-a", "api", true);
+    pod(server, "team-a", "db", false);
+    server
+        .create(non_root_action("non-root", 9))
+        .expect("action created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_scores_a_target_and_reacts_to_a_fix_without_waiting_for_the_interval() {
+    let server = ApiServer::start().await;
+    setup(&server);
+    server
+        .create(target("team-a", json!({"goal": 80, "interval": "1h"})))
+        .unwrap();
+    let op = Operator::start(&server, &[]);
+    let s = eventually("score 6", WAIT, || {
+        score(&server, "team-a").filter(|s| *s == 6.0)
+    })
+    .await;
+    assert_eq!(s, 6.0, "{}", op.logs());
+    let status = server.status(SST.0, SST.1, "team-a", "team").unwrap();
+    assert_eq!(status["maxScore"], 9.0);
+    assert_eq!(status["percentage"], 66.67);
+    assert_eq!(status["actions"][0]["compliant"], 2);
+    assert_eq!(status["observedGeneration"], 1);
+    let target_obj = server.get(SST.0, SST.1, "team-a", "team").unwrap();
+    let managers: Vec<&str> = target_obj["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"securescore"), "{managers:?}");
+    // Fixing the pod raises the score long before the 1h interval.
+    pod(&server, "team-a", "db", true);
+    eventually("score 9 after the fix", WAIT, || {
+        score(&server, "team-a").filter(|s| *s == 9.0)
+    })
+    .await;
+    // A GoalMissed then a GoalMet event, from the same reporter.
+    let events = eventually("events", WAIT, || {
+        let e = server.events(Some("team-a"));
+        (e.iter().any(|e| e["reason"] == "GoalMet")).then_some(e)
+    })
+    .await;
+    assert!(
+        events.iter().any(|e| e["reason"] == "GoalMissed"),
+        "{events:#?}\n{}",
+        op.logs()
+    );
+    // The metrics endpoint exports the ratio.
+    let (code, body) = op.get("/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("securescore_ratio{namespace=\"team-a\",target=\"team\"} 1"),
+        "{body}"
+    );
+    let (code, body) = op.get("/readyz").unwrap();
+    assert_eq!((code, body.as_str()), (200, "ready (leader)"));
+    assert_eq!(op.get("/healthz").unwrap().0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_action_is_isolated_and_reported() {
+    let server = ApiServer::start().await;
+    setup(&server);
+    server
+        .create(json!({
+            "apiVersion": "securescore.io/v1alpha1", "kind": "ImprovementAction", "metadata": {"name": "broken"},
+            "spec": {"title": "Broken", "category": "Apps", "maxScore": 4,
+                "check": {"podSpec": true, "validations": [{"expression": "podSpec.containers.all(c, c.nosuchfn())"}]}}
+        }))
+        .unwrap();
+    server.create(target("team-a", json!({}))).unwrap();
+    let _op = Operator::start(&server, &[]);
+    let status = eventually("status with both actions", WAIT, || {
+        server
+            .status(SST.0, SST.1, "team-a", "team")
+            .filter(|s| s["actions"].as_array().is_some_and(|a| a.len() == 2))
+    })
+    .await;
+    assert_eq!(status["score"], 6.0);
+    assert_eq!(status["maxScore"], 13.0);
+    let broken = status["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "broken")
+        .unwrap()
+        .clone();
+    assert_eq!(broken["state"], "Unknown");
+    let ready = eventually("the broken action's Ready condition", WAIT, || {
+        let st = server.status(IA.0, IA.1, "", "broken")?;
+        st["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .cloned()
+    })
+    .await;
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "InvalidExpression");
+    let good = eventually("the good action's totals", WAIT, || {
+        server
+            .status(IA.0, IA.1, "", "non-root")
+            .filter(|s| s["targets"] == 1)
+    })
+    .await;
+    assert_eq!(
+        (good["compliant"].as_u64(), good["nonCompliant"].as_u64()),
+        (Some(2), Some(1))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_asking_for_more_than_its_namespace_is_refused() {
+    let server = ApiServer::start().await;
+    setup(&server);
+    namespace(&server, "team-b", json!({}));
+    server
+        .create(target(
+            "team-a",
+            json!({"scope": {"namespaces": {"names": ["team-b"]}}}),
+        ))
+        .unwrap();
+    let _op = Operator::start(&server, &[]);
+    let ready = eventually("ScopeNotAllowed", WAIT, || {
+        let st = server.status(SST.0, SST.1, "team-a", "team")?;
+        st["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Ready" && c["reason"] == "ScopeNotAllowed")
+            .cloned()
+    })
+    .await;
+    assert_eq!(ready["status"], "False");
+    let status = server.status(SST.0, SST.1, "team-a", "team").unwrap();
+    assert!(
+        status.get("score").is_none(),
+        "nothing else is written: {status}"
+    );
+    assert!(
+        server
+            .events(Some("team-a"))
+            .iter()
+            .any(|e| e["reason"] == "ScopeNotAllowed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exemption_expiring_takes_effect_on_time() {
+    let server = ApiServer::start().await;
+    setup(&server);
+    let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(4);
+    server
+        .create(target(
+            "team-a",
+            json!({"interval": "1h", "exemptions": [{
+                "name": "vendor-db", "action": "non-root", "resolution": "ResolvedThirdParty",
+                "resources": {"names": ["db"]}, "owner": "team-a", "reason": "vendor image",
+                "approvedAt": "2026-01-01T00:00:00Z", "expiresAt": soon.to_string()}]}),
+        ))
+        .unwrap();
+    let _op = Operator::start(&server, &[]);
+    eventually("score 9 while exempt", WAIT, || {
+        score(&server, "team-a").filter(|s| *s == 9.0)
+    })
+    .await;
+    eventually("score 6 after expiry", WAIT, || {
+        score(&server, "team-a").filter(|s| *s == 6.0)
+    })
+    .await;
+    let status = server.status(SST.0, SST.1, "team-a", "team").unwrap();
+    assert_eq!(status["exemptions"][0]["state"], "Expired");
+    eventually("ExemptionExpired event", WAIT, || {
+        server
+            .events(Some("team-a"))
+            .iter()
+            .any(|e| e["reason"] == "ExemptionExpired")
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_reconnects_after_the_api_restarts_and_converges() {
+    let server = ApiServer::start().await;
+    setup(&server);
+    server
+        .create(target("team-a", json!({"interval": "1h"})))
+        .unwrap();
+    let op = Operator::start(&server, &[]);
+    eventually("score 6", WAIT, || {
+        score(&server, "team-a").filter(|s| *s == 6.0)
+    })
+    .await;
+    server.stop_listening().await;
+    // While the API is away, history moves on and old resource versions are compacted.
+    pod(&server, "team-a", "db", true);
+    server.compact();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.resume_listening().await;
+    eventually("score 9 after the restart", Duration::from_secs(60), || {
+        score(&server, "team-a").filter(|s| *s == 9.0)
+    })
+    .await;
+    assert!(
+        op.logs().contains("watch error"),
+        "the operator saw the outage"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_exits_zero_and_releases_the_lease() {
+    let server = ApiServer::start().await;
+    setup(&server);
+    server.create(target("team-a", json!({}))).unwrap();
+    let mut op = Operator::start(
+        &server,
+        &["--leader-election", "--lease-duration-seconds", "30"],
+    );
+    eventually("score 6", WAIT, || {
+        score(&server, "team-a").filter(|s| *s == 6.0)
+    })
+    .await;
+    let holder = server
+        .get(
+            "coordination.k8s.io/v1",
+            "leases",
+            "securescore-system",
+            "securescore-leader",
+        )
+        .unwrap();
+    assert!(holder["spec"]["holderIdentity"].is_string());
+    let status = tokio::task::spawn_blocking(move || {
+        let s = op.terminate();
+        (s, op.logs())
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.0.map(|s| s.code()), Some(Some(0)), "{}", status.1);
+    let lease = server
+        .get(
+            "coordination.k8s.io/v1",
+            "leases",
+            "securescore-system",
+            "securescore-leader",
+        )
+        .unwrap();
+    assert!(
+        lease["spec"]
+            .get("holderIdentity")
+            .is_none_or(|h| h.is_null()),
+        "released: {lease}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_when_the_leader_dies() {
+    let server = ApiServer::start().await;
+    setup(&server);
+    server
+        .create(target("team-a", json!({"interval": "1h"})))
+        .unwrap();
+    let election = ["--leader-election", "--lease-duration-seconds", "3"];
+    let mut first = Operator::start(&server, &[&election[..], &["--identity", "first"]].concat());
+    eventually("score 6", WAIT, || {
+        score(&server, "team-a").filter(|s| *s == 6.0)
+    })
+    .await;
+    let second = Operator::start(
+        &server,
+        &[&election[..], &["--identity", "second"]].concat(),
+    );
+    eventually("the standby is ready", WAIT, || {
+        second
+            .get("/readyz")
+            .filter(|(c, b)| *c == 200 && b.contains("standby"))
+    })
+    .await;
+    let (_, body) = second.get("/metrics").unwrap();
+    assert!(
+        !body.contains("securescore_score{"),
+        "a standby exports no score series"
+    );
+    // The leader dies without releasing the lease.
+    first.child.kill().unwrap();
+    let _ = first.child.wait();
+    eventually("the standby leads", WAIT, || {
+        let lease = server.get(
+            "coordination.k8s.io/v1",
+            "leases",
+            "securescore-system",
+            "securescore-leader",
+        )?;
+        (lease["spec"]["holderIdentity"] == "second").then_some(())
+    })
+    .await;
+    pod(&server, "team-a", "db", true);
+    eventually("the new leader evaluates", WAIT, || {
+        score(&server, "team-a").filter(|s| *s == 9.0)
+    })
+    .await;
+    assert!(second.logs().contains("became the leader"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_kind_is_logged_by_name_and_the_target_degraded() {
+    let server = ApiServer::start().await;
+    setup(&server);
+    server
+        .create(json!({
+            "apiVersion": "securescore.io/v1alpha1", "kind": "ImprovementAction", "metadata": {"name": "ingress-tls"},
+            "spec": {"title": "Ingress TLS", "category": "Infrastructure", "maxScore": 5,
+                "check": {"resources": [{"apiGroup": "networking.k8s.io", "kind": "Ingress"}], "validations": [{"expression": "has(object.spec.tls)"}]}}
+        }))
+        .unwrap();
+    server.deny(None, "networking.k8s.io", "ingresses");
+    server.create(target("team-a", json!({}))).unwrap();
+    let op = Operator::start(&server, &[]);
+    let degraded = eventually("Degraded", Duration::from_secs(90), || {
+        let st = server.status(SST.0, SST.1, "team-a", "team")?;
+        st["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Degraded" && c["status"] == "True")
+            .cloned()
+    })
+    .await;
+    assert_eq!(degraded["reason"], "InventoryIncomplete");
+    assert!(
+        op.logs().contains("missing permission")
+            && op.logs().contains("ingresses.networking.k8s.io"),
+        "{}",
+        op.logs()
+    );
+    let status = server.status(SST.0, SST.1, "team-a", "team").unwrap();
+    assert_eq!(status["score"], 6.0);
+    assert_eq!(status["maxScore"], 14.0, "the unknown action keeps its max");
+}
