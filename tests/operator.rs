@@ -483,3 +483,109 @@ async fn a_forbidden_kind_is_logged_by_name_and_the_target_degraded() {
     assert_eq!(status["score"], 6.0);
     assert_eq!(status["maxScore"], 14.0, "the unknown action keeps its max");
 }
+
+fn evaluations(op: &Operator) -> u64 {
+    let (_, body) = op.get("/metrics").unwrap_or_default();
+    body.lines()
+        .filter(|l| l.starts_with("securescore_evaluations_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_of_hundreds_of_pods_yields_a_handful_of_evaluations() {
+    let server = ApiServer::start().await;
+    setup(&server);
+    server
+        .create(target("team-a", json!({"interval": "1h"})))
+        .unwrap();
+    let op = Operator::start(&server, &[]);
+    eventually("score 6", WAIT, || {
+        score(&server, "team-a").filter(|s| *s == 6.0)
+    })
+    .await;
+    let before = evaluations(&op);
+    for i in 0..400 {
+        pod(&server, "team-a", &format!("rollout-{i}"), true);
+    }
+    let expected: f64 = 9.0 * 402.0 / 403.0;
+    eventually("the rollout is scored", WAIT, || {
+        score(&server, "team-a").filter(|s| (*s - (expected * 100.0).round() / 100.0).abs() < 1e-9)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let during = evaluations(&op) - before;
+    assert!(
+        (1..=10).contains(&during),
+        "400 pod events gave {during} evaluations"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_status_is_not_written_again() {
+    let server = ApiServer::start().await;
+    setup(&server);
+    server
+        .create(target("team-a", json!({"interval": "1h"})))
+        .unwrap();
+    let op = Operator::start(&server, &[]);
+    eventually("score 6", WAIT, || {
+        score(&server, "team-a").filter(|s| *s == 6.0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let rv = |s: &ApiServer| {
+        s.get(SST.0, SST.1, "team-a", "team").unwrap()["metadata"]["resourceVersion"].clone()
+    };
+    let before = rv(&server);
+    let evaluated = evaluations(&op);
+    // A change that does not move the score: the target is evaluated again, its status is not rewritten.
+    server.put(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "team-a", "labels": {"app": "web", "touched": "yes"}},
+        "spec": {"securityContext": {"runAsNonRoot": true}, "containers": [{"name": "c", "image": "nginx:1.27"}]}
+    }));
+    eventually("a new evaluation", WAIT, || {
+        (evaluations(&op) > evaluated).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        rv(&server),
+        before,
+        "no status write for an unchanged result"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_watched_as_metadata_only() {
+    let server = ApiServer::start().await;
+    setup(&server);
+    server.put(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db-password", "namespace": "team-a"},
+        "type": "Opaque", "data": {"password": "aHVudGVyMg=="}}));
+    server
+        .create(json!({
+            "apiVersion": "securescore.io/v1alpha1", "kind": "ImprovementAction", "metadata": {"name": "secret-values-unseen"},
+            "spec": {"title": "The operator never holds secret values", "category": "Data", "maxScore": 1,
+                "check": {"resources": [{"kind": "Secret"}],
+                    "validations": [{"expression": "!has(object.data) && !has(object.stringData)", "message": "secret data was visible"}]}}
+        }))
+        .unwrap();
+    server.create(target("team-a", json!({}))).unwrap();
+    let op = Operator::start(&server, &[]);
+    let status = eventually("status with the secret action", WAIT, || {
+        let st = server.status(SST.0, SST.1, "team-a", "team")?;
+        st["actions"]
+            .as_array()?
+            .iter()
+            .find(|a| a["name"] == "secret-values-unseen" && a["applicable"] == 1)
+            .cloned()
+    })
+    .await;
+    assert_eq!(status["compliant"], 1, "{status}");
+    assert!(
+        op.logs().contains("\"metadata_only\":true"),
+        "{}",
+        op.logs()
+    );
+}
