@@ -80,6 +80,7 @@ pub fn run(args: CatalogArgs) -> ExitCode {
     };
     match std::io::stdout().write_all(text.as_bytes()) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("securescore catalog: cannot write to stdout: {err}");
             ExitCode::from(2)

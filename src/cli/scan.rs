@@ -413,7 +413,9 @@ pub fn run(args: ScanArgs) -> ExitCode {
                     "{at}: SecureScoreTarget {}: spec.exemptions[{i}] ({}): Invalid: {}",
                     output::target_name(&s.target),
                     e.exemption.name,
-                    e.message.as_deref().unwrap_or("breaks the action's exemption policy")
+                    e.message
+                        .as_deref()
+                        .unwrap_or("breaks the action's exemption policy")
                 ));
             }
         }
@@ -426,7 +428,10 @@ pub fn run(args: ScanArgs) -> ExitCode {
     let rendered = match output::render(args.format, &scored, &actions) {
         Ok(text) => text,
         Err(e) => {
-            eprintln!("securescore scan: cannot render {:?} output: {e}", args.format);
+            eprintln!(
+                "securescore scan: cannot render {:?} output: {e}",
+                args.format
+            );
             return ExitCode::from(EXIT_INPUT_ERROR);
         }
     };

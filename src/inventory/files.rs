@@ -125,8 +125,8 @@ pub fn read(input: &Input) -> Result<String, FileError> {
             Ok(text)
         }
         Input::File(path) => {
-            let bytes =
-                std::fs::read(path).map_err(|e| fail(format!("cannot read: {}", io_message(&e))))?;
+            let bytes = std::fs::read(path)
+                .map_err(|e| fail(format!("cannot read: {}", io_message(&e))))?;
             String::from_utf8(bytes).map_err(|e| {
                 fail(format!(
                     "not UTF-8 text (invalid byte at offset {})",
@@ -156,7 +156,13 @@ mod tests {
         let root = dir.path();
         std::fs::create_dir_all(root.join("b/nested")).unwrap();
         std::fs::create_dir_all(root.join(".git")).unwrap();
-        for f in ["z.yaml", "a.yml", "b/nested/c.json", "b/readme.md", ".git/x.yaml"] {
+        for f in [
+            "z.yaml",
+            "a.yml",
+            "b/nested/c.json",
+            "b/readme.md",
+            ".git/x.yaml",
+        ] {
             std::fs::write(root.join(f), "").unwrap();
         }
         let (inputs, errors) = expand(&[root.to_path_buf()]);

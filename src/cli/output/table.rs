@@ -115,11 +115,7 @@ fn target(out: &mut String, s: &Scored, style: Style) {
         (Some(goal), _) => format!(", goal {goal}% missed"),
         (None, _) => String::new(),
     };
-    let _ = writeln!(
-        out,
-        "{} {name}: {headline}{goal}",
-        style.bold("Target")
-    );
+    let _ = writeln!(out, "{} {name}: {headline}{goal}", style.bold("Target"));
     let _ = writeln!(
         out,
         "  {} resources evaluated, {} actions",
@@ -130,7 +126,12 @@ fn target(out: &mut String, s: &Scored, style: Style) {
         let _ = writeln!(
             out,
             "  achieved {:.2} · mitigated {:.2} · accepted {:.2} · to address {:.2} · projected {:.2} · achievable {:.2}",
-            b.achieved, b.mitigated, b.accepted, b.to_address, b.projected_score, b.achievable_score
+            b.achieved,
+            b.mitigated,
+            b.accepted,
+            b.to_address,
+            b.projected_score,
+            b.achievable_score
         );
     }
 
@@ -171,6 +172,12 @@ fn target(out: &mut String, s: &Scored, style: Style) {
             .max()
             .unwrap_or(0)
             .max(6);
+        let state_width = listed
+            .iter()
+            .map(|a| a.state.as_str().len() + if a.preview { 10 } else { 0 })
+            .max()
+            .unwrap_or(0)
+            .max(5);
         out.push('\n');
         let _ = writeln!(
             out,
@@ -181,7 +188,7 @@ fn target(out: &mut String, s: &Scored, style: Style) {
                 pad("ACTION", width),
                 pad("CATEGORY", 14),
                 "COMPLIANT",
-                pad("STATE", 18),
+                pad("STATE", state_width),
             ))
         );
         for a in &listed {
@@ -196,7 +203,7 @@ fn target(out: &mut String, s: &Scored, style: Style) {
                 pad(&a.name, width),
                 pad(a.category.as_str(), 14),
                 format!("{}/{}", a.compliant, a.applicable),
-                pad(&state, 18),
+                pad(&state, state_width),
                 clip(&a.title, TITLE_WIDTH)
             );
         }
@@ -222,19 +229,27 @@ fn target(out: &mut String, s: &Scored, style: Style) {
 
     if !status.exemptions.is_empty() {
         out.push('\n');
-        let width = status
+        let name_width = status
             .exemptions
             .iter()
             .map(|e| e.name.chars().count())
             .max()
             .unwrap_or(0)
             .max(9);
+        let action_width = status
+            .exemptions
+            .iter()
+            .map(|e| e.action.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(6);
         let _ = writeln!(
             out,
             "  {}",
             style.bold(&format!(
-                "{}  {}  {}  {:>9}  {:>9}",
-                pad("EXEMPTION", width),
+                "{}  {}  {}  {}  {:>9}  {:>9}",
+                pad("EXEMPTION", name_width),
+                pad("ACTION", action_width),
                 pad("RESOLUTION", 18),
                 pad("STATE", 8),
                 "RESOURCES",
@@ -242,16 +257,17 @@ fn target(out: &mut String, s: &Scored, style: Style) {
             ))
         );
         for (e, declared) in status.exemptions.iter().zip(&s.target.spec.exemptions) {
-            let _ = writeln!(
-                out,
-                "  {}  {}  {}  {:>9}  {:>9}  {}",
-                pad(&e.name, width),
+            let line = format!(
+                "{}  {}  {}  {}  {:>9}  {:>9}  {}",
+                pad(&e.name, name_width),
+                pad(&e.action, action_width),
                 pad(declared.resolution.as_str(), 18),
                 pad(&format!("{:?}", e.state), 8),
                 e.covered,
                 e.days_left.map(|d| d.to_string()).unwrap_or("-".into()),
-                e.message.as_deref().unwrap_or(&e.action)
+                e.message.as_deref().unwrap_or_default()
             );
+            let _ = writeln!(out, "  {}", line.trim_end());
         }
     }
 
