@@ -211,12 +211,12 @@ impl Loaded {
                 (_, kind, Role::Actions) => self.errors.push(format!(
                     "{}: {kind} {}: --actions files hold ImprovementActions (securescore.io/v1alpha1) only",
                     locate(&source),
-                    r.name
+                    r.display_name()
                 )),
                 (_, kind, Role::Targets) => self.errors.push(format!(
                     "{}: {kind} {}: --target files hold SecureScoreTargets (securescore.io/v1alpha1) only",
                     locate(&source),
-                    r.name
+                    r.display_name()
                 )),
             }
         }
