@@ -1,7 +1,10 @@
 //! The `securescore` command line: one file per subcommand.
 
+mod catalog;
 mod crds;
+pub mod output;
 mod run;
+pub mod scan;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,6 +24,12 @@ pub enum Command {
     Crds,
     /// Run the operator against the cluster of the kubeconfig (or in-cluster).
     Run(run::RunArgs),
+    /// Print the built-in ImprovementActions: YAML ready for `kubectl apply -f -`, or a table.
+    Catalog(catalog::CatalogArgs),
+    /// Score Kubernetes manifests offline (files, directories, `-` for stdin) with the
+    /// built-in catalog plus any ImprovementActions and SecureScoreTargets in the input;
+    /// exit 1 below --min-score, 2 when input was skipped.
+    Scan(scan::ScanArgs),
 }
 
 /// Run a parsed command line; the exit code follows the subcommand's contract.
@@ -28,6 +37,8 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Crds => crds::run(),
         Command::Run(args) => run::run(args),
+        Command::Catalog(args) => catalog::run(args),
+        Command::Scan(args) => scan::run(args),
     }
 }
 

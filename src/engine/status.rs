@@ -62,19 +62,22 @@ pub fn unevaluated(input: &TargetInput, outcome: Outcome) -> TargetEvaluation {
     }
 }
 
-/// The ranking key: points to gain (desc), user impact and implementation cost (low first), name.
+/// The ranking key: scored before preview, then points to gain (desc), user impact and implementation cost (low first), name.
 fn rank(a: &ActionOutcome, b: &ActionOutcome) -> std::cmp::Ordering {
-    b.points
-        .to_address()
-        .cmp(&a.points.to_address())
-        .then(a.action.spec.user_impact.cmp(&b.action.spec.user_impact))
-        .then(
-            a.action
-                .spec
-                .implementation_cost
-                .cmp(&b.action.spec.implementation_cost),
-        )
-        .then(a.action.name.cmp(&b.action.name))
+    // Preview actions are never scored: they follow the scored ones.
+    a.scored.cmp(&b.scored).reverse().then(
+        b.points
+            .to_address()
+            .cmp(&a.points.to_address())
+            .then(a.action.spec.user_impact.cmp(&b.action.spec.user_impact))
+            .then(
+                a.action
+                    .spec
+                    .implementation_cost
+                    .cmp(&b.action.spec.implementation_cost),
+            )
+            .then(a.action.name.cmp(&b.action.name)),
+    )
 }
 
 fn row(o: &ActionOutcome) -> ActionResult {

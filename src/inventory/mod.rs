@@ -1,4 +1,5 @@
 //! Where objects come from: manifests on disk (`securescore scan`), or watch caches in a
 //! cluster (the operator).
 
+pub mod files;
 pub mod manifests;

@@ -1,0 +1,52 @@
+//! Renderers of a scan: `table` for people, `json` (a SecureScoreTargetList, as the operator
+//! would write it), `sarif` (2.1.0, for code-scanning tools).
+
+mod json;
+mod sarif;
+mod table;
+
+use crate::api::SecureScoreTarget;
+use crate::engine::{CompiledAction, Source, TargetEvaluation};
+use std::sync::Arc;
+
+/// Output format of `securescore scan`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Score, categories, ranked actions and top findings, for people.
+    Table,
+    /// A SecureScoreTargetList: each target with metadata, spec and the status the operator
+    /// would write.
+    Json,
+    /// SARIF 2.1.0: one rule per action, one result per non-compliant resource.
+    Sarif,
+}
+
+/// One target and its evaluation.
+pub struct Scored {
+    pub target: SecureScoreTarget,
+    /// Where the target was declared (None: the implicit target).
+    pub source: Option<Source>,
+    pub evaluation: TargetEvaluation,
+}
+
+/// `namespace/name` of a target.
+pub fn target_name(t: &SecureScoreTarget) -> String {
+    format!(
+        "{}/{}",
+        t.metadata.namespace.as_deref().unwrap_or_default(),
+        t.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Render the scan in one format. `actions` are every action known to the scan.
+pub fn render(
+    format: Format,
+    scored: &[Scored],
+    actions: &[Arc<CompiledAction>],
+) -> Result<String, serde_json::Error> {
+    match format {
+        Format::Table => Ok(table::render(scored, table::Style::detect())),
+        Format::Json => json::render(scored),
+        Format::Sarif => sarif::render(scored, actions),
+    }
+}

@@ -1,0 +1,492 @@
+//! `securescore scan`: evaluate manifests offline with the same engine as the operator.
+//!
+//! Pipeline: expand paths -> read and split documents -> sort ImprovementActions and
+//! SecureScoreTargets out of the objects -> validate them (CRD CEL rules, action loading) ->
+//! evaluate every target -> render -> exit code.
+
+use super::output::{self, Format, Scored};
+use crate::api::{ImprovementAction, SecureScoreTarget};
+use crate::engine::evaluate::implicit_cluster_target;
+use crate::engine::{CompiledAction, Inventory, Resource, Source, TargetInput, evaluate};
+use crate::inventory::files::{self, Input};
+use crate::inventory::manifests::{objects_from, parse_documents, synthesise_namespaces};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit code when a target is below `--min-score` or has nothing to evaluate.
+pub const EXIT_BELOW_MIN_SCORE: u8 = 1;
+/// Exit code for usage errors and skipped input.
+pub const EXIT_INPUT_ERROR: u8 = 2;
+
+/// Name of the target used when the input declares none.
+pub const IMPLICIT_TARGET: &str = "scan";
+
+/// Inputs from which a progress bar is shown (when stderr is a terminal).
+const PROGRESS_FROM_FILES: usize = 200;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  every target was evaluated (and meets --min-score, if given)
+  1  --min-score was given and a target is below it or has nothing to evaluate
+  2  usage error, or some input was skipped: an unreadable file, invalid YAML/JSON, a document
+     without apiVersion/kind/metadata.name, an ImprovementAction or SecureScoreTarget that breaks
+     its CRD rules or does not load (not Ready), an Invalid exemption. Skipped input is reported
+     on stderr as `file:line: message` and the rest is still evaluated (unless --strict).
+     Exit 2 wins over exit 1.
+
+Input documents of kind ImprovementAction and SecureScoreTarget (securescore.io/v1alpha1) are
+used, not scored: actions add to or override the built-in catalog by name, and each target gets
+its own status. With no target in the input, one implicit cluster-wide target named `scan`
+evaluates everything. Offline, a target's scope is not a security boundary: any target may name
+other namespaces, use selectors and read cluster resources.";
+
+/// Evaluate Kubernetes manifests offline and print their Secure Score.
+#[derive(clap::Args, Debug)]
+#[command(after_help = AFTER_HELP)]
+pub struct ScanArgs {
+    /// Manifests to read: files, directories (recursively: *.yaml, *.yml, *.json, sorted by
+    /// path; hidden entries, Helm chart directories and Helm values files skipped — render a
+    /// chart with `helm template` and pipe it in), or `-` for standard input. Multi-document
+    /// YAML and `List` kinds are read.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+
+    /// Output: `table` for people, `json` for a SecureScoreTargetList (each item with the
+    /// status the operator would write), `sarif` for code-scanning tools (SARIF 2.1.0).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Read ImprovementActions from PATH (file or directory; repeatable). They add to the
+    /// built-in catalog, or replace a built-in action of the same name.
+    #[arg(long = "actions", value_name = "PATH")]
+    pub actions: Vec<PathBuf>,
+
+    /// Read SecureScoreTargets from PATH (file or directory; repeatable), in addition to those
+    /// found among the manifests.
+    #[arg(long = "target", value_name = "PATH")]
+    pub targets: Vec<PathBuf>,
+
+    /// Do not use the built-in catalog: only the actions given with --actions or found in
+    /// the input.
+    #[arg(long)]
+    pub no_builtin: bool,
+
+    /// Namespace of namespaced objects (and targets) that have none.
+    #[arg(long, value_name = "NAMESPACE", default_value = "default")]
+    pub namespace: String,
+
+    /// Fail (exit 1) when any target's percentage is below PERCENT (0-100), or when a target
+    /// has nothing to evaluate.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub min_score: Option<f64>,
+
+    /// Abort before evaluating (exit 2, nothing on stdout) when any input is skipped.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Evaluate as of this instant (RFC 3339, e.g. 2026-01-31T12:00:00Z) instead of the
+    /// current time: exemption expiry, due dates and lastEvaluated use it. Makes output
+    /// reproducible.
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<jiff::Timestamp>,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number (a percentage, 0-100)"))?;
+    if (0.0..=100.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not a percentage between 0 and 100"))
+    }
+}
+
+/// An action with where it came from.
+struct LoadedAction {
+    action: ImprovementAction,
+    origin: Origin,
+}
+
+/// Where an action or target was declared.
+#[derive(Clone)]
+enum Origin {
+    Builtin(&'static str),
+    Document(Source),
+}
+
+impl Origin {
+    fn locate(&self) -> String {
+        match self {
+            Origin::Builtin(file) => format!("built-in catalog {file}"),
+            Origin::Document(s) => locate(s),
+        }
+    }
+}
+
+/// `file:line` (or `file: document N` where there is no line) of a document.
+pub fn locate(s: &Source) -> String {
+    match s.line {
+        Some(line) => format!("{}:{line}", s.file),
+        None => format!("{}: document {}", s.file, s.document),
+    }
+}
+
+/// What the input held.
+#[derive(Default)]
+struct Loaded {
+    objects: Vec<Resource>,
+    actions: Vec<LoadedAction>,
+    targets: Vec<(SecureScoreTarget, Source)>,
+    /// Whether any SecureScoreTarget document was seen, valid or not.
+    target_documents: bool,
+    /// Skipped input, already formatted `file:line: message`.
+    errors: Vec<String>,
+}
+
+/// What a file given to the scan may hold.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Anything: objects, actions and targets.
+    Manifests,
+    Actions,
+    Targets,
+}
+
+const GROUP: &str = crate::api::GROUP;
+
+impl Loaded {
+    fn read_paths(&mut self, paths: &[PathBuf], role: Role, namespace: &str) {
+        let (inputs, errors) = files::expand(paths);
+        self.errors.extend(errors.iter().map(ToString::to_string));
+        let progress = progress_bar(inputs.len());
+        for input in &inputs {
+            if let Some(p) = &progress {
+                p.set_message(input.name());
+            }
+            match files::read(input) {
+                Ok(text) => self.read_text(input, &text, role, namespace),
+                Err(e) => self.errors.push(e.to_string()),
+            }
+            if let Some(p) = &progress {
+                p.inc(1);
+            }
+        }
+        if let Some(p) = progress {
+            p.finish_and_clear();
+        }
+    }
+
+    fn read_text(&mut self, input: &Input, text: &str, role: Role, namespace: &str) {
+        let name = input.name();
+        let (documents, errors) = parse_documents(&name, text);
+        self.errors.extend(errors.iter().map(ToString::to_string));
+        let (resources, errors) = objects_from(documents, namespace);
+        self.errors.extend(errors.iter().map(ToString::to_string));
+        for r in resources {
+            let source = r.source.clone().unwrap_or(Source {
+                file: name.clone(),
+                line: None,
+                document: 0,
+            });
+            let ours = r.group == GROUP;
+            match (ours, r.kind.as_str(), role) {
+                (true, "ImprovementAction", Role::Manifests | Role::Actions) => {
+                    if let Some(action) = self.typed::<ImprovementAction>(&r, &source) {
+                        self.actions.push(LoadedAction {
+                            action,
+                            origin: Origin::Document(source),
+                        });
+                    }
+                }
+                (true, "SecureScoreTarget", Role::Manifests | Role::Targets) => {
+                    self.target_documents = true;
+                    if let Some(target) = self.typed::<SecureScoreTarget>(&r, &source) {
+                        self.targets.push((target, source));
+                    }
+                }
+                (_, _, Role::Manifests) => self.objects.push(r),
+                (_, kind, Role::Actions) => self.errors.push(format!(
+                    "{}: {kind} {}: --actions files hold ImprovementActions (securescore.io/v1alpha1) only",
+                    locate(&source),
+                    r.display_name()
+                )),
+                (_, kind, Role::Targets) => self.errors.push(format!(
+                    "{}: {kind} {}: --target files hold SecureScoreTargets (securescore.io/v1alpha1) only",
+                    locate(&source),
+                    r.display_name()
+                )),
+            }
+        }
+    }
+
+    /// Deserialize one of our kinds and check its CRD CEL rules, as the API server would.
+    fn typed<T: CustomResourceValidate>(&mut self, r: &Resource, source: &Source) -> Option<T> {
+        let what = format!("{} {}", r.kind, r.display_name());
+        let value: T = match serde_json::from_value(r.object.clone()) {
+            Ok(v) => v,
+            Err(e) => {
+                self.errors
+                    .push(format!("{}: {what}: invalid: {e}", locate(source)));
+                return None;
+            }
+        };
+        let violations = value.violations();
+        if violations.is_empty() {
+            Some(value)
+        } else {
+            for v in violations {
+                self.errors.push(format!("{}: {what}: {v}", locate(source)));
+            }
+            None
+        }
+    }
+}
+
+/// The CRD CEL rules of our kinds, checked client-side.
+trait CustomResourceValidate: serde::de::DeserializeOwned {
+    fn violations(&self) -> Vec<String>;
+}
+
+impl CustomResourceValidate for ImprovementAction {
+    fn violations(&self) -> Vec<String> {
+        match self.validate_cel() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.as_slice().iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+impl CustomResourceValidate for SecureScoreTarget {
+    fn violations(&self) -> Vec<String> {
+        match self.validate_cel() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.as_slice().iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+trait DisplayName {
+    fn display_name(&self) -> String;
+}
+
+impl DisplayName for Resource {
+    /// `ns/name` for namespaced objects, `name` for cluster-scoped ones.
+    fn display_name(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+fn progress_bar(len: usize) -> Option<indicatif::ProgressBar> {
+    if len < PROGRESS_FROM_FILES || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("reading {pos}/{len} {bar:30} {wide_msg}")
+    {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// The actions a scan evaluates: the built-in catalog (unless dropped), overridden by name by
+/// the input's actions, then by `--actions`, each compiled once. Not-Ready actions are kept
+/// (they are Unknown for every target, as in a cluster) and reported as input errors.
+fn compile_actions(
+    builtin: bool,
+    loaded: Vec<LoadedAction>,
+    errors: &mut Vec<String>,
+) -> Vec<Arc<CompiledAction>> {
+    let mut by_name: BTreeMap<String, LoadedAction> = BTreeMap::new();
+    if builtin {
+        match crate::catalog::builtin() {
+            Ok(actions) => {
+                for (action, (file, _)) in actions.into_iter().zip(crate::catalog::files()) {
+                    let name = action.metadata.name.clone().unwrap_or_default();
+                    by_name.insert(
+                        name,
+                        LoadedAction {
+                            action,
+                            origin: Origin::Builtin(file),
+                        },
+                    );
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    for a in loaded {
+        let name = a.action.metadata.name.clone().unwrap_or_default();
+        by_name.insert(name, a);
+    }
+    by_name
+        .into_iter()
+        .map(|(name, a)| {
+            let compiled = CompiledAction::compile(&a.action);
+            if let Some(p) = &compiled.problem {
+                errors.push(format!(
+                    "{}: ImprovementAction {name} is not Ready: {}: {}",
+                    a.origin.locate(),
+                    p.reason.as_str(),
+                    p.message
+                ));
+            }
+            Arc::new(compiled)
+        })
+        .collect()
+}
+
+pub fn run(args: ScanArgs) -> ExitCode {
+    let now = args.now.unwrap_or_else(jiff::Timestamp::now);
+    let mut loaded = Loaded::default();
+    loaded.read_paths(&args.paths, Role::Manifests, &args.namespace);
+    loaded.read_paths(&args.actions, Role::Actions, &args.namespace);
+    loaded.read_paths(&args.targets, Role::Targets, &args.namespace);
+    let mut errors = std::mem::take(&mut loaded.errors);
+
+    let actions = compile_actions(
+        !args.no_builtin,
+        std::mem::take(&mut loaded.actions),
+        &mut errors,
+    );
+
+    let mut targets = std::mem::take(&mut loaded.targets);
+    if !loaded.target_documents {
+        targets.push((
+            implicit_cluster_target(IMPLICIT_TARGET, &args.namespace),
+            Source {
+                file: String::new(),
+                line: None,
+                document: 0,
+            },
+        ));
+    }
+
+    let mut objects = loaded.objects;
+    let synthesised = synthesise_namespaces(&objects);
+    objects.extend(synthesised);
+    let inventory = Inventory::complete(objects.into_iter().map(Arc::new));
+
+    if args.strict && !errors.is_empty() {
+        return abort(&errors);
+    }
+
+    let scored: Vec<Scored> = targets
+        .into_iter()
+        .map(|(target, source)| {
+            let evaluation = evaluate(&TargetInput {
+                target: &target,
+                actions: &actions,
+                inventory: &inventory,
+                now,
+                previous: None,
+                wide_scope_allowed: true,
+            });
+            let source = (!source.file.is_empty()).then_some(source);
+            Scored {
+                target,
+                source,
+                evaluation,
+            }
+        })
+        .collect();
+
+    // Exemptions the engine refused are ignored: skipped input, located at their target.
+    for s in &scored {
+        for (i, e) in s.evaluation.exemptions.iter().enumerate() {
+            if e.state == crate::api::ExemptionState::Invalid {
+                let at = s
+                    .source
+                    .as_ref()
+                    .map(locate)
+                    .unwrap_or_else(|| "<implicit target>".into());
+                errors.push(format!(
+                    "{at}: SecureScoreTarget {}: spec.exemptions[{i}] ({}): Invalid: {}",
+                    output::target_name(&s.target),
+                    e.exemption.name,
+                    e.message
+                        .as_deref()
+                        .unwrap_or("breaks the action's exemption policy")
+                ));
+            }
+        }
+    }
+    if args.strict && !errors.is_empty() {
+        return abort(&errors);
+    }
+    report_errors(&errors);
+
+    let rendered = match output::render(args.format, &scored, &actions) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!(
+                "securescore scan: cannot render {:?} output: {e}",
+                args.format
+            );
+            return ExitCode::from(EXIT_INPUT_ERROR);
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(rendered.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("securescore scan: cannot write to stdout: {e}");
+        }
+        return ExitCode::from(EXIT_INPUT_ERROR);
+    }
+
+    if !errors.is_empty() {
+        return ExitCode::from(EXIT_INPUT_ERROR);
+    }
+    if let Some(min) = args.min_score {
+        let failing: Vec<String> = scored
+            .iter()
+            .filter_map(|s| match s.evaluation.status.percentage {
+                Some(p) if p >= min => None,
+                Some(p) => Some(format!(
+                    "{}: {p:.2}% is below --min-score {min}",
+                    output::target_name(&s.target)
+                )),
+                None => Some(format!(
+                    "{}: nothing to evaluate (no percentage), --min-score {min} is not met",
+                    output::target_name(&s.target)
+                )),
+            })
+            .collect();
+        if !failing.is_empty() {
+            for f in failing {
+                eprintln!("securescore scan: {f}");
+            }
+            return ExitCode::from(EXIT_BELOW_MIN_SCORE);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn report_errors(errors: &[String]) {
+    let mut stderr = std::io::stderr().lock();
+    for e in errors {
+        let _ = writeln!(stderr, "{e}");
+    }
+}
+
+fn abort(errors: &[String]) -> ExitCode {
+    report_errors(errors);
+    eprintln!(
+        "securescore scan: {} input error(s); nothing evaluated (--strict)",
+        errors.len()
+    );
+    ExitCode::from(EXIT_INPUT_ERROR)
+}

@@ -1,0 +1,856 @@
+//! `securescore scan` and `securescore catalog`, driven through the real binary: golden
+//! outputs for examples/, exit codes, every bad-input message, stdin, List kinds, directory
+//! recursion, custom actions, SARIF validity, and that scan writes exactly the status the
+//! engine (and so the operator) computes.
+
+use securescore::api::{ImprovementAction, SecureScoreTarget, SecureScoreTargetStatus};
+use securescore::engine::{CompiledAction, Inventory, TargetInput, evaluate};
+use securescore::inventory::manifests::load_text;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+const NOW: &str = "2026-11-27T12:00:00Z";
+/// The example application, its targets and its custom action (examples/helm is not ours).
+const EXAMPLES: [&str; 3] = ["examples/shop", "examples/targets", "examples/actions"];
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_securescore"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the securescore binary runs");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("securescore finishes");
+    Run {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+fn run(args: &[&str]) -> Run {
+    run_in(root(), args, None)
+}
+
+fn scan_examples(extra: &[&str]) -> Run {
+    let mut args = vec!["scan"];
+    args.extend(EXAMPLES);
+    args.extend(["--now", NOW]);
+    args.extend(extra);
+    run(&args)
+}
+
+fn json(r: &Run) -> serde_json::Value {
+    serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("stdout is JSON ({e}):\n{}\nstderr:\n{}", r.stdout, r.stderr))
+}
+
+/// Compare with tests/golden/NAME, or rewrite it when UPDATE_GOLDEN=1.
+fn golden(name: &str, actual: &str) {
+    let path = root().join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().expect("golden dir")).expect("mkdir golden");
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run UPDATE_GOLDEN=1 cargo test --test scan)",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines())
+            .enumerate()
+            .filter(|(_, (e, a))| e != a)
+            .take(5)
+            .map(|(i, (e, a))| format!("line {}:\n  golden: {e}\n  actual: {a}", i + 1))
+            .collect();
+        panic!(
+            "{} differs from the output ({} vs {} lines); first differences:\n{}\nIf the change is intended: UPDATE_GOLDEN=1 cargo test --test scan",
+            path.display(),
+            expected.lines().count(),
+            actual.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("mkdir");
+    }
+    std::fs::write(&path, text).expect("write test file");
+    path
+}
+
+const POD_ROOT: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: root-pod, labels: {team: a}}\nspec:\n  containers: [{name: c, image: nginx:1.27}]\n";
+
+// ---------------------------------------------------------------- golden outputs
+
+#[test]
+fn golden_table_for_the_examples() {
+    let r = scan_examples(&[]);
+    assert_eq!(r.code, 0, "stderr:\n{}", r.stderr);
+    assert!(
+        !r.stdout.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
+    golden("examples.table.txt", &r.stdout);
+}
+
+#[test]
+fn golden_json_for_the_examples() {
+    let r = scan_examples(&["--format", "json"]);
+    assert_eq!(r.code, 0, "stderr:\n{}", r.stderr);
+    golden("examples.json", &r.stdout);
+}
+
+#[test]
+fn golden_sarif_for_the_examples() {
+    let r = scan_examples(&["--format", "sarif"]);
+    assert_eq!(r.code, 0, "stderr:\n{}", r.stderr);
+    golden("examples.sarif", &r.stdout);
+}
+
+#[test]
+fn the_readme_command_scores_examples() {
+    let r = run(&["scan", "examples/", "--now", NOW]);
+    assert_eq!(r.code, 0, "stderr:\n{}", r.stderr);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("Target shop/team-shop: ") && l.contains("points (")),
+        "{}",
+        r.stdout
+    );
+}
+
+// ---------------------------------------------------------------- JSON contract
+
+#[test]
+fn json_is_a_target_list_with_one_item_per_declared_target() {
+    let v = json(&scan_examples(&["--format", "json"]));
+    assert_eq!(v["apiVersion"], "securescore.io/v1alpha1");
+    assert_eq!(v["kind"], "SecureScoreTargetList");
+    let items = v["items"].as_array().expect("items");
+    let names: Vec<&str> = items
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["cluster", "team-shop"]);
+    let shop = &items[1];
+    assert_eq!(shop["kind"], "SecureScoreTarget");
+    assert_eq!(shop["spec"]["goal"], 80);
+    let exemptions: Vec<(&str, &str)> = shop["status"]["exemptions"]
+        .as_array()
+        .expect("exemptions")
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        exemptions,
+        [
+            ("legacy-admin-runs-as-root", "Active"),
+            ("admin-nodeport-behind-firewall", "Active"),
+            ("admin-ingress-tls", "Active"),
+        ]
+    );
+    // The custom action from examples/actions is evaluated with the built-in catalog.
+    let custom = shop["status"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "workloads-have-team-label")
+        .expect("custom action row");
+    assert_eq!(
+        (custom["compliant"].as_u64(), custom["applicable"].as_u64()),
+        (Some(3), Some(4))
+    );
+}
+
+/// Load a directory's manifests the way a test would by hand: one file at a time.
+fn manual_inventory(
+    dirs: &[&str],
+) -> (
+    Vec<Arc<securescore::engine::Resource>>,
+    Vec<ImprovementAction>,
+    Vec<SecureScoreTarget>,
+) {
+    let mut objects = Vec::new();
+    let mut actions = Vec::new();
+    let mut targets = Vec::new();
+    for dir in dirs {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+            .expect("examples dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).expect("read example");
+            let (loaded, errors) = load_text(&f.display().to_string(), &text, "default");
+            assert!(errors.is_empty(), "{errors:?}");
+            for r in loaded {
+                match (r.group.as_str(), r.kind.as_str()) {
+                    ("securescore.io", "ImprovementAction") => {
+                        actions.push(serde_json::from_value(r.object.clone()).expect("action"))
+                    }
+                    ("securescore.io", "SecureScoreTarget") => {
+                        targets.push(serde_json::from_value(r.object.clone()).expect("target"))
+                    }
+                    // load_text synthesises implied Namespaces per file; examples/shop
+                    // declares its Namespace, so only the declared objects are kept.
+                    _ if r.source.is_none() => {}
+                    _ => objects.push(r),
+                }
+            }
+        }
+    }
+    (objects, actions, targets)
+}
+
+#[test]
+fn json_status_is_exactly_what_the_engine_computes_for_the_same_objects() {
+    let v = json(&scan_examples(&["--format", "json"]));
+    let (objects, custom, targets) = manual_inventory(&EXAMPLES);
+    let inventory = Inventory::complete(objects);
+    let mut actions: Vec<Arc<CompiledAction>> = securescore::catalog::builtin()
+        .expect("catalog")
+        .iter()
+        .chain(custom.iter())
+        .map(|a| Arc::new(CompiledAction::compile(a)))
+        .collect();
+    actions.sort_by(|a, b| a.name.cmp(&b.name));
+    for target in &targets {
+        let expected = evaluate(&TargetInput {
+            target,
+            actions: &actions,
+            inventory: &inventory,
+            now: NOW.parse().expect("now"),
+            previous: None,
+            wide_scope_allowed: true,
+        })
+        .status;
+        let item = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["metadata"]["name"] == target.metadata.name.as_deref().unwrap())
+            .expect("target in the list");
+        let actual: SecureScoreTargetStatus =
+            serde_json::from_value(item["status"].clone()).expect("status deserializes");
+        assert_eq!(actual, expected, "{:?}", target.metadata.name);
+    }
+}
+
+// ---------------------------------------------------------------- SARIF
+
+#[test]
+fn sarif_is_valid_against_the_sarif_2_1_0_schema() {
+    let r = scan_examples(&["--format", "sarif"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(dir.path(), "scan.sarif", &r.stdout);
+    // Installed by scripts/install/sarif-validate.sh (scripts/test.sh runs it).
+    let tools = root().join(".tools/bin/sarif-validate");
+    let validator = if tools.exists() {
+        tools
+    } else {
+        PathBuf::from("sarif-validate")
+    };
+    let out = Command::new(&validator)
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: run scripts/install/sarif-validate.sh (the schema test needs it)",
+                validator.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "SARIF schema violations:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn sarif_has_one_rule_per_action_and_results_located_with_suppressions_for_exemptions() {
+    let v = json(&scan_examples(&["--format", "sarif"]));
+    assert_eq!(v["version"], "2.1.0");
+    let run = &v["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "securescore");
+    let rules = run["tool"]["driver"]["rules"].as_array().expect("rules");
+    assert_eq!(rules.len(), 45, "44 built-in actions and the custom one");
+    let rule = rules
+        .iter()
+        .find(|r| r["id"] == "pss-run-as-non-root")
+        .expect("rule");
+    assert_eq!(
+        rule["shortDescription"]["text"],
+        "Require containers to run as non-root (runAsNonRoot)"
+    );
+    assert!(
+        rule["help"]["markdown"]
+            .as_str()
+            .unwrap()
+            .contains("```yaml")
+    );
+    assert_eq!(rule["properties"]["category"], "Apps");
+    assert_eq!(rule["properties"]["maxScore"], 7);
+    let results = run["results"].as_array().expect("results");
+    let root_result = |target: &str| {
+        results
+            .iter()
+            .find(|r| {
+                r["ruleId"] == "pss-run-as-non-root"
+                    && r["properties"]["target"] == target
+                    && r["properties"]["resource"] == "Deployment shop/legacy-admin"
+            })
+            .unwrap_or_else(|| panic!("result for {target}"))
+    };
+    // maxScore 7: error. Team-shop accepted the risk: suppressed; the cluster target did not.
+    let accepted = root_result("shop/team-shop");
+    assert_eq!(accepted["level"], "error");
+    assert_eq!(accepted["suppressions"][0]["kind"], "external");
+    assert_eq!(
+        accepted["suppressions"][0]["justification"],
+        "RiskAccepted declared by exemption legacy-admin-runs-as-root of target shop/team-shop"
+    );
+    assert!(
+        root_result("securescore-system/cluster")
+            .get("suppressions")
+            .is_none()
+    );
+    let loc = &accepted["locations"][0]["physicalLocation"];
+    assert_eq!(
+        loc["artifactLocation"]["uri"],
+        "examples/shop/legacy-admin.yaml"
+    );
+    assert_eq!(loc["region"]["startLine"], 4);
+    // A 1-point action is a warning; compliant resources have no result.
+    let cpu = results
+        .iter()
+        .find(|r| r["ruleId"] == "container-cpu-limits")
+        .expect("cpu limits result");
+    assert_eq!(cpu["level"], "warning");
+    assert!(
+        !results
+            .iter()
+            .any(|r| r["properties"]["resource"] == "Deployment shop/api"
+                && r["ruleId"] == "pss-run-as-non-root")
+    );
+}
+
+// ---------------------------------------------------------------- exit codes
+
+#[test]
+fn min_score_exits_1_below_and_0_at_or_above() {
+    // The examples score 84.52% (team-shop) and 81.00% (cluster).
+    let below = scan_examples(&["--min-score", "90"]);
+    assert_eq!(below.code, 1, "{}", below.stderr);
+    assert!(
+        below
+            .stderr
+            .contains("shop/team-shop: 84.52% is below --min-score 90"),
+        "{}",
+        below.stderr
+    );
+    assert_eq!(scan_examples(&["--min-score", "80"]).code, 0);
+}
+
+#[test]
+fn min_score_exits_1_when_there_is_nothing_to_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+    );
+    let r = run_in(
+        dir.path(),
+        &[
+            "scan",
+            "cm.yaml",
+            "--now",
+            NOW,
+            "--no-builtin",
+            "--actions",
+            &root().join("examples/actions").display().to_string(),
+            "--min-score",
+            "1",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("default/scan: nothing to evaluate"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("nothing to evaluate"), "{}", r.stdout);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        vec!["scan"],
+        vec!["scan", "examples/shop", "--min-score", "150"],
+        vec!["scan", "examples/shop", "--format", "xml"],
+        vec!["scan", "examples/shop", "--now", "yesterday"],
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stdout.is_empty(), "{args:?}");
+    }
+}
+
+// ---------------------------------------------------------------- bad input, one by one
+
+/// Scan one file in a temporary directory; returns the run (paths in messages are relative).
+fn scan_file(name: &str, text: &str, extra: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), name, text);
+    write(dir.path(), "good.yaml", POD_ROOT);
+    let mut args = vec!["scan", name, "good.yaml", "--now", NOW, "--format", "json"];
+    args.extend(extra);
+    run_in(dir.path(), &args, None)
+}
+
+/// Bad input: exit 2, the exact message on stderr, and the good file still evaluated.
+fn assert_skipped(r: &Run, message: &str) {
+    assert_eq!(r.code, 2, "stderr:\n{}", r.stderr);
+    assert!(
+        r.stderr.lines().any(|l| l == message),
+        "want line {message:?} in stderr:\n{}",
+        r.stderr
+    );
+    let v = json(r);
+    let evaluated = v["items"][0]["status"]["evaluatedResources"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(evaluated >= 1, "the rest is still evaluated: {}", r.stdout);
+}
+
+#[test]
+fn an_unreadable_file_is_reported_and_the_rest_evaluated() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.yaml", POD_ROOT);
+    let r = run_in(
+        dir.path(),
+        &[
+            "scan",
+            "missing.yaml",
+            "good.yaml",
+            "--now",
+            NOW,
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_skipped(&r, "missing.yaml: cannot read: No such file or directory");
+}
+
+#[test]
+fn invalid_yaml_is_reported_with_its_line() {
+    let r = scan_file(
+        "bad.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Pod: x\n",
+        &[],
+    );
+    assert_skipped(
+        &r,
+        "bad.yaml:6: invalid YAML: mapping values are not allowed in this context",
+    );
+}
+
+#[test]
+fn a_document_without_api_version_or_kind_is_reported() {
+    let r = scan_file("noapi.yaml", "kind: Pod\nmetadata: {name: a}\n", &[]);
+    assert_skipped(
+        &r,
+        "noapi.yaml:1: not a Kubernetes object: apiVersion is missing",
+    );
+    let r = scan_file(
+        "nokind.yaml",
+        "# a comment\napiVersion: v1\nmetadata: {name: a}\n",
+        &[],
+    );
+    assert_skipped(
+        &r,
+        "nokind.yaml:2: not a Kubernetes object: kind is missing",
+    );
+}
+
+const ACTION_HEAD: &str = "apiVersion: securescore.io/v1alpha1\nkind: ImprovementAction\n";
+
+#[test]
+fn an_action_whose_example_fails_is_not_ready() {
+    let r = scan_file(
+        "action.yaml",
+        &format!(
+            "{ACTION_HEAD}metadata: {{name: wrong-example}}\nspec:\n  title: t\n  category: Apps\n  maxScore: 3\n  check:\n    podSpec: true\n    validations: [{{expression: 'true'}}]\n    examples:\n    - object: {{apiVersion: v1, kind: Pod, metadata: {{name: p}}, spec: {{containers: [{{name: c, image: i}}]}}}}\n      expect: NonCompliant\n"
+        ),
+        &[],
+    );
+    assert_skipped(
+        &r,
+        "action.yaml:1: ImprovementAction wrong-example is not Ready: ExampleFailed: spec.check.examples[0]: expected NonCompliant, got Compliant",
+    );
+    // As in a cluster, it is Unknown for the target: max kept, no points.
+    let row = r.stdout.find("\"name\": \"wrong-example\"").expect("row");
+    assert!(r.stdout[row..].contains("\"state\": \"Unknown\""));
+}
+
+#[test]
+fn an_action_with_an_invalid_expression_is_not_ready() {
+    let r = scan_file(
+        "action.yaml",
+        &format!(
+            "# custom\n{ACTION_HEAD}metadata: {{name: bad-cel}}\nspec:\n  title: t\n  category: Apps\n  maxScore: 3\n  check:\n    podSpec: true\n    validations: [{{expression: 'podSpec.nope('}}]\n"
+        ),
+        &[],
+    );
+    assert_eq!(r.code, 2);
+    let first = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("action.yaml:2: "))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(
+        first.starts_with("action.yaml:2: ImprovementAction bad-cel is not Ready: InvalidExpression: spec.check.validations[0].expression: "),
+        "{first}"
+    );
+}
+
+#[test]
+fn an_action_breaking_a_crd_rule_is_skipped_with_its_field() {
+    let r = scan_file(
+        "action.yaml",
+        &format!(
+            "{ACTION_HEAD}metadata: {{name: zero}}\nspec:\n  title: t\n  category: Apps\n  maxScore: 0\n  check:\n    podSpec: true\n    validations: [{{expression: 'true'}}]\n"
+        ),
+        &[],
+    );
+    assert_skipped(
+        &r,
+        "action.yaml:1: ImprovementAction zero: spec.maxScore: maxScore must be between 1 and 100",
+    );
+    assert!(
+        !r.stdout.contains("\"name\": \"zero\""),
+        "skipped, not evaluated"
+    );
+}
+
+const TARGET_HEAD: &str = "apiVersion: securescore.io/v1alpha1\nkind: SecureScoreTarget\nmetadata: {name: t, namespace: default}\n";
+
+#[test]
+fn a_target_exemption_breaking_a_crd_rule_skips_the_target() {
+    let r = scan_file(
+        "target.yaml",
+        &format!(
+            "{TARGET_HEAD}spec:\n  exemptions:\n  - {{name: x, action: pss-run-as-non-root, resolution: RiskAccepted, reason: r, approvedAt: '2026-01-01T00:00:00Z', expiresAt: '2026-12-01T00:00:00Z'}}\n"
+        ),
+        &[],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.lines().any(|l| l == "target.yaml:1: SecureScoreTarget default/t: spec.exemptions[0]: an exemption needs an owner"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        json(&r)["items"].as_array().map(Vec::len),
+        Some(0),
+        "no implicit target either"
+    );
+}
+
+#[test]
+fn an_invalid_target_exemption_is_reported_and_ignored() {
+    let r = scan_file(
+        "target.yaml",
+        &format!(
+            "{TARGET_HEAD}spec:\n  exemptions:\n  - {{name: forever, action: pss-run-as-non-root, resolution: RiskAccepted, owner: o, reason: r, approvedAt: '2026-01-01T00:00:00Z', expiresAt: '2029-12-01T00:00:00Z'}}\n"
+        ),
+        &[],
+    );
+    assert_skipped(
+        &r,
+        "target.yaml:1: SecureScoreTarget default/t: spec.exemptions[0] (forever): Invalid: spans 1430 days, action \"pss-run-as-non-root\" allows at most 365",
+    );
+    let v = json(&r);
+    assert_eq!(v["items"][0]["status"]["exemptions"][0]["state"], "Invalid");
+}
+
+#[test]
+fn a_wrong_kind_in_an_actions_file_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.yaml", POD_ROOT);
+    write(dir.path(), "actions.yaml", POD_ROOT);
+    let r = run_in(
+        dir.path(),
+        &[
+            "scan",
+            "good.yaml",
+            "--actions",
+            "actions.yaml",
+            "--now",
+            NOW,
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_skipped(
+        &r,
+        "actions.yaml:1: Pod default/root-pod: --actions files hold ImprovementActions (securescore.io/v1alpha1) only",
+    );
+}
+
+#[test]
+fn strict_aborts_before_evaluation() {
+    let r = scan_file(
+        "noapi.yaml",
+        "kind: Pod\nmetadata: {name: a}\n",
+        &["--strict"],
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("noapi.yaml:1: not a Kubernetes object: apiVersion is missing")
+    );
+    assert!(
+        r.stderr.contains("nothing evaluated (--strict)"),
+        "{}",
+        r.stderr
+    );
+}
+
+// ---------------------------------------------------------------- inputs
+
+/// The custom action only: keeps the JSON small and the numbers obvious.
+fn team_label_only<'a>() -> [&'a str; 3] {
+    [
+        "--no-builtin",
+        "--actions",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/actions/custom-team-label.yaml"
+        ),
+    ]
+}
+
+fn team_label_row(v: &serde_json::Value) -> (u64, u64) {
+    let row = &v["items"][0]["status"]["actions"][0];
+    assert_eq!(row["name"], "workloads-have-team-label");
+    (
+        row["compliant"].as_u64().unwrap(),
+        row["applicable"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn stdin_is_read_with_dash() {
+    let mut args = vec!["scan", "-", "--now", NOW, "--format", "json"];
+    args.extend(team_label_only());
+    let r = run_in(
+        root(),
+        &args,
+        Some(&format!(
+            "{POD_ROOT}---\napiVersion: v1\nkind: Pod\nmetadata: {{name: unlabelled}}\nspec: {{containers: [{{name: c, image: i}}]}}\n"
+        )),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    assert_eq!(team_label_row(&v), (1, 2));
+    assert_eq!(v["items"][0]["metadata"]["name"], "scan");
+}
+
+#[test]
+fn list_kinds_are_flattened() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "list.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: a, labels: {team: x}}, spec: {containers: [{name: c, image: i}]}}\n- {apiVersion: v1, kind: Pod, metadata: {name: b}, spec: {containers: [{name: c, image: i}]}}\n---\napiVersion: apps/v1\nkind: DeploymentList\nitems: []\n",
+    );
+    let mut args = vec!["scan", "list.yaml", "--now", NOW, "--format", "json"];
+    args.extend(team_label_only());
+    let r = run_in(dir.path(), &args, None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(team_label_row(&json(&r)), (1, 2));
+}
+
+#[test]
+fn directories_are_read_recursively_yaml_yml_and_json_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let pod = |name: &str, team: bool| {
+        format!(
+            "{{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {{\"name\": \"{name}\"{}}}, \"spec\": {{\"containers\": [{{\"name\": \"c\", \"image\": \"i\"}}]}}}}\n",
+            if team {
+                ", \"labels\": {\"team\": \"x\"}"
+            } else {
+                ""
+            }
+        )
+    };
+    write(dir.path(), "m/a.yaml", &pod("a", true));
+    write(dir.path(), "m/deep/er/b.yml", &pod("b", false));
+    write(dir.path(), "m/deep/c.json", &pod("c", true));
+    write(dir.path(), "m/deep/notes.txt", "not: [yaml");
+    write(dir.path(), "m/.hidden/d.yaml", "not: [yaml");
+    let mut args = vec!["scan", "m", "--now", NOW, "--format", "json"];
+    args.extend(team_label_only());
+    let r = run_in(dir.path(), &args, None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    assert_eq!(team_label_row(&v), (2, 3));
+    let findings = &v["items"][0]["status"]["actions"][0]["findings"];
+    assert_eq!(findings[0]["name"], "b");
+}
+
+#[test]
+fn no_builtin_with_actions_evaluates_only_the_given_actions() {
+    let mut args = vec!["scan", "examples/shop", "--now", NOW, "--format", "json"];
+    args.extend(team_label_only());
+    let r = run(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    let rows = v["items"][0]["status"]["actions"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(team_label_row(&v), (3, 4));
+    assert_eq!(v["items"][0]["status"]["percentage"], 75.0);
+}
+
+#[test]
+fn an_input_action_overrides_the_builtin_one_of_the_same_name() {
+    let builtin = securescore::catalog::files()
+        .iter()
+        .find(|(f, _)| *f == "pss-run-as-non-root.yaml")
+        .expect("built-in file")
+        .1;
+    let cheaper = builtin.replace("maxScore: 7", "maxScore: 1");
+    assert_ne!(cheaper, builtin);
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.yaml", POD_ROOT);
+    write(dir.path(), "override.yaml", &cheaper);
+    let r = run_in(
+        dir.path(),
+        &[
+            "scan",
+            "good.yaml",
+            "--actions",
+            "override.yaml",
+            "--now",
+            NOW,
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    let row = v["items"][0]["status"]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "pss-run-as-non-root")
+        .expect("row")
+        .clone();
+    assert_eq!(row["maxScore"], 1.0);
+}
+
+#[test]
+fn a_target_file_replaces_the_implicit_target() {
+    let r = run(&[
+        "scan",
+        "examples/shop",
+        "--target",
+        "examples/targets/team-shop.yaml",
+        "--now",
+        NOW,
+        "--format",
+        "json",
+    ]);
+    // The team's exemptions name actions that exist, but team-shop's custom action is absent: fine.
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    let names: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["team-shop"]);
+}
+
+// ---------------------------------------------------------------- catalog
+
+#[test]
+fn catalog_yaml_is_the_builtin_actions_verbatim() {
+    let r = run(&["catalog"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let docs: Vec<ImprovementAction> = serde_yaml_ng::Deserializer::from_str(&r.stdout)
+        .map(|d| {
+            serde::Deserialize::deserialize(d).expect("every document is an ImprovementAction")
+        })
+        .collect();
+    let builtin = securescore::catalog::builtin().expect("catalog");
+    assert_eq!(docs.len(), builtin.len());
+    for (file, text) in securescore::catalog::files() {
+        assert!(r.stdout.contains(text), "{file} is printed verbatim");
+    }
+}
+
+#[test]
+fn catalog_table_lists_every_action_with_category_and_points() {
+    let r = run(&["catalog", "--format", "table"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let builtin = securescore::catalog::builtin().expect("catalog");
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("pss-run-as-non-root "))
+        .expect("row");
+    let cols: Vec<&str> = line.split_whitespace().take(3).collect();
+    assert_eq!(cols, ["pss-run-as-non-root", "Apps", "7"]);
+    assert_eq!(
+        r.stdout.lines().count(),
+        builtin.len() + 2,
+        "header, rows, total"
+    );
+}
