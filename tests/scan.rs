@@ -854,3 +854,18 @@ fn catalog_table_lists_every_action_with_category_and_points() {
         "header, rows, total"
     );
 }
+
+#[test]
+fn a_malformed_action_is_skipped_naming_the_field_path() {
+    let r = scan_file(
+        "action.yaml",
+        &format!(
+            "{ACTION_HEAD}metadata: {{name: shape}}\nspec:\n  title: t\n  category: Apps\n  maxScore: 3\n  check:\n    podSpec: true\n    validations: [{{message: hi}}]\n"
+        ),
+        &[],
+    );
+    assert_skipped(
+        &r,
+        "action.yaml:1: ImprovementAction shape: invalid: spec.check.validations[0]: missing field `expression`",
+    );
+}

@@ -226,11 +226,16 @@ impl Loaded {
     /// Deserialize one of our kinds and check its CRD CEL rules, as the API server would.
     fn typed<T: CustomResourceValidate>(&mut self, r: &Resource, source: &Source) -> Option<T> {
         let what = format!("{} {}", r.kind, r.display_name());
-        let value: T = match serde_json::from_value(r.object.clone()) {
+        // serde_path_to_error names the field that failed (e.g. `spec.check.validations[0]`).
+        let value: T = match serde_path_to_error::deserialize(r.object.clone()) {
             Ok(v) => v,
             Err(e) => {
-                self.errors
-                    .push(format!("{}: {what}: invalid: {e}", locate(source)));
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                self.errors.push(format!(
+                    "{}: {what}: invalid: {path}: {inner}",
+                    locate(source)
+                ));
                 return None;
             }
         };
