@@ -194,12 +194,13 @@ async fn the_operator_scores_a_target_and_reacts_to_a_fix_without_waiting_for_th
         op.logs()
     );
     // The metrics endpoint exports the ratio.
-    let (code, body) = op.get("/metrics").unwrap();
-    assert_eq!(code, 200);
-    assert!(
-        body.contains("securescore_ratio{namespace=\"team-a\",target=\"team\"} 1"),
-        "{body}"
-    );
+    eventually("the scraped ratio is 1", WAIT, || {
+        let (code, body) = op.get("/metrics")?;
+        (code == 200
+            && body.contains("securescore_ratio{namespace=\"team-a\",target=\"team\"} 1\n"))
+        .then_some(())
+    })
+    .await;
     let (code, body) = op.get("/readyz").unwrap();
     assert_eq!((code, body.as_str()), (200, "ready (leader)"));
     assert_eq!(op.get("/healthz").unwrap().0, 200);

@@ -246,6 +246,46 @@ async fn reconcile(target: Arc<SecureScoreTarget>, ctx: Arc<Shared>) -> Result<A
         }
     }
 
+    // Record the evaluation first: /metrics never lags behind the status it explains.
+    let evaluation = Arc::new(evaluation);
+    // An exemption expiring before the next interval takes effect on time.
+    let next_expiry = evaluation
+        .exemptions
+        .iter()
+        .filter(|a| a.applies() || a.state == crate::api::ExemptionState::Unused)
+        .filter_map(|a| {
+            a.exemption
+                .expires_at
+                .as_deref()?
+                .parse::<jiff::Timestamp>()
+                .ok()
+        })
+        .filter(|t| *t > now)
+        .map(|t| {
+            Duration::from_millis((t.as_millisecond() - now.as_millisecond()).max(0) as u64 + 500)
+        })
+        .min();
+    let requeue = next_expiry.map_or(interval, |d| d.min(interval));
+    ctx.scopes
+        .write()
+        .unwrap_or_else(unpoison)
+        .insert(key.clone(), (scope, target.spec.scope.cluster_resources));
+    match evaluation.outcome {
+        Outcome::Evaluated | Outcome::Degraded => {
+            ctx.latest.write().unwrap_or_else(unpoison).insert(
+                key.clone(),
+                Latest {
+                    evaluation: evaluation.clone(),
+                    goal: target.spec.goal,
+                    interval,
+                    evaluated_at: now,
+                },
+            );
+        }
+        Outcome::Suspended | Outcome::ScopeNotAllowed => {
+            ctx.latest.write().unwrap_or_else(unpoison).remove(&key);
+        }
+    }
     // Apply the status only when it changed (lastEvaluated alone is refreshed at most every
     // max(interval, 10m)).
     let previous = target.status.clone();
@@ -291,44 +331,6 @@ async fn reconcile(target: Arc<SecureScoreTarget>, ctx: Arc<Shared>) -> Result<A
         }
     }
 
-    // An exemption expiring before the next interval takes effect on time.
-    let next_expiry = evaluation
-        .exemptions
-        .iter()
-        .filter(|a| a.applies() || a.state == crate::api::ExemptionState::Unused)
-        .filter_map(|a| {
-            a.exemption
-                .expires_at
-                .as_deref()?
-                .parse::<jiff::Timestamp>()
-                .ok()
-        })
-        .filter(|t| *t > now)
-        .map(|t| {
-            Duration::from_millis((t.as_millisecond() - now.as_millisecond()).max(0) as u64 + 500)
-        })
-        .min();
-    let requeue = next_expiry.map_or(interval, |d| d.min(interval));
-    ctx.scopes
-        .write()
-        .unwrap_or_else(unpoison)
-        .insert(key.clone(), (scope, target.spec.scope.cluster_resources));
-    match evaluation.outcome {
-        Outcome::Evaluated | Outcome::Degraded => {
-            ctx.latest.write().unwrap_or_else(unpoison).insert(
-                key.clone(),
-                Latest {
-                    evaluation: Arc::new(evaluation),
-                    goal: target.spec.goal,
-                    interval,
-                    evaluated_at: now,
-                },
-            );
-        }
-        Outcome::Suspended | Outcome::ScopeNotAllowed => {
-            ctx.latest.write().unwrap_or_else(unpoison).remove(&key);
-        }
-    }
     let _ = ctx.totals_changed.send(());
     Ok(Action::requeue(requeue))
 }
