@@ -273,6 +273,26 @@ async fn reconcile(target: Arc<SecureScoreTarget>, ctx: Arc<Shared>) -> Result<A
         .await?;
     }
 
+    // The metrics follow the persisted status: a scrape after this reconcile's Events sees the
+    // score they announce, and a target whose status writes fail goes stale.
+    let evaluation = Arc::new(evaluation);
+    match evaluation.outcome {
+        Outcome::Evaluated | Outcome::Degraded => {
+            ctx.latest.write().unwrap_or_else(unpoison).insert(
+                key.clone(),
+                Latest {
+                    evaluation: evaluation.clone(),
+                    goal: target.spec.goal,
+                    interval,
+                    evaluated_at: now,
+                },
+            );
+        }
+        Outcome::Suspended | Outcome::ScopeNotAllowed => {
+            ctx.latest.write().unwrap_or_else(unpoison).remove(&key);
+        }
+    }
+
     // Events, computed against the persisted status.
     for t in transitions(previous.as_ref(), &evaluation, target.spec.goal) {
         let event = KubeEvent {
@@ -313,22 +333,6 @@ async fn reconcile(target: Arc<SecureScoreTarget>, ctx: Arc<Shared>) -> Result<A
         .write()
         .unwrap_or_else(unpoison)
         .insert(key.clone(), (scope, target.spec.scope.cluster_resources));
-    match evaluation.outcome {
-        Outcome::Evaluated | Outcome::Degraded => {
-            ctx.latest.write().unwrap_or_else(unpoison).insert(
-                key.clone(),
-                Latest {
-                    evaluation: Arc::new(evaluation),
-                    goal: target.spec.goal,
-                    interval,
-                    evaluated_at: now,
-                },
-            );
-        }
-        Outcome::Suspended | Outcome::ScopeNotAllowed => {
-            ctx.latest.write().unwrap_or_else(unpoison).remove(&key);
-        }
-    }
     let _ = ctx.totals_changed.send(());
     Ok(Action::requeue(requeue))
 }
