@@ -13,7 +13,8 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
     echo "prometheus.sh: apt-get is required to install prometheus and promtool" >&2
     exit 1
   fi
-  # Debian's maintainer scripts try to start the service; policy-rc.d 101 says "not now".
+  # The package's postinst only starts its service under a running init (none in a build
+  # container); the tests start their own server on loopback.
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends prometheus >/dev/null
