@@ -53,25 +53,27 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let latest = shared.latest.read().unwrap_or_else(unpoison).clone();
-    let series: Vec<crate::metrics::TargetSeries> = if shared.is_leader() {
-        latest
-            .iter()
-            .map(|((ns, name), l)| crate::metrics::TargetSeries {
-                namespace: ns,
-                name,
-                evaluation: &l.evaluation,
-                goal: l.goal,
-                interval_seconds: l.interval.as_secs_f64(),
-                evaluated_at: l.evaluated_at,
-            })
-            .collect()
+    let leader = shared.is_leader();
+    // A standby exports its process metrics only (see Metrics::render).
+    let latest = if leader {
+        shared.latest.read().unwrap_or_else(unpoison).clone()
     } else {
-        Vec::new()
+        Default::default()
     };
+    let series: Vec<crate::metrics::TargetSeries> = latest
+        .iter()
+        .map(|((ns, name), l)| crate::metrics::TargetSeries {
+            namespace: ns,
+            name,
+            evaluation: &l.evaluation,
+            goal: l.goal,
+            interval_seconds: l.interval.as_secs_f64(),
+            evaluated_at: l.evaluated_at,
+        })
+        .collect();
     let body = shared
         .metrics
-        .render(&series, shared.settings.metrics_actions);
+        .render(leader, &series, shared.settings.metrics_actions);
     (
         [(
             header::CONTENT_TYPE,

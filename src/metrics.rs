@@ -2,7 +2,6 @@
 //! from the latest evaluations, so a deleted target or action leaves no stale series; only the
 //! leader exports them (standbys export their own process metrics), so nothing double-counts.
 
-use crate::api::ActionState;
 use crate::engine::TargetEvaluation;
 use crate::engine::score::UNIT;
 use prometheus::{
@@ -21,12 +20,31 @@ pub enum ActionSeries {
     None,
 }
 
-/// Process-level metrics (kept between scrapes).
+/// Label values of `securescore_evaluations_total{result}`.
+pub const EVALUATION_RESULTS: [&str; 4] = ["success", "degraded", "suspended", "refused"];
+
+/// The `{kind, reason}` pairs `securescore_reconcile_errors_total` can carry (started at zero,
+/// so that `increase()` sees the very first error).
+pub const RECONCILE_ERRORS: [(&str, &str); 6] = [
+    ("SecureScoreTarget", "ApiError"),
+    ("SecureScoreTarget", "Conflict"),
+    ("SecureScoreTarget", "EvaluationPanicked"),
+    ("ImprovementAction", "ApiError"),
+    ("ImprovementAction", "Conflict"),
+    ("Lease", "ApiError"),
+];
+
+/// Label values of `securescore_action_resources{result}`: they partition the applicable
+/// resources of an action.
+pub const RESOURCE_RESULTS: [&str; 4] = ["compliant", "noncompliant", "error", "exempt"];
+
+/// Process-level metrics (kept between scrapes; exported by every replica).
 pub struct Metrics {
     registry: Registry,
     evaluations: IntCounterVec,
     errors: IntCounterVec,
     duration: Histogram,
+    leader: prometheus::IntGauge,
 }
 
 impl Default for Metrics {
@@ -41,7 +59,7 @@ impl Metrics {
         let evaluations = IntCounterVec::new(
             Opts::new(
                 "securescore_evaluations_total",
-                "Target evaluations by result.",
+                "Target evaluations by result (success, degraded, suspended, refused).",
             ),
             &["result"],
         )
@@ -49,7 +67,7 @@ impl Metrics {
         let errors = IntCounterVec::new(
             Opts::new(
                 "securescore_reconcile_errors_total",
-                "Reconcile errors by kind and reason.",
+                "Failed reconciles by object kind and a fixed reason (ApiError, Conflict, EvaluationPanicked).",
             ),
             &["kind", "reason"],
         )
@@ -57,7 +75,7 @@ impl Metrics {
         let duration = Histogram::with_opts(
             HistogramOpts::new(
                 "securescore_evaluation_duration_seconds",
-                "Time to evaluate one target.",
+                "Time to evaluate one target (the engine only, not the status write).",
             )
             .buckets(vec![
                 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -65,46 +83,68 @@ impl Metrics {
         )
         .expect("static metric definition");
         let build = IntGaugeVec::new(
-            Opts::new("securescore_build_info", "Build information."),
+            Opts::new(
+                "securescore_build_info",
+                "Always 1; the labels say which securescore version runs.",
+            ),
             &["version"],
         )
         .expect("static metric definition");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let leader = prometheus::IntGauge::with_opts(Opts::new(
+            "securescore_leader",
+            "1 when this replica holds the leader lease (only the leader evaluates and exports per-target series).",
+        ))
+        .expect("static metric definition");
         for c in [
             Box::new(evaluations.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errors.clone()),
             Box::new(duration.clone()),
             Box::new(build),
+            Box::new(leader.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
-        // Known label values start at zero so rate() works from the first scrape.
-        for r in ["success", "degraded", "suspended", "refused"] {
+        for r in EVALUATION_RESULTS {
             evaluations.with_label_values(&[r]);
+        }
+        for (kind, reason) in RECONCILE_ERRORS {
+            errors.with_label_values(&[kind, reason]);
         }
         Metrics {
             registry,
             evaluations,
             errors,
             duration,
+            leader,
         }
     }
 
+    /// One evaluation of a target; `result` is one of [`EVALUATION_RESULTS`].
     pub fn evaluation(&self, result: &str, seconds: f64) {
         self.evaluations.with_label_values(&[result]).inc();
         self.duration.observe(seconds);
     }
 
+    /// One failed reconcile; `kind` and `reason` come from [`RECONCILE_ERRORS`] (fixed strings,
+    /// never an error message).
     pub fn reconcile_error(&self, kind: &str, reason: &str) {
         self.errors.with_label_values(&[kind, reason]).inc();
     }
 
-    /// The text exposition: process metrics, plus per-target series when `targets` is given.
-    pub fn render(&self, targets: &[TargetSeries], actions: ActionSeries) -> String {
+    /// The text exposition: process metrics, plus per-target series when this replica leads.
+    /// A standby exports no per-target series at all (its evaluations may be stale, and two
+    /// replicas exporting the same target would double-count in sums).
+    pub fn render(&self, leader: bool, targets: &[TargetSeries], actions: ActionSeries) -> String {
+        self.leader.set(i64::from(leader));
         let mut families = self.registry.gather();
-        families.extend(target_families(targets, actions));
+        if leader {
+            families.extend(target_families(targets, actions));
+        }
         let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&families, &mut out);
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+            tracing::error!(error = %e, "could not encode the metrics");
+        }
         String::from_utf8(out).unwrap_or_default()
     }
 }
@@ -114,16 +154,46 @@ pub struct TargetSeries<'a> {
     pub namespace: &'a str,
     pub name: &'a str,
     pub evaluation: &'a TargetEvaluation,
+    /// `spec.goal` (a percentage).
     pub goal: Option<u32>,
     pub interval_seconds: f64,
+    /// When the evaluation ran (Evaluated or Degraded; suspended and refused targets have no
+    /// per-target series).
     pub evaluated_at: jiff::Timestamp,
 }
 
-fn units(u: u64) -> f64 {
-    u as f64 / UNIT as f64
+/// Ten-thousandths of a point → points, full precision.
+fn points(units: u64) -> f64 {
+    units as f64 / UNIT as f64
 }
 
-/// The per-target families (also used by `securescore scan --format prometheus`).
+/// How many applicable resources of one action fall in each of [`RESOURCE_RESULTS`]: an
+/// exempt resource is one resolved by RiskAccepted, ResolvedThirdParty or ResolvedAlternate;
+/// Planned ones still count as noncompliant (or error), as in the status rows.
+pub fn resource_results(o: &crate::engine::evaluate::ActionOutcome) -> [u64; 4] {
+    use crate::api::ResolutionState;
+    let mut n = [0u64; 4];
+    for r in &o.results {
+        let i = if r.verdict.is_compliant() {
+            0
+        } else {
+            match &r.resolution {
+                None | Some((ResolutionState::Planned, _)) => {
+                    if matches!(r.verdict, crate::engine::Verdict::Error { .. }) {
+                        2
+                    } else {
+                        1
+                    }
+                }
+                Some(_) => 3,
+            }
+        };
+        n[i] += 1;
+    }
+    n
+}
+
+/// The per-target families (also usable by `securescore scan --format prometheus`).
 pub fn target_families(
     targets: &[TargetSeries],
     actions: ActionSeries,
@@ -137,10 +207,14 @@ pub fn target_families(
             .expect("metric names are unique");
         g
     };
-    let score = gauge("securescore_score", "Points achieved.", &t);
+    let score = gauge(
+        "securescore_score",
+        "Points achieved (full precision; status shows 2 decimals).",
+        &t,
+    );
     let max = gauge(
         "securescore_max_score",
-        "Points available from applicable actions.",
+        "Points available from the applicable (and Unknown) actions.",
         &t,
     );
     let ratio = gauge(
@@ -150,27 +224,27 @@ pub fn target_families(
     );
     let goal = gauge(
         "securescore_goal_ratio",
-        "The target's goal as a ratio (0-1).",
+        "The target's goal as a ratio (0-1); absent when no goal is set.",
         &t,
     );
     let projected = gauge(
         "securescore_projected_score",
-        "Score plus the points of planned fixes.",
+        "Score plus the points of Planned fixes.",
         &t,
     );
     let achievable = gauge(
         "securescore_achievable_score",
-        "Max score minus points forgone by accepted risks.",
+        "Max score minus the points forgone by RiskAccepted.",
         &t,
     );
     let resources = gauge(
         "securescore_evaluated_resources",
-        "Objects the evaluation read.",
+        "Objects in scope that the last evaluation read.",
         &t,
     );
     let interval = gauge(
         "securescore_interval_seconds",
-        "The target's evaluation interval.",
+        "The target's evaluation interval (spec.interval).",
         &t,
     );
     let last = gauge(
@@ -180,50 +254,51 @@ pub fn target_families(
     );
     let degraded = gauge(
         "securescore_degraded",
-        "1 when the last evaluation lacked some kind's inventory.",
+        "1 when the last evaluation lacked some kind's inventory (Degraded=True), else 0.",
         &t,
     );
+    let c_labels = ["namespace", "target", "category"];
     let cat_score = gauge(
         "securescore_category_score",
         "Points achieved per category.",
-        &["namespace", "target", "category"],
+        &c_labels,
     );
     let cat_max = gauge(
         "securescore_category_max_score",
         "Points available per category.",
-        &["namespace", "target", "category"],
+        &c_labels,
     );
     let a_labels = ["namespace", "target", "action", "category"];
     let a_score = gauge(
         "securescore_action_score",
-        "Points achieved per action.",
+        "Points achieved per action (preview actions included; they never count in the target score).",
         &a_labels,
     );
     let a_max = gauge(
         "securescore_action_max_score",
-        "Points available per action.",
+        "Points available per action (0 when NotApplicable).",
         &a_labels,
     );
     let a_res = gauge(
         "securescore_action_resources",
-        "Applicable resources per action by result.",
+        "Applicable resources per action by result (compliant, noncompliant, error, exempt).",
         &["namespace", "target", "action", "category", "result"],
     );
     let a_state = gauge(
         "securescore_action_state",
-        "1 for the action's current state.",
+        "1 for the action's current state (only the current state is exported).",
         &["namespace", "target", "action", "category", "state"],
     );
     let exp = gauge(
         "securescore_exemption_expiry_timestamp_seconds",
-        "When a declared exemption expires (Unix time).",
+        "When a declared exemption expires (Unix time); invalid and open-ended exemptions have none.",
         &["namespace", "target", "exemption", "action", "resolution"],
     );
     for s in targets {
         let e = s.evaluation;
         let l = [s.namespace, s.name];
-        score.with_label_values(&l).set(units(e.points.score()));
-        max.with_label_values(&l).set(units(e.points.max()));
+        score.with_label_values(&l).set(points(e.points.score()));
+        max.with_label_values(&l).set(points(e.points.max()));
         if let Some(r) = e.ratio() {
             ratio.with_label_values(&l).set(r);
         }
@@ -232,10 +307,10 @@ pub fn target_families(
         }
         projected
             .with_label_values(&l)
-            .set(units(e.points.score() + e.points.planned));
+            .set(points(e.points.score() + e.points.planned));
         achievable
             .with_label_values(&l)
-            .set(units(e.points.max() - e.points.accepted));
+            .set(points(e.points.max() - e.points.accepted));
         resources
             .with_label_values(&l)
             .set(e.status.evaluated_resources as f64);
@@ -245,19 +320,17 @@ pub fn target_families(
         degraded.with_label_values(&l).set(f64::from(u8::from(
             e.outcome == crate::engine::Outcome::Degraded,
         )));
-        let mut cats: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+        let mut cats: std::collections::BTreeMap<&str, crate::engine::score::Points> =
+            Default::default();
         for o in e.actions.iter().filter(|o| o.scored) {
-            let c = cats.entry(o.action.spec.category.as_str()).or_default();
-            c.0 += o.points.score();
-            c.1 += o.points.max();
+            cats.entry(o.action.spec.category.as_str())
+                .or_default()
+                .add(&o.points);
         }
-        for (c, (sc, mx)) in cats {
-            cat_score
-                .with_label_values(&[s.namespace, s.name, c])
-                .set(units(sc));
-            cat_max
-                .with_label_values(&[s.namespace, s.name, c])
-                .set(units(mx));
+        for (c, p) in cats {
+            let cl = [s.namespace, s.name, c];
+            cat_score.with_label_values(&cl).set(points(p.score()));
+            cat_max.with_label_values(&cl).set(points(p.max()));
         }
         for o in &e.actions {
             let export = match actions {
@@ -274,24 +347,9 @@ pub fn target_families(
                 o.action.name.as_str(),
                 o.action.spec.category.as_str(),
             ];
-            a_score.with_label_values(&al).set(units(o.points.score()));
-            a_max
-                .with_label_values(&al)
-                .set(if o.state == ActionState::NotApplicable {
-                    0.0
-                } else {
-                    f64::from(o.action.spec.max_score)
-                });
-            for (result, n) in [
-                ("compliant", o.counts.compliant),
-                (
-                    "noncompliant",
-                    o.counts.unresolved + o.counts.planned
-                        - o.errors.min(o.counts.unresolved + o.counts.planned),
-                ),
-                ("error", o.errors),
-                ("exempt", o.counts.accepted + o.counts.mitigated),
-            ] {
+            a_score.with_label_values(&al).set(points(o.points.score()));
+            a_max.with_label_values(&al).set(points(o.points.max()));
+            for (result, n) in RESOURCE_RESULTS.iter().zip(resource_results(o)) {
                 a_res
                     .with_label_values(&[al[0], al[1], al[2], al[3], result])
                     .set(n as f64);
@@ -301,6 +359,9 @@ pub fn target_families(
                 .set(1.0);
         }
         for x in &e.exemptions {
+            if x.state == crate::api::ExemptionState::Invalid {
+                continue;
+            }
             if let Some(t) = x
                 .exemption
                 .expires_at

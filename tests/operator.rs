@@ -285,12 +285,14 @@ async fn a_target_asking_for_more_than_its_namespace_is_refused() {
         status.get("score").is_none(),
         "nothing else is written: {status}"
     );
-    assert!(
+    eventually("a ScopeNotAllowed event", WAIT, || {
         server
             .events(Some("team-a"))
             .iter()
             .any(|e| e["reason"] == "ScopeNotAllowed")
-    );
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

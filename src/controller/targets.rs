@@ -246,8 +246,6 @@ async fn reconcile(target: Arc<SecureScoreTarget>, ctx: Arc<Shared>) -> Result<A
         }
     }
 
-    // Record the evaluation first: /metrics never lags behind the status it explains.
-    let evaluation = Arc::new(evaluation);
     // An exemption expiring before the next interval takes effect on time.
     let next_expiry = evaluation
         .exemptions
@@ -270,22 +268,6 @@ async fn reconcile(target: Arc<SecureScoreTarget>, ctx: Arc<Shared>) -> Result<A
         .write()
         .unwrap_or_else(unpoison)
         .insert(key.clone(), (scope, target.spec.scope.cluster_resources));
-    match evaluation.outcome {
-        Outcome::Evaluated | Outcome::Degraded => {
-            ctx.latest.write().unwrap_or_else(unpoison).insert(
-                key.clone(),
-                Latest {
-                    evaluation: evaluation.clone(),
-                    goal: target.spec.goal,
-                    interval,
-                    evaluated_at: now,
-                },
-            );
-        }
-        Outcome::Suspended | Outcome::ScopeNotAllowed => {
-            ctx.latest.write().unwrap_or_else(unpoison).remove(&key);
-        }
-    }
     // Apply the status only when it changed (lastEvaluated alone is refreshed at most every
     // max(interval, 10m)).
     let previous = target.status.clone();
@@ -311,6 +293,26 @@ async fn reconcile(target: Arc<SecureScoreTarget>, ctx: Arc<Shared>) -> Result<A
             &Patch::Apply(&patch),
         )
         .await?;
+    }
+
+    // The metrics follow the persisted status: a scrape after this reconcile's Events sees the
+    // score they announce, and a target whose status writes fail goes stale.
+    let evaluation = Arc::new(evaluation);
+    match evaluation.outcome {
+        Outcome::Evaluated | Outcome::Degraded => {
+            ctx.latest.write().unwrap_or_else(unpoison).insert(
+                key.clone(),
+                Latest {
+                    evaluation: evaluation.clone(),
+                    goal: target.spec.goal,
+                    interval,
+                    evaluated_at: now,
+                },
+            );
+        }
+        Outcome::Suspended | Outcome::ScopeNotAllowed => {
+            ctx.latest.write().unwrap_or_else(unpoison).remove(&key);
+        }
     }
 
     // Events, computed against the persisted status.
