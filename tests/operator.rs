@@ -592,3 +592,59 @@ async fn secrets_are_watched_as_metadata_only() {
         op.logs()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn targets_in_a_benchmark_group_of_five_see_their_rank_but_no_other_number() {
+    let server = ApiServer::start().await;
+    namespace(&server, "securescore-system", json!({}));
+    server.create(non_root_action("non-root", 9)).unwrap();
+    // Five teams in the same benchmark group; team i has i+1 compliant pods out of 5.
+    for i in 0..5 {
+        let ns = format!("team-{i}");
+        namespace(
+            &server,
+            &ns,
+            json!({"securescore.io/benchmark-group": "payments"}),
+        );
+        for p in 0..5 {
+            pod(&server, &ns, &format!("p{p}"), p <= i);
+        }
+        server
+            .create(target(&ns, json!({"interval": "10s"})))
+            .unwrap();
+    }
+    // A sixth team outside the group gets no comparison.
+    namespace(&server, "loner", json!({}));
+    pod(&server, "loner", "p", true);
+    server
+        .create(target("loner", json!({"interval": "10s"})))
+        .unwrap();
+    let _op = Operator::start(&server, &[]);
+    let comparison = eventually("team-1's comparison", Duration::from_secs(60), || {
+        server
+            .status(SST.0, SST.1, "team-1", "team")?
+            .get("comparison")
+            .filter(|c| c["groupSize"] == 5)
+            .cloned()
+    })
+    .await;
+    assert_eq!(comparison["group"], "payments");
+    assert_eq!(
+        comparison["rank"], 4,
+        "team-1 (40%) is fourth of 20/40/60/80/100%"
+    );
+    assert_eq!(comparison["percentile"], 40.0);
+    assert_eq!(comparison["medianPercentage"], 60.0);
+    let text = comparison.to_string();
+    assert!(
+        !text.contains("team-0") && !text.contains("80"),
+        "no other target's name or number: {text}"
+    );
+    assert!(
+        server
+            .status(SST.0, SST.1, "loner", "team")
+            .unwrap()
+            .get("comparison")
+            .is_none()
+    );
+}
