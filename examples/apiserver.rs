@@ -4,10 +4,11 @@
 //!     cargo run --example apiserver -- [--port 6443] [--kubeconfig /tmp/emulated.kubeconfig]
 //!     KUBECONFIG=/tmp/emulated.kubeconfig kubectl get ia
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+#[allow(dead_code)]
+#[path = "../tests/support/apiserver/mod.rs"]
+mod apiserver;
 
-use support::apiserver::{ApiServer, Options};
+use apiserver::{ApiServer, Options};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -2,14 +2,18 @@
 //! hardened pod, and grants exactly the read access its catalog needs.
 //!
 //! These tests need `helm` and `kubernetes-validate` (installed into `.tools/bin` by
-//! `scripts/install/helm.sh` and `scripts/install/kubernetes-validate.sh`, which
+//! `scripts/install/kubectl-and-helm.sh` and `scripts/install/kubernetes-validate.sh`, which
 //! `scripts/test.sh` runs). A missing tool is a failure, never a skip.
+
+#[path = "support/tools.rs"]
+mod tools;
 
 use k8s_openapi::Resource;
 use serde_yaml_ng::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use tools::tool;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const NAMESPACE: &str = "securescore-system";
@@ -21,27 +25,8 @@ const DOGFOOD: &str = "ci/dogfood-values.yaml";
 // ---------------------------------------------------------------------------------------------
 // Tools and rendering
 
-/// A tool from `$REPO/.tools/bin`, else from PATH; panics (fails the test) when neither has it.
-fn tool(name: &str, installer: &str) -> PathBuf {
-    let local = Path::new(REPO).join(".tools/bin").join(name);
-    if local.is_file() {
-        return local;
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    panic!(
-        "`{name}` is not installed (neither in .tools/bin nor on PATH): run scripts/install/{installer}.sh"
-    );
-}
-
 fn helm() -> PathBuf {
-    tool("helm", "helm")
+    tool("helm", "kubectl-and-helm")
 }
 
 fn run(program: &Path, args: &[&str], cwd: &Path) -> Output {

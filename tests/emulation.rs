@@ -734,18 +734,7 @@ async fn events_recorder_publishes_events_k8s_io() {
 // ---- the real kubectl ------------------------------------------------------------------------
 
 fn kubectl_path() -> std::path::PathBuf {
-    let local = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/kubectl");
-    if local.is_file() {
-        return local;
-    }
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file());
-    on_path.unwrap_or_else(|| {
-        panic!("kubectl not found in .tools/bin or PATH: run scripts/install/kubectl.sh (tests never skip without it)")
-    })
+    support::tools::tool("kubectl", "kubectl-and-helm")
 }
 
 async fn kubectl(

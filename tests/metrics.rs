@@ -6,7 +6,7 @@
 //! rendering both.
 //!
 //! Needs `prometheus`, `promtool` (scripts/install/prometheus.sh) and `helm`
-//! (scripts/install/helm.sh) in `.tools/bin` or on PATH. A missing tool fails the test.
+//! (scripts/install/kubectl-and-helm.sh) in `.tools/bin` or on PATH. A missing tool fails the test.
 
 mod common;
 mod support;
@@ -15,11 +15,13 @@ use common::{eval, exemption, non_root_action, team_target, three_pods};
 use securescore::metrics::{ActionSeries, Metrics, TargetSeries};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::apiserver::{ApiServer, eventually};
+use support::operator::{Operator, free_port, http_get};
+use support::tools::tool;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const RULES: &str = "charts/securescore/files/prometheus-rules.yaml";
@@ -464,25 +466,6 @@ fn counters_and_the_histogram_count_what_the_controller_reports() {
 // ---------------------------------------------------------------------------------------------
 // Tools
 
-/// A tool from `$REPO/.tools/bin`, else from PATH; panics (fails the test) when neither has it.
-fn tool(name: &str, installer: &str) -> PathBuf {
-    let local = Path::new(REPO).join(".tools/bin").join(name);
-    if local.is_file() {
-        return local;
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    panic!(
-        "`{name}` is not installed (neither in .tools/bin nor on PATH): run scripts/install/{installer}.sh"
-    );
-}
-
 fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
     let mut child = Command::new(tool("promtool", "prometheus"))
         .args(args)
@@ -597,82 +580,6 @@ fn every_alert_has_severity_summary_description_with_numbers_and_a_runbook_ancho
 
 // ---------------------------------------------------------------------------------------------
 // The operator, for real scrapes
-
-struct Operator {
-    child: Child,
-    metrics: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// `GET path` over HTTP/1.0 (the body is read to the end).
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((code, body))
-}
-
-impl Operator {
-    fn start(server: &ApiServer) -> Operator {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        server.write_kubeconfig(&kubeconfig);
-        let metrics = free_port();
-        let log = dir.path().join("operator.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_securescore"))
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
-            .args(["--namespace", "securescore-system", "--debounce-ms", "200"])
-            .args(["--log-format", "json"])
-            .env("RUST_LOG", "info")
-            .env_remove("POD_NAMESPACE")
-            .env_remove("KUBECONFIG")
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("the securescore binary starts");
-        Operator {
-            child,
-            metrics,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn scrape(&self) -> String {
-        let (code, body) = http_get(self.metrics, "/metrics").expect("/metrics answers");
-        assert_eq!(code, 200, "{body}");
-        body
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn pod(server: &ApiServer, name: &str, non_root: bool) {
     server.put(json!({
@@ -812,7 +719,7 @@ fn the_tokenizer_finds_metric_names_in_promql() {
 async fn a_real_scrape_passes_promtool_has_every_metric_and_drops_deleted_objects() {
     let server = ApiServer::start().await;
     scenario(&server);
-    let op = Operator::start(&server);
+    let op = Operator::start(&server, &[]);
     eventually("the target's status", WAIT, || status_percentage(&server)).await;
     let body = eventually("per-action series in a scrape", WAIT, || {
         let b = op.scrape();
@@ -975,7 +882,7 @@ async fn prometheus_scrapes_the_operator_and_sees_the_score_rise_after_a_fix() {
     let _ = tool("prometheus", "prometheus");
     let server = ApiServer::start().await;
     scenario(&server);
-    let op = Operator::start(&server);
+    let op = Operator::start(&server, &[]);
     let before = eventually("the target's status", WAIT, || status_percentage(&server)).await;
     let prom = Prometheus::start(op.metrics);
     let ratio_query = r#"securescore_ratio{job="securescore",namespace="team-a",target="team"}"#;
@@ -1080,7 +987,7 @@ impl Prometheus {
 #[test]
 fn the_chart_renders_these_rules_and_this_dashboard() {
     let chart = Path::new(REPO).join("charts/securescore");
-    let out = Command::new(tool("helm", "helm"))
+    let out = Command::new(tool("helm", "kubectl-and-helm"))
         .args(["template", "securescore"])
         .arg(&chart)
         .args([

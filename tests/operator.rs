@@ -5,105 +5,13 @@
 mod support;
 
 use serde_json::{Value, json};
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::apiserver::{ApiServer, eventually};
+use support::operator::Operator;
 
 const WAIT: Duration = Duration::from_secs(30);
 const SST: (&str, &str) = ("securescore.io/v1alpha1", "securescoretargets");
 const IA: (&str, &str) = ("securescore.io/v1alpha1", "improvementactions");
-
-struct Operator {
-    child: Child,
-    metrics: u16,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-impl Operator {
-    fn start(server: &ApiServer, extra: &[&str]) -> Operator {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        server.write_kubeconfig(&kubeconfig);
-        let metrics = free_port();
-        let log = dir.path().join("operator.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_securescore"))
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
-            .args([
-                "--namespace",
-                "securescore-system",
-                "--debounce-ms",
-                "200",
-                "--log-format",
-                "json",
-            ])
-            .args(extra)
-            .env("RUST_LOG", "info,securescore=debug")
-            .env_remove("POD_NAMESPACE")
-            .env_remove("KUBECONFIG")
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("the securescore binary starts");
-        Operator {
-            child,
-            metrics,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics)).ok()?;
-        use std::io::Write;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
-        let code = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Some((code, body))
-    }
-
-    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = std::time::Instant::now() + Duration::from_secs(25);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn namespace(server: &ApiServer, name: &str, labels: Value) {
     server.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}));
