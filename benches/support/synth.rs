@@ -156,13 +156,13 @@ impl Gen {
         }
         if self.bad() {
             if self.rng.chance(0.5) {
-                c["env"].as_array_mut().map(|e| {
-                    e.push(json!({"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}))
-                });
+                if let Some(e) = c["env"].as_array_mut() {
+                    e.push(json!({"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}));
+                }
             } else {
-                c["env"]
-                    .as_array_mut()
-                    .map(|e| e.push(json!({"name": "API_TOKEN", "value": "s3cr3t-token"})));
+                if let Some(e) = c["env"].as_array_mut() {
+                    e.push(json!({"name": "API_TOKEN", "value": "s3cr3t-token"}));
+                }
             }
         }
         if self.bad() {
@@ -184,16 +184,17 @@ impl Gen {
             "volumes": [{"name": "tmp", "emptyDir": {}}],
         });
         if self.bad() {
-            spec.as_object_mut().map(|s| s.remove("automountServiceAccountToken"));
+            spec.as_object_mut()
+                .map(|s| s.remove("automountServiceAccountToken"));
         }
         if self.bad() {
             match self.rng.below(4) {
                 0 => spec["hostNetwork"] = json!(true),
                 1 => spec["hostPID"] = json!(true),
                 2 => {
-                    spec["volumes"]
-                        .as_array_mut()
-                        .map(|v| v.push(json!({"name": "host", "hostPath": {"path": "/var/run"}})));
+                    if let Some(v) = spec["volumes"].as_array_mut() {
+                        v.push(json!({"name": "host", "hostPath": {"path": "/var/run"}}));
+                    }
                 }
                 _ => {
                     spec["securityContext"]["sysctls"] =
@@ -218,7 +219,8 @@ impl Gen {
         }
         let mut spec = template["spec"].clone();
         spec["nodeName"] = json!(format!("node-{}", self.rng.below(50)));
-        self.out.push(json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}));
+        self.out
+            .push(json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}));
     }
 
     fn app(&mut self, ns: &str, i: usize) {
@@ -322,9 +324,14 @@ impl Gen {
         self.out
             .push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": meta}));
         let meta = self.meta("default", Some(ns), json!({}));
-        self.out.push(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta,
-            "automountServiceAccountToken": false}));
-        for (name, types) in [("default-deny-ingress", "Ingress"), ("default-deny-egress", "Egress")] {
+        self.out.push(
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta,
+            "automountServiceAccountToken": false}),
+        );
+        for (name, types) in [
+            ("default-deny-ingress", "Ingress"),
+            ("default-deny-egress", "Egress"),
+        ] {
             if !self.bad() {
                 let meta = self.meta(name, Some(ns), json!({}));
                 self.out.push(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta,
@@ -332,17 +339,21 @@ impl Gen {
             }
         }
         let meta = self.meta("allow-web", Some(ns), json!({}));
-        self.out.push(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta,
+        self.out.push(
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta,
             "spec": {"podSelector": {"matchLabels": {"app": "app-0"}}, "policyTypes": ["Ingress"],
-                "ingress": [{"from": [{"podSelector": {}}]}]}}));
+                "ingress": [{"from": [{"podSelector": {}}]}]}}),
+        );
         let verbs = if self.bad() {
             json!(["*"])
         } else {
             json!(["get", "list", "watch"])
         };
         let meta = self.meta("app-reader", Some(ns), json!({}));
-        self.out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,
-            "rules": [{"apiGroups": [""], "resources": ["configmaps", "pods"], "verbs": verbs}]}));
+        self.out.push(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,
+            "rules": [{"apiGroups": [""], "resources": ["configmaps", "pods"], "verbs": verbs}]}),
+        );
         let meta = self.meta("app-reader", Some(ns), json!({}));
         let subject = if self.bad() {
             json!({"kind": "Group", "name": "system:unauthenticated", "apiGroup": "rbac.authorization.k8s.io"})
@@ -367,9 +378,15 @@ impl Gen {
                 json!([{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]}])
             };
             let meta = self.meta(&name, None, json!({}));
-            self.out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                "metadata": meta, "rules": rules}));
-            let role = if self.bad() { "cluster-admin".to_string() } else { name.clone() };
+            self.out.push(
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": meta, "rules": rules}),
+            );
+            let role = if self.bad() {
+                "cluster-admin".to_string()
+            } else {
+                name.clone()
+            };
             let meta = self.meta(&name, None, json!({}));
             self.out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta,
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
@@ -410,7 +427,11 @@ pub fn write_dir(objects: &[Value], dir: &Path) -> std::io::Result<(usize, u64)>
     for o in objects {
         let ns = o["metadata"]["namespace"]
             .as_str()
-            .or_else(|| (o["kind"] == "Namespace").then(|| o["metadata"]["name"].as_str()).flatten())
+            .or_else(|| {
+                (o["kind"] == "Namespace")
+                    .then(|| o["metadata"]["name"].as_str())
+                    .flatten()
+            })
             .unwrap_or("cluster");
         groups.entry(ns.to_string()).or_default().push(o);
     }
