@@ -57,6 +57,13 @@ fn main() -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("scan needs a directory"))?;
             scan(dir)?;
         }
+        "incremental" => {
+            let changes: usize = opt("--changes")
+                .map(|s| s.parse())
+                .transpose()?
+                .unwrap_or(1000);
+            incremental(size, changes)?
+        }
         other => anyhow::bail!("unknown subcommand {other}"),
     }
     Ok(())
@@ -182,6 +189,59 @@ fn scan(dir: &str) -> anyhow::Result<()> {
                "load_seconds": loaded, "evaluate_seconds": evaluated, "seconds": total,
                "objects_per_second": n as f64 / total, "mb_per_second": bytes as f64 / 1e6 / total,
                "peak_rss_bytes": peak_rss(), "score": eval.status.score})
+    );
+    Ok(())
+}
+
+/// One pod changes at a time, with `size` objects loaded: re-judge it and rebuild the status.
+fn incremental(size: usize, changes: usize) -> anyhow::Result<()> {
+    use securescore::engine::incremental::Incremental;
+    let actions = catalog()?;
+    let objects = synth::generate(synth::Config::new(size));
+    let n = objects.len();
+    let resources: Vec<Arc<Resource>> = objects
+        .into_iter()
+        .map(|o| Resource::new(o, None).map(Arc::new))
+        .collect::<Result<_, _>>()?;
+    let t = Instant::now();
+    let mut inc = Incremental::new(
+        implicit_cluster_target("bench", "default"),
+        actions,
+        Inventory::complete(resources),
+        now(),
+        true,
+    );
+    let initial = t.elapsed().as_secs_f64();
+    let pods: Vec<Arc<Resource>> = inc.inventory().of_kind("", "Pod").to_vec();
+    let mut rng = synth::Rng::new(7);
+    let mut rejudge = Vec::with_capacity(changes);
+    let mut status = Vec::with_capacity(changes);
+    let mut score = 0.0;
+    for _ in 0..changes {
+        let p = &pods[rng.below(pods.len())];
+        let mut o = p.object.clone();
+        let flip = o["spec"]["containers"][0]["securityContext"]["privileged"] != json!(true);
+        o["spec"]["containers"][0]["securityContext"]["privileged"] = json!(flip);
+        let r = Arc::new(Resource::new(o, None)?);
+        let t = Instant::now();
+        inc.upsert(r);
+        let a = t.elapsed().as_secs_f64();
+        let e = inc.evaluation();
+        let b = t.elapsed().as_secs_f64();
+        rejudge.push(a);
+        status.push(b);
+        score = e.status.score.unwrap_or_default();
+    }
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() as f64 - 1.0) * p) as usize] * 1e3
+    };
+    println!(
+        "{}",
+        json!({"bench": "incremental", "objects": n, "changes": changes, "initial_seconds": initial,
+               "rejudge_ms_p50": pct(&mut rejudge, 0.5), "rejudge_ms_p99": pct(&mut rejudge, 0.99),
+               "total_ms_p50": pct(&mut status, 0.5), "total_ms_p99": pct(&mut status, 0.99),
+               "score": score})
     );
     Ok(())
 }
