@@ -57,7 +57,43 @@ pub struct Compiled {
 /// The root context holding every standard and Kubernetes function; built once, shared.
 pub fn root_context() -> &'static Context<'static> {
     static ROOT: OnceLock<Context<'static>> = OnceLock::new();
-    ROOT.get_or_init(|| Context::default().with_all())
+    ROOT.get_or_init(|| {
+        let mut ctx = Context::default().with_all();
+        ctx.add_function("matches", matches_cached);
+        ctx
+    })
+}
+
+/// `string.matches(regex)` as the standard library has it, with compiled regexes kept per
+/// thread: the standard function compiles the pattern on every call, which dominated the
+/// evaluation of image and environment checks.
+fn matches_cached(
+    ftx: &cel::FunctionContext,
+    cel::extractors::This(this): cel::extractors::This<Arc<String>>,
+    regex: Arc<String>,
+) -> Result<bool, ExecutionError> {
+    const MAX_CACHED: usize = 256;
+    thread_local! {
+        static CACHE: std::cell::RefCell<HashMap<String, regex::Regex>> =
+            std::cell::RefCell::new(HashMap::new());
+    }
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(re) = cache.get(regex.as_str()) {
+            return Ok(re.is_match(&this));
+        }
+        match regex::Regex::new(&regex) {
+            Ok(re) => {
+                let found = re.is_match(&this);
+                if cache.len() >= MAX_CACHED {
+                    cache.clear();
+                }
+                cache.insert(regex.to_string(), re);
+                Ok(found)
+            }
+            Err(err) => Err(ftx.error(format!("'{regex}' not a valid regex:\n{err}"))),
+        }
+    })
 }
 
 /// Whether a function name resolves in the environment. Operators (`_&&_`, `@in`, `!_`...)

@@ -631,15 +631,12 @@ impl CompiledAction {
             };
             let mut entries = Vec::new();
             for lookup in &self.spec.check.lookups {
-                let items: Vec<&Arc<Resource>> = surroundings
-                    .inventory
-                    .of_kind(&lookup.api_group, &lookup.kind)
-                    .iter()
-                    .filter(|r| match &r.namespace {
-                        Some(ns) => Some(ns.as_str()) == own,
-                        None => surroundings.cluster_visible,
-                    })
-                    .collect();
+                let items = surroundings.inventory.lookup(
+                    &lookup.api_group,
+                    &lookup.kind,
+                    own,
+                    surroundings.cluster_visible,
+                );
                 if items.len() > MAX_LOOKUP_ITEMS {
                     return Err(format!(
                         "lookup {:?} has {} items, the limit is {MAX_LOOKUP_ITEMS}",

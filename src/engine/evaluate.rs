@@ -11,7 +11,8 @@ use crate::api::{
     SecureScoreTargetStatus,
 };
 use jiff::Timestamp;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 /// Everything one evaluation reads.
@@ -149,7 +150,10 @@ pub fn select_actions(
 }
 
 /// The top-most controlling owner present in the inventory (the object itself if none).
-fn top_owner<'a>(resource: &'a Arc<Resource>, inventory: &'a Inventory) -> &'a Arc<Resource> {
+pub(crate) fn top_owner<'a>(
+    resource: &'a Arc<Resource>,
+    inventory: &'a Inventory,
+) -> &'a Arc<Resource> {
     let mut current = resource;
     for _ in 0..8 {
         let Some(owner) = &current.controller else {
@@ -246,37 +250,50 @@ pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
     let mut judgements: Vec<Vec<(Arc<Resource>, Verdict)>> = vec![Vec::new(); judged.len()];
     // Pass 1 judges objects with no present owner; pass 2 the owned ones, skipping an action
     // for an object whose top-most owner is applicable to that (pod-template) action.
-    let mut applicable_tops: HashMap<usize, BTreeSet<*const Resource>> = HashMap::new();
-    let mut owned: Vec<(&Arc<Resource>, &Arc<Resource>)> = Vec::new();
+    // Objects are judged in parallel; results are collected in input order, so the outcome
+    // does not depend on the number of threads.
+    let mut applicable_tops: HashMap<usize, HashSet<usize>> = HashMap::new();
     let candidates: Vec<&Arc<Resource>> = inventory.iter().filter(|r| in_scope(r)).collect();
     evaluated_resources += candidates.len() as u64;
-    for r in &candidates {
-        let top = top_owner(r, inventory);
-        if !Arc::ptr_eq(top, r) {
-            owned.push((r, top));
-            continue;
-        }
-        judge_object(r, &kinds, &judged, &surroundings, |i, verdict| {
+    let tops: Vec<&Arc<Resource>> = candidates
+        .par_iter()
+        .map(|r| top_owner(r, inventory))
+        .collect();
+    let (unowned, owned): (Vec<_>, Vec<_>) = candidates
+        .iter()
+        .zip(tops)
+        .partition(|(r, top)| Arc::ptr_eq(top, r));
+    let first: Vec<Vec<(usize, Verdict)>> = unowned
+        .par_iter()
+        .map(|(r, _)| judge_object(r, &kinds, &judged, &surroundings, |_| false))
+        .collect();
+    for ((r, _), verdicts) in unowned.iter().zip(first) {
+        for (i, verdict) in verdicts {
             if judged[i].spec.check.pod_spec {
-                applicable_tops.entry(i).or_default().insert(Arc::as_ptr(r));
+                applicable_tops
+                    .entry(i)
+                    .or_default()
+                    .insert(Arc::as_ptr(r) as usize);
             }
-            judgements[i].push(((*r).clone(), verdict));
-        });
+            judgements[i].push((Arc::clone(r), verdict));
+        }
     }
-    for (r, top) in owned {
-        let skip = |i: usize| {
-            judged[i].spec.check.pod_spec
-                && applicable_tops
-                    .get(&i)
-                    .is_some_and(|s| s.contains(&Arc::as_ptr(top)))
-        };
-        let filtered: HashMap<(&str, &str), Vec<usize>> = kinds
-            .iter()
-            .map(|(k, v)| (*k, v.iter().copied().filter(|i| !skip(*i)).collect()))
-            .collect();
-        judge_object(r, &filtered, &judged, &surroundings, |i, verdict| {
-            judgements[i].push((r.clone(), verdict))
-        });
+    let second: Vec<Vec<(usize, Verdict)>> = owned
+        .par_iter()
+        .map(|(r, top)| {
+            let skip = |i: usize| {
+                judged[i].spec.check.pod_spec
+                    && applicable_tops
+                        .get(&i)
+                        .is_some_and(|s| s.contains(&(Arc::as_ptr(top) as usize)))
+            };
+            judge_object(r, &kinds, &judged, &surroundings, skip)
+        })
+        .collect();
+    for ((r, _), verdicts) in owned.iter().zip(second) {
+        for (i, verdict) in verdicts {
+            judgements[i].push((Arc::clone(r), verdict));
+        }
     }
 
     // Declared resolutions.
@@ -337,33 +354,36 @@ pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
     )
 }
 
-fn judge_object(
-    r: &Arc<Resource>,
+/// The verdicts of every candidate action (minus `skip`) applicable to one object.
+pub(crate) fn judge_object(
+    r: &Resource,
     kinds: &HashMap<(&str, &str), Vec<usize>>,
     judged: &[&Arc<CompiledAction>],
     surroundings: &Surroundings,
-    mut record: impl FnMut(usize, Verdict),
-) {
+    skip: impl Fn(usize) -> bool,
+) -> Vec<(usize, Verdict)> {
     let Some(actions) = kinds.get(&(r.group.as_str(), r.kind.as_str())) else {
-        return;
+        return Vec::new();
     };
     let passing: Vec<usize> = actions
         .iter()
         .copied()
-        .filter(|i| judged[*i].prefilter(r, surroundings.inventory))
+        .filter(|i| !skip(*i) && judged[*i].prefilter(r, surroundings.inventory))
         .collect();
     if passing.is_empty() {
-        return;
+        return Vec::new();
     }
     let scope = ObjectScope::new(r, surroundings.inventory);
+    let mut out = Vec::with_capacity(passing.len());
     for i in passing {
         if let Judgement::Applicable(verdict) = judged[i].judge(r, &scope, surroundings) {
-            record(i, verdict);
+            out.push((i, verdict));
         }
     }
+    out
 }
 
-fn score_action(
+pub(crate) fn score_action(
     action: &Arc<CompiledAction>,
     judgements: Vec<(Arc<Resource>, Verdict)>,
     assessed: &mut [Assessed],

@@ -18,4 +18,5 @@ pub use evaluate::{
     ActionOutcome, Outcome, ResourceResult, TargetEvaluation, TargetInput, evaluate,
 };
 pub mod comparison;
+pub mod incremental;
 pub mod transitions;

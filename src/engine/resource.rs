@@ -185,12 +185,17 @@ pub enum KindStatus {
     Forbidden,
 }
 
+/// Objects of one kind by namespace (`None`: cluster-scoped).
+type ByNamespace = HashMap<Option<String>, Vec<Arc<Resource>>>;
+
 /// The objects of one evaluation, indexed by kind.
 #[derive(Debug, Default)]
 pub struct Inventory {
     by_kind: HashMap<(String, String), Vec<Arc<Resource>>>,
     namespaces: BTreeMap<String, Arc<Resource>>,
     by_uid: HashMap<String, Arc<Resource>>,
+    /// Objects of one kind per namespace (`None`: cluster-scoped), in insertion order.
+    by_kind_ns: HashMap<(String, String), ByNamespace>,
     /// Kind availability; `None` means offline: every kind is complete.
     kinds: Option<HashMap<(String, String), KindStatus>>,
     len: usize,
@@ -214,6 +219,54 @@ impl Inventory {
         inv
     }
 
+    /// Add an object, replacing the one with the same group/kind/namespace/name; returns the
+    /// replaced one. (Incremental evaluation; the replacement goes to the end of its kind.)
+    pub fn upsert(&mut self, r: Arc<Resource>) -> Option<Arc<Resource>> {
+        let old = self.remove(&r.group, &r.kind, r.namespace.as_deref(), &r.name);
+        self.insert(r);
+        old
+    }
+
+    /// Remove the object with this identity; returns it.
+    pub fn remove(
+        &mut self,
+        group: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Arc<Resource>> {
+        let key = (group.to_string(), kind.to_string());
+        let list = self.by_kind.get_mut(&key)?;
+        let at = list
+            .iter()
+            .position(|r| r.name == name && r.namespace.as_deref() == namespace)?;
+        let old = list.remove(at);
+        if let Some(per_ns) = self
+            .by_kind_ns
+            .get_mut(&key)
+            .and_then(|m| m.get_mut(&old.namespace))
+            && let Some(i) = per_ns.iter().position(|r| Arc::ptr_eq(r, &old))
+        {
+            per_ns.remove(i);
+        }
+        if let Some(uid) = &old.uid
+            && self.by_uid.get(uid).is_some_and(|r| Arc::ptr_eq(r, &old))
+        {
+            self.by_uid.remove(uid);
+        }
+        if old.kind == "Namespace"
+            && old.group.is_empty()
+            && self
+                .namespaces
+                .get(&old.name)
+                .is_some_and(|r| Arc::ptr_eq(r, &old))
+        {
+            self.namespaces.remove(&old.name);
+        }
+        self.len -= 1;
+        Some(old)
+    }
+
     fn insert(&mut self, r: Arc<Resource>) {
         if r.kind == "Namespace" && r.group.is_empty() {
             self.namespaces.insert(r.name.clone(), r.clone());
@@ -221,6 +274,12 @@ impl Inventory {
         if let Some(uid) = &r.uid {
             self.by_uid.insert(uid.clone(), r.clone());
         }
+        self.by_kind_ns
+            .entry((r.group.clone(), r.kind.clone()))
+            .or_default()
+            .entry(r.namespace.clone())
+            .or_default()
+            .push(r.clone());
         self.by_kind
             .entry((r.group.clone(), r.kind.clone()))
             .or_default()
@@ -242,6 +301,46 @@ impl Inventory {
             .get(&(group.to_string(), kind.to_string()))
             .map(Vec::as_slice)
             .unwrap_or(&[])
+    }
+
+    /// Objects of one kind in one namespace (`None`: the cluster-scoped ones).
+    pub fn of_kind_in(&self, group: &str, kind: &str, namespace: Option<&str>) -> &[Arc<Resource>] {
+        self.by_kind_ns
+            .get(&(group.to_string(), kind.to_string()))
+            .and_then(|m| m.get(&namespace.map(str::to_string)))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Objects of one kind a lookup from namespace `own` sees: the ones in `own`, and the
+    /// cluster-scoped ones when `cluster_visible`, in inventory order.
+    pub fn lookup(
+        &self,
+        group: &str,
+        kind: &str,
+        own: Option<&str>,
+        cluster_visible: bool,
+    ) -> Vec<&Arc<Resource>> {
+        let local = match own {
+            Some(ns) => self.of_kind_in(group, kind, Some(ns)),
+            None => &[],
+        };
+        let cluster = if cluster_visible {
+            self.of_kind_in(group, kind, None)
+        } else {
+            &[]
+        };
+        if local.is_empty() || cluster.is_empty() {
+            return local.iter().chain(cluster).collect();
+        }
+        // Both: keep the inventory's order.
+        self.of_kind(group, kind)
+            .iter()
+            .filter(|r| match &r.namespace {
+                Some(ns) => Some(ns.as_str()) == own,
+                None => cluster_visible,
+            })
+            .collect()
     }
 
     /// Every object.

@@ -1,0 +1,247 @@
+//! Scale benchmarks (a `harness = false` bench binary; `scripts/bench.sh` drives it):
+//!
+//!     cargo bench --bench scale -- gen --size 10000 --out DIR
+//!     cargo bench --bench scale -- engine --size 100000 [--runs 3]
+//!     cargo bench --bench scale -- scan DIR          (load + evaluate; prints peak RSS)
+//!     cargo bench --bench scale -- incremental --size 100000 [--changes 2000]
+//!     cargo bench --bench scale -- operator --size 100000 --bin target/release/securescore
+//!
+//! Every subcommand prints one JSON line of measurements. Nothing here asserts a time.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+#[path = "support/synth.rs"]
+mod synth;
+
+use securescore::engine::evaluate::implicit_cluster_target;
+use securescore::engine::{CompiledAction, Inventory, Resource, TargetInput, evaluate};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; drop it.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let Some(cmd) = args.first().cloned() else {
+        anyhow::bail!("usage: scale gen|engine|scan|incremental|operator ...");
+    };
+    let opt = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let size: usize = opt("--size")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(10_000);
+    let runs: usize = opt("--runs").map(|s| s.parse()).transpose()?.unwrap_or(3);
+    match cmd.as_str() {
+        "gen" => {
+            let out = opt("--out").ok_or_else(|| anyhow::anyhow!("gen needs --out DIR"))?;
+            let t = Instant::now();
+            let objects = synth::generate(synth::Config::new(size));
+            let (files, bytes) = synth::write_dir(&objects, std::path::Path::new(&out))?;
+            println!(
+                "{}",
+                json!({"bench": "gen", "objects": objects.len(), "files": files, "bytes": bytes,
+                       "seconds": t.elapsed().as_secs_f64()})
+            );
+        }
+        "engine" => engine(size, runs)?,
+        "scan" => {
+            let dir = args
+                .get(1)
+                .ok_or_else(|| anyhow::anyhow!("scan needs a directory"))?;
+            scan(dir)?;
+        }
+        "incremental" => {
+            let changes: usize = opt("--changes")
+                .map(|s| s.parse())
+                .transpose()?
+                .unwrap_or(1000);
+            incremental(size, changes)?
+        }
+        other => anyhow::bail!("unknown subcommand {other}"),
+    }
+    Ok(())
+}
+
+pub fn catalog() -> anyhow::Result<Vec<Arc<CompiledAction>>> {
+    let actions = securescore::catalog::builtin()?;
+    Ok(actions
+        .iter()
+        .map(|a| Arc::new(CompiledAction::compile(a)))
+        .collect())
+}
+
+fn now() -> jiff::Timestamp {
+    "2026-11-27T12:00:00Z".parse().expect("fixed timestamp")
+}
+
+/// Peak resident set of this process (VmHWM), in bytes.
+fn peak_rss() -> u64 {
+    proc_status_kib("VmHWM:") * 1024
+}
+
+fn proc_status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn engine(size: usize, runs: usize) -> anyhow::Result<()> {
+    let actions = catalog()?;
+    let objects = synth::generate(synth::Config::new(size));
+    let n = objects.len();
+    let resources: Vec<Arc<Resource>> = objects
+        .into_iter()
+        .map(|o| Resource::new(o, None).map(Arc::new))
+        .collect::<Result<_, _>>()?;
+    let target = implicit_cluster_target("bench", "default");
+    let mut cold = None;
+    let mut warm = Vec::new();
+    for run in 0..=runs {
+        // Run 0 is cold (objects not converted to CEL yet); later runs reuse the conversions,
+        // as the operator does between evaluations.
+        let inventory = Inventory::complete(resources.iter().cloned());
+        let t = Instant::now();
+        let eval = evaluate(&TargetInput {
+            target: &target,
+            actions: &actions,
+            inventory: &inventory,
+            now: now(),
+            previous: None,
+            wide_scope_allowed: true,
+        });
+        let secs = t.elapsed().as_secs_f64();
+        if run == 0 {
+            cold = Some((secs, eval.status.score, eval.status.max_score));
+        } else {
+            warm.push(secs);
+        }
+    }
+    warm.sort_by(f64::total_cmp);
+    let (cold_s, score, max) = cold.expect("one cold run");
+    let median = warm.get(warm.len() / 2).copied().unwrap_or(cold_s);
+    println!(
+        "{}",
+        json!({"bench": "engine", "objects": n, "actions": actions.len(),
+               "threads": rayon::current_num_threads(),
+               "cold_seconds": cold_s, "warm_median_seconds": median,
+               "objects_per_second": n as f64 / median, "score": score, "max_score": max})
+    );
+    Ok(())
+}
+
+/// The scan path: read every file of a directory, parse, build the inventory, evaluate.
+fn scan(dir: &str) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+        })
+        .collect();
+    files.sort();
+    let mut bytes = 0u64;
+    let mut objects = Vec::new();
+    let mut errors = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f)?;
+        bytes += text.len() as u64;
+        let (objs, errs) = securescore::inventory::manifests::load_text(
+            &f.display().to_string(),
+            &text,
+            "default",
+        );
+        objects.extend(objs);
+        errors += errs.len();
+    }
+    let loaded = t.elapsed().as_secs_f64();
+    let actions = catalog()?;
+    let n = objects.len();
+    let inventory = Inventory::complete(objects);
+    let target = implicit_cluster_target("scan", "default");
+    let e = Instant::now();
+    let eval = evaluate(&TargetInput {
+        target: &target,
+        actions: &actions,
+        inventory: &inventory,
+        now: now(),
+        previous: None,
+        wide_scope_allowed: true,
+    });
+    let evaluated = e.elapsed().as_secs_f64();
+    let total = t.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({"bench": "scan", "objects": n, "files": files.len(), "bytes": bytes, "errors": errors,
+               "load_seconds": loaded, "evaluate_seconds": evaluated, "seconds": total,
+               "objects_per_second": n as f64 / total, "mb_per_second": bytes as f64 / 1e6 / total,
+               "peak_rss_bytes": peak_rss(), "score": eval.status.score})
+    );
+    Ok(())
+}
+
+/// One pod changes at a time, with `size` objects loaded: re-judge it and rebuild the status.
+fn incremental(size: usize, changes: usize) -> anyhow::Result<()> {
+    use securescore::engine::incremental::Incremental;
+    let actions = catalog()?;
+    let objects = synth::generate(synth::Config::new(size));
+    let n = objects.len();
+    let resources: Vec<Arc<Resource>> = objects
+        .into_iter()
+        .map(|o| Resource::new(o, None).map(Arc::new))
+        .collect::<Result<_, _>>()?;
+    let t = Instant::now();
+    let mut inc = Incremental::new(
+        implicit_cluster_target("bench", "default"),
+        actions,
+        Inventory::complete(resources),
+        now(),
+        true,
+    );
+    let initial = t.elapsed().as_secs_f64();
+    let pods: Vec<Arc<Resource>> = inc.inventory().of_kind("", "Pod").to_vec();
+    let mut rng = synth::Rng::new(7);
+    let mut rejudge = Vec::with_capacity(changes);
+    let mut status = Vec::with_capacity(changes);
+    let mut score = 0.0;
+    for _ in 0..changes {
+        let p = &pods[rng.below(pods.len())];
+        let mut o = p.object.clone();
+        let flip = o["spec"]["containers"][0]["securityContext"]["privileged"] != json!(true);
+        o["spec"]["containers"][0]["securityContext"]["privileged"] = json!(flip);
+        let r = Arc::new(Resource::new(o, None)?);
+        let t = Instant::now();
+        inc.upsert(r);
+        let a = t.elapsed().as_secs_f64();
+        let e = inc.evaluation();
+        let b = t.elapsed().as_secs_f64();
+        rejudge.push(a);
+        status.push(b);
+        score = e.status.score.unwrap_or_default();
+    }
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() as f64 - 1.0) * p) as usize] * 1e3
+    };
+    println!(
+        "{}",
+        json!({"bench": "incremental", "objects": n, "changes": changes, "initial_seconds": initial,
+               "rejudge_ms_p50": pct(&mut rejudge, 0.5), "rejudge_ms_p99": pct(&mut rejudge, 0.99),
+               "total_ms_p50": pct(&mut status, 0.5), "total_ms_p99": pct(&mut status, 0.99),
+               "score": score})
+    );
+    Ok(())
+}

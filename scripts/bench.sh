@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Scale benchmarks: synthetic clusters of 1k/10k/100k objects (seeded, reproducible), the scan
+# path (load YAML + evaluate, peak RSS of a child process), the engine alone, incremental
+# re-evaluation; --with-checkov adds checkov on the same 10k directory (slow: minutes).
+# Prints a Markdown table; raw JSON lines go to $OUT/results.jsonl.
+#
+#   scripts/bench.sh [--sizes "1000 10000 100000"] [--with-checkov]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZES="1000 10000 100000"
+CHECKOV=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --sizes) SIZES="$2"; shift 2 ;;
+    --with-checkov) CHECKOV=1; shift ;;
+    *) echo "unknown argument $1 (expected --sizes \"N ...\", --with-checkov)" >&2; exit 2 ;;
+  esac
+done
+OUT="${BENCH_OUT:-target/bench}"
+mkdir -p "$OUT"
+: > "$OUT/results.jsonl"
+
+cargo bench --bench scale --no-run 2>&1 | tail -1
+BIN=$(cargo bench --bench scale --no-run --message-format=json 2>/dev/null \
+  | python3 -c 'import sys,json
+for l in sys.stdin:
+    m=json.loads(l)
+    if m.get("reason")=="compiler-artifact" and m["target"]["name"]=="scale" and m.get("executable"): print(m["executable"])' | tail -1)
+[ -x "$BIN" ] || { echo "bench binary not found" >&2; exit 1; }
+
+for n in $SIZES; do
+  dir="$OUT/cluster-$n"
+  [ -d "$dir" ] || "$BIN" gen --size "$n" --out "$dir" >> "$OUT/results.jsonl"
+  # The scan path in a fresh child process: its own peak RSS.
+  "$BIN" scan "$dir" >> "$OUT/results.jsonl"
+  "$BIN" engine --size "$n" --runs 2 >> "$OUT/results.jsonl"
+done
+for n in $SIZES; do
+  "$BIN" incremental --size "$n" --changes 500 >> "$OUT/results.jsonl"
+done
+
+if [ "$CHECKOV" = 1 ]; then
+  n=10000; dir="$OUT/cluster-$n"
+  [ -d "$dir" ] || "$BIN" gen --size "$n" --out "$dir" >> "$OUT/results.jsonl"
+  if [ ! -x .tools/checkov/bin/checkov ]; then
+    python3 -m venv .tools/checkov
+    .tools/checkov/bin/pip install -q checkov==3.3.30
+  fi
+  /usr/bin/time -v -o "$OUT/checkov.time" env BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=true \
+    .tools/checkov/bin/checkov --framework kubernetes -d "$dir" --skip-download --quiet -o json \
+    > "$OUT/checkov.json" || true   # checkov exits 1 when checks fail
+  /usr/bin/time -v -o "$OUT/securescore.time" "$BIN" scan "$dir" > /dev/null
+  python3 - "$OUT" <<'PY' >> "$OUT/results.jsonl"
+import json, re, sys
+def t(path):
+    s = open(path).read()
+    wall = s.split("Elapsed (wall clock) time (h:mm:ss or m:ss):")[1].split()[0].split(":")
+    secs = sum(float(x) * 60 ** i for i, x in enumerate(reversed(wall)))
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", s).group(1)) * 1024
+    return secs, rss
+c, s = t(sys.argv[1] + "/checkov.time"), t(sys.argv[1] + "/securescore.time")
+print(json.dumps({"bench": "checkov", "objects": 10000, "checkov_seconds": c[0], "checkov_rss_bytes": c[1],
+                  "securescore_seconds": s[0], "securescore_rss_bytes": s[1],
+                  "time_ratio": c[0] / s[0], "memory_ratio": c[1] / s[1]}))
+PY
+fi
+
+python3 - "$OUT/results.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+mib = lambda b: f"{b / 2**20:.0f} MiB"
+print("| benchmark | objects | wall | throughput | peak RSS / latency |")
+print("|---|---|---|---|---|")
+for r in rows:
+    b = r["bench"]
+    if b == "scan":
+        print(f"| scan (load {r['load_seconds']:.2f} s + evaluate {r['evaluate_seconds']:.2f} s) | {r['objects']} | {r['seconds']:.2f} s | {r['objects_per_second']:.0f} obj/s, {r['mb_per_second']:.1f} MB/s | {mib(r['peak_rss_bytes'])} |")
+    elif b == "engine":
+        print(f"| engine, {r['actions']} actions, {r['threads']} threads (cold {r['cold_seconds']:.2f} s) | {r['objects']} | {r['warm_median_seconds']:.2f} s | {r['objects_per_second']:.0f} obj/s | |")
+    elif b == "incremental":
+        print(f"| incremental: one pod changed (initial {r['initial_seconds']:.1f} s) | {r['objects']} | p50 {r['total_ms_p50']:.2f} ms, p99 {r['total_ms_p99']:.2f} ms | re-judge p50 {r['rejudge_ms_p50']:.2f} ms | status rebuild included |")
+    elif b == "checkov":
+        print(f"| checkov vs securescore scan | {r['objects']} | {r['checkov_seconds']:.0f} s vs {r['securescore_seconds']:.1f} s ({r['time_ratio']:.0f}x) | | {mib(r['checkov_rss_bytes'])} vs {mib(r['securescore_rss_bytes'])} ({r['memory_ratio']:.0f}x) |")
+PY

@@ -1,0 +1,593 @@
+//! Incremental evaluation of one target: per-(action, object) verdicts and per-action
+//! aggregates are kept, so a changed object re-judges only what it can affect, and the status
+//! is rebuilt from the aggregates (no pass over every verdict).
+//!
+//! What a change to object X re-judges (every action, for each object listed):
+//! - X itself (old and new version);
+//! - every object whose owner chain names X (its pod-template de-duplication depends on X);
+//! - X a Namespace: every object of that namespace (`namespaceObject`, `namespaceSelector`);
+//! - X of a kind some action looks up: the objects of that action's kinds that see X (X's
+//!   namespace, or everywhere for a cluster-scoped X).
+//!
+//! A change that can move the target's namespace scope (a Namespace while the target selects
+//! namespaces by label) or a different `now` re-evaluates in full. Equivalence with
+//! [`evaluate`](super::evaluate()) is tested in tests/incremental.rs.
+
+use super::check::{CompiledAction, Surroundings, Verdict};
+use super::evaluate::{
+    self, ActionOutcome, Outcome, ResourceResult, TargetEvaluation, TargetInput, judge_object,
+    scope_namespaces, select_actions, top_owner,
+};
+use super::exemptions::{self, Assessed, Declared};
+use super::resource::{Inventory, Resource};
+use super::score::{Counts, Points};
+use super::status::{self, MAX_FINDINGS};
+use crate::api::{ActionState, ExemptionState, ResolutionState, SecureScoreTarget};
+use jiff::Timestamp;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+/// `(namespace, kind, name, group)`: the order findings are listed in.
+type Key = (String, String, String, String);
+
+fn key_of(r: &Resource) -> Key {
+    (
+        r.namespace.clone().unwrap_or_default(),
+        r.kind.clone(),
+        r.name.clone(),
+        r.group.clone(),
+    )
+}
+
+/// An object and the verdicts of the actions applicable to it.
+type Judged = (Arc<Resource>, Vec<(usize, Verdict)>);
+
+struct Entry {
+    resource: Arc<Resource>,
+    verdict: Verdict,
+    resolution: Option<(ResolutionState, Option<String>)>,
+    exemption: Option<usize>,
+}
+
+/// One judged action's verdicts and their aggregates.
+#[derive(Default)]
+struct ActionBook {
+    entries: BTreeMap<Key, Entry>,
+    counts: Counts,
+    errors: u64,
+    error_messages: BTreeMap<String, u64>,
+    alternate: u64,
+    /// Non-compliant keys a finding is listed for (unresolved or planned), sorted.
+    findings: BTreeSet<Key>,
+}
+
+/// A target's evaluation kept up to date object by object.
+pub struct Incremental {
+    target: SecureScoreTarget,
+    actions: Vec<Arc<CompiledAction>>,
+    inventory: Inventory,
+    now: Timestamp,
+    wide_scope_allowed: bool,
+    /// The last full evaluation: actions that are not judged (Unknown) and the outcome.
+    base: TargetEvaluation,
+    judged: Vec<Arc<CompiledAction>>,
+    books: Vec<ActionBook>,
+    /// Objects a pod-template action applied to, per action (by identity key).
+    applicable_tops: Vec<HashSet<Key>>,
+    assessed: Vec<Assessed>,
+    covered: Vec<u64>,
+    namespaces: BTreeSet<String>,
+    in_scope: u64,
+    /// The full evaluation path is needed (the scope or the unknown actions may move).
+    simple: bool,
+}
+
+impl Incremental {
+    /// Evaluate in full and keep the verdicts.
+    pub fn new(
+        target: SecureScoreTarget,
+        actions: Vec<Arc<CompiledAction>>,
+        inventory: Inventory,
+        now: Timestamp,
+        wide_scope_allowed: bool,
+    ) -> Incremental {
+        let base = evaluate::evaluate(&TargetInput {
+            target: &target,
+            actions: &actions,
+            inventory: &inventory,
+            now,
+            previous: None,
+            wide_scope_allowed,
+        });
+        let mut inc = Incremental {
+            target,
+            actions,
+            inventory,
+            now,
+            wide_scope_allowed,
+            base,
+            judged: Vec::new(),
+            books: Vec::new(),
+            applicable_tops: Vec::new(),
+            assessed: Vec::new(),
+            covered: Vec::new(),
+            namespaces: BTreeSet::new(),
+            in_scope: 0,
+            simple: true,
+        };
+        inc.rebuild_books();
+        inc
+    }
+
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    /// Re-derive the books from the last full evaluation's per-action results.
+    fn rebuild_books(&mut self) {
+        let (selected, _) = select_actions(&self.target, &self.actions);
+        self.simple = matches!(self.base.outcome, Outcome::Evaluated | Outcome::Degraded);
+        self.judged = self
+            .base
+            .actions
+            .iter()
+            .filter(|o| o.state != ActionState::Unknown)
+            .map(|o| o.action.clone())
+            .collect();
+        self.judged.sort_by(|a, b| a.name.cmp(&b.name));
+        let by_name: HashMap<&str, &CompiledAction> = selected
+            .iter()
+            .map(|a| (a.name.as_str(), a.as_ref()))
+            .collect();
+        self.assessed = self
+            .target
+            .spec
+            .exemptions
+            .iter()
+            .map(|e| exemptions::assess(e, by_name.get(e.action.as_str()).copied(), self.now))
+            .collect();
+        self.covered = vec![0; self.assessed.len()];
+        self.namespaces = scope_namespaces(&self.target, &self.inventory);
+        self.books = (0..self.judged.len())
+            .map(|_| ActionBook::default())
+            .collect();
+        self.applicable_tops = vec![HashSet::new(); self.judged.len()];
+        let mut outcomes: HashMap<String, Vec<ResourceResult>> = HashMap::new();
+        for o in &self.base.actions {
+            outcomes.insert(o.action.name.clone(), o.results.clone());
+        }
+        for i in 0..self.judged.len() {
+            let results = outcomes.remove(&self.judged[i].name).unwrap_or_default();
+            for r in results {
+                self.add(i, r.resource, r.verdict);
+            }
+        }
+        let cluster = self.target.spec.scope.cluster_resources;
+        self.in_scope = self
+            .inventory
+            .iter()
+            .filter(|r| in_scope(&self.namespaces, cluster, r))
+            .count() as u64;
+        // Tops where a pod-template action applied: objects with a verdict and no owner.
+        for i in 0..self.judged.len() {
+            if !self.judged[i].spec.check.pod_spec {
+                continue;
+            }
+            let tops: Vec<Key> = self.books[i]
+                .entries
+                .values()
+                .filter(|e| Arc::ptr_eq(top_owner(&e.resource, &self.inventory), &e.resource))
+                .map(|e| key_of(&e.resource))
+                .collect();
+            self.applicable_tops[i].extend(tops);
+        }
+    }
+
+    fn add(&mut self, i: usize, resource: Arc<Resource>, verdict: Verdict) {
+        let action = self.judged[i].clone();
+        let book = &mut self.books[i];
+        let key = key_of(&resource);
+        if let Verdict::Error { message } = &verdict {
+            book.errors += 1;
+            *book.error_messages.entry(message.clone()).or_default() += 1;
+        }
+        let mut exemption = None;
+        let resolution = if verdict.is_compliant() {
+            book.counts.compliant += 1;
+            None
+        } else {
+            match exemptions::decide(&action, &resource, &self.assessed, self.now) {
+                None => {
+                    book.counts.unresolved += 1;
+                    book.findings.insert(key.clone());
+                    None
+                }
+                Some((state, who)) => {
+                    match state {
+                        ResolutionState::Planned => {
+                            book.counts.planned += 1;
+                            book.findings.insert(key.clone());
+                        }
+                        ResolutionState::RiskAccepted => book.counts.accepted += 1,
+                        ResolutionState::ResolvedAlternate => {
+                            book.counts.mitigated += 1;
+                            book.alternate += 1;
+                        }
+                        ResolutionState::ResolvedThirdParty => book.counts.mitigated += 1,
+                    }
+                    let name = match who {
+                        Declared::Exemption(e) => {
+                            self.covered[e] += 1;
+                            exemption = Some(e);
+                            Some(self.assessed[e].exemption.name.clone())
+                        }
+                        Declared::Action => None,
+                    };
+                    Some((state, name))
+                }
+            }
+        };
+        let entry = Entry {
+            resource,
+            verdict,
+            resolution,
+            exemption,
+        };
+        if let Some(old) = book.entries.insert(key, entry) {
+            // Two objects with one identity: keep the counts of both, as a full evaluation does.
+            debug_assert!(false, "duplicate identity {}", old.resource.display());
+        }
+    }
+
+    fn remove_entry(&mut self, i: usize, key: &Key) {
+        let book = &mut self.books[i];
+        let Some(e) = book.entries.remove(key) else {
+            return;
+        };
+        if let Verdict::Error { message } = &e.verdict {
+            book.errors -= 1;
+            if let Some(n) = book.error_messages.get_mut(message) {
+                *n -= 1;
+                if *n == 0 {
+                    book.error_messages.remove(message);
+                }
+            }
+        }
+        book.findings.remove(key);
+        match &e.resolution {
+            _ if e.verdict.is_compliant() => book.counts.compliant -= 1,
+            None => book.counts.unresolved -= 1,
+            Some((state, _)) => match state {
+                ResolutionState::Planned => book.counts.planned -= 1,
+                ResolutionState::RiskAccepted => book.counts.accepted -= 1,
+                ResolutionState::ResolvedAlternate => {
+                    book.counts.mitigated -= 1;
+                    book.alternate -= 1;
+                }
+                ResolutionState::ResolvedThirdParty => book.counts.mitigated -= 1,
+            },
+        }
+        if let Some(x) = e.exemption {
+            self.covered[x] -= 1;
+        }
+        self.applicable_tops[i].remove(key);
+    }
+
+    /// Add or replace an object, then re-judge what it affects.
+    pub fn upsert(&mut self, resource: Arc<Resource>) {
+        let old = self.inventory.upsert(resource.clone());
+        self.changed(&resource, old.as_deref());
+    }
+
+    /// Remove an object, then re-judge what it affected.
+    pub fn remove(&mut self, group: &str, kind: &str, namespace: Option<&str>, name: &str) {
+        if let Some(old) = self.inventory.remove(group, kind, namespace, name) {
+            self.changed(&old, Some(&old));
+        }
+    }
+
+    fn needs_full(&self, changed: &Resource) -> bool {
+        if !self.simple {
+            return true;
+        }
+        let is_namespace = changed.kind == "Namespace" && changed.group.is_empty();
+        is_namespace
+            && self
+                .target
+                .spec
+                .scope
+                .namespaces
+                .as_ref()
+                .is_some_and(|n| n.selector.is_some())
+    }
+
+    fn full(&mut self) {
+        self.base = evaluate::evaluate(&TargetInput {
+            target: &self.target,
+            actions: &self.actions,
+            inventory: &self.inventory,
+            now: self.now,
+            previous: None,
+            wide_scope_allowed: self.wide_scope_allowed,
+        });
+        self.rebuild_books();
+    }
+
+    fn changed(&mut self, now: &Resource, old: Option<&Resource>) {
+        if self.needs_full(now) {
+            self.full();
+            return;
+        }
+        let cluster = self.target.spec.scope.cluster_resources;
+        let affected = self.affected(now);
+        let keys: BTreeSet<Key> = affected.iter().map(|r| key_of(r)).collect();
+        let mut removed_keys = keys.clone();
+        removed_keys.insert(key_of(now));
+        if let Some(o) = old {
+            removed_keys.insert(key_of(o));
+        }
+        // Forget every verdict of the affected objects.
+        for key in &removed_keys {
+            for i in 0..self.judged.len() {
+                self.remove_entry(i, key);
+            }
+        }
+        if let Some(o) = old
+            && in_scope(&self.namespaces, cluster, o)
+        {
+            self.in_scope -= 1;
+        }
+        if self
+            .inventory
+            .find(&now.group, &now.kind, now.namespace.as_deref(), &now.name)
+            .is_some()
+            && in_scope(&self.namespaces, cluster, now)
+        {
+            self.in_scope += 1;
+        }
+        // Re-judge them as a full evaluation would: tops first, then the owned ones.
+        let judged: Vec<&Arc<CompiledAction>> = self.judged.iter().collect();
+        let mut kinds: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+        for (i, a) in judged.iter().enumerate() {
+            for (g, k) in &a.kinds {
+                kinds.entry((g.as_str(), k.as_str())).or_default().push(i);
+            }
+        }
+        let surroundings = Surroundings {
+            inventory: &self.inventory,
+            cluster_visible: cluster,
+        };
+        let present: Vec<Arc<Resource>> = affected
+            .into_iter()
+            .filter(|r| in_scope(&self.namespaces, cluster, r))
+            .collect();
+        let mut tops = Vec::new();
+        let mut owned = Vec::new();
+        for r in present {
+            let top = top_owner(&r, &self.inventory).clone();
+            if Arc::ptr_eq(&top, &r) {
+                tops.push(r);
+            } else {
+                owned.push((r, top));
+            }
+        }
+        let mut results: Vec<Judged> = Vec::new();
+        for r in tops {
+            let v = judge_object(&r, &kinds, &judged, &surroundings, |_| false);
+            for (i, _) in &v {
+                if judged[*i].spec.check.pod_spec {
+                    self.applicable_tops[*i].insert(key_of(&r));
+                }
+            }
+            results.push((r, v));
+        }
+        for (r, top) in owned {
+            let top_key = key_of(&top);
+            let tops = &self.applicable_tops;
+            let skip = |i: usize| judged[i].spec.check.pod_spec && tops[i].contains(&top_key);
+            let v = judge_object(&r, &kinds, &judged, &surroundings, skip);
+            results.push((r, v));
+        }
+        for (r, verdicts) in results {
+            for (i, verdict) in verdicts {
+                self.add(i, r.clone(), verdict);
+            }
+        }
+    }
+
+    /// Objects (present in the inventory) a change to `x` can affect, `x` included.
+    fn affected(&self, x: &Resource) -> Vec<Arc<Resource>> {
+        let inv = &self.inventory;
+        let mut out: Vec<Arc<Resource>> = Vec::new();
+        let mut seen: HashSet<Key> = HashSet::new();
+        let mut push = |r: &Arc<Resource>, out: &mut Vec<Arc<Resource>>| {
+            if seen.insert(key_of(r)) {
+                out.push(r.clone());
+            }
+        };
+        if let Some(r) = inv.find(&x.group, &x.kind, x.namespace.as_deref(), &x.name) {
+            push(r, &mut out);
+        }
+        let is_namespace = x.kind == "Namespace" && x.group.is_empty();
+        // Objects whose owner chain names x, and (for a Namespace) everything in it.
+        if let Some(ns) = x
+            .namespace
+            .as_deref()
+            .or(is_namespace.then_some(x.name.as_str()))
+        {
+            for (g, k, _) in super::check::POD_TEMPLATE_KINDS {
+                for r in inv.of_kind_in(g, k, Some(ns)) {
+                    if names_in_chain(r, x, inv) {
+                        push(r, &mut out);
+                    }
+                }
+            }
+        }
+        if is_namespace {
+            for r in inv
+                .iter()
+                .filter(|r| r.namespace.as_deref() == Some(&x.name))
+            {
+                push(r, &mut out);
+            }
+        }
+        // Lookups that read x's kind.
+        for a in &self.judged {
+            if !a
+                .spec
+                .check
+                .lookups
+                .iter()
+                .any(|l| l.api_group == x.group && l.kind == x.kind)
+            {
+                continue;
+            }
+            for (g, k) in &a.kinds {
+                let seeing: Vec<&Arc<Resource>> = match x.namespace.as_deref() {
+                    Some(ns) if g.is_empty() && k == "Namespace" => {
+                        inv.namespace(ns).into_iter().collect()
+                    }
+                    Some(ns) => inv.of_kind_in(g, k, Some(ns)).iter().collect(),
+                    None => inv.of_kind(g, k).iter().collect(),
+                };
+                for r in seeing {
+                    push(r, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// The target's evaluation from the aggregates.
+    pub fn evaluation(&self) -> TargetEvaluation {
+        if !self.simple {
+            return self.base.clone();
+        }
+        let mut outcomes = Vec::new();
+        for o in &self.base.actions {
+            if o.state == ActionState::Unknown {
+                outcomes.push(o.clone());
+            }
+        }
+        for (i, action) in self.judged.iter().enumerate() {
+            outcomes.push(self.outcome(action, &self.books[i]));
+        }
+        let mut assessed = self.assessed.clone();
+        for (a, covered) in assessed.iter_mut().zip(&self.covered) {
+            a.covered = *covered;
+            if a.state == ExemptionState::Active && a.covered == 0 {
+                a.state = ExemptionState::Unused;
+                a.message = Some("covers no non-compliant resource".into());
+            }
+        }
+        let excluded = select_actions(&self.target, &self.actions).1;
+        status::build(
+            &TargetInput {
+                target: &self.target,
+                actions: &self.actions,
+                inventory: &self.inventory,
+                now: self.now,
+                previous: None,
+                wide_scope_allowed: self.wide_scope_allowed,
+            },
+            self.base.outcome,
+            outcomes,
+            assessed,
+            excluded,
+            self.in_scope,
+        )
+    }
+
+    fn outcome(&self, action: &Arc<CompiledAction>, book: &ActionBook) -> ActionOutcome {
+        let counts = book.counts;
+        let applicable = counts.applicable();
+        let points = if applicable == 0 {
+            Points::default()
+        } else {
+            Points::of(action.spec.max_score, action.scoring(), counts)
+        };
+        let state = if applicable == 0 {
+            ActionState::NotApplicable
+        } else if counts.compliant == applicable {
+            ActionState::Completed
+        } else if counts.unresolved > 0 {
+            ActionState::ToAddress
+        } else if counts.planned > 0 {
+            ActionState::Planned
+        } else if counts.accepted > 0 {
+            ActionState::RiskAccepted
+        } else if book.alternate > 0 {
+            ActionState::ResolvedAlternate
+        } else {
+            ActionState::ResolvedThirdParty
+        };
+        let dominant_error = book
+            .error_messages
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .filter(|(_, n)| **n * 2 > applicable && (**n >= 3 || **n == applicable))
+            .map(|(m, _)| m.clone());
+        // The status lists the first findings only: hand it just those.
+        let results = book
+            .findings
+            .iter()
+            .take(MAX_FINDINGS)
+            .filter_map(|k| book.entries.get(k))
+            .map(|e| ResourceResult {
+                resource: e.resource.clone(),
+                verdict: e.verdict.clone(),
+                resolution: e.resolution.clone(),
+            })
+            .collect();
+        ActionOutcome {
+            action: action.clone(),
+            state,
+            counts,
+            errors: book.errors,
+            points,
+            results,
+            message: None,
+            dominant_error,
+            scored: !action.spec.preview,
+        }
+    }
+}
+
+fn in_scope(namespaces: &BTreeSet<String>, cluster: bool, r: &Resource) -> bool {
+    match &r.namespace {
+        Some(ns) => namespaces.contains(ns),
+        None => {
+            cluster || (r.kind == "Namespace" && r.group.is_empty() && namespaces.contains(&r.name))
+        }
+    }
+}
+
+/// Whether `r`'s chain of controlling owners (followed through the inventory) names `x`.
+fn names_in_chain(r: &Resource, x: &Resource, inv: &Inventory) -> bool {
+    let mut current = r;
+    for _ in 0..8 {
+        let Some(owner) = &current.controller else {
+            return false;
+        };
+        if owner.group == x.group && owner.kind == x.kind && owner.name == x.name {
+            return true;
+        }
+        let next = owner
+            .uid
+            .as_deref()
+            .and_then(|uid| inv.by_uid(uid))
+            .or_else(|| {
+                inv.find(
+                    &owner.group,
+                    &owner.kind,
+                    current.namespace.as_deref(),
+                    &owner.name,
+                )
+            });
+        match next {
+            Some(n) if !std::ptr::eq(n.as_ref(), current) => current = n,
+            _ => return false,
+        }
+    }
+    false
+}
