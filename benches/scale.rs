@@ -19,6 +19,10 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
 
+// The same allocator as the securescore binary (src/main.rs), so the figures match it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; drop it.
     let args: Vec<String> = std::env::args()

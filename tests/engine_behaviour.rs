@@ -733,3 +733,63 @@ fn exemption_expiring_within_a_week_is_announced_once_and_expiry_announced() {
             .any(|t| matches!(t, Transition::ExemptionExpired { .. }))
     );
 }
+
+fn containers_action(
+    name: &str,
+    variable_expr: &str,
+    validation: &str,
+) -> Arc<securescore::engine::CompiledAction> {
+    action_yaml(&format!(
+        "apiVersion: securescore.io/v1alpha1\nkind: ImprovementAction\nmetadata: {{name: {name}}}\nspec:\n  title: T\n  category: Apps\n  maxScore: 2\n  check:\n    podSpec: true\n    variables:\n      - {{name: allContainers, expression: \"{variable_expr}\"}}\n      - {{name: offenders, expression: \"variables.allContainers.filter(c, {validation})\"}}\n    validations:\n      - {{expression: \"size(variables.offenders) == 0\", messageExpression: \"'offenders: ' + variables.offenders.map(c, c.name).join(', ')\"}}\n"
+    ))
+}
+
+#[test]
+fn actions_sharing_a_variable_and_one_redefining_it_each_see_their_own() {
+    let all = "podSpec.containers + (has(podSpec.initContainers) ? podSpec.initContainers : [])";
+    let a = containers_action(
+        "a-privileged",
+        all,
+        "has(c.securityContext) && has(c.securityContext.privileged) && c.securityContext.privileged",
+    );
+    let b = containers_action("b-latest", all, "c.image.endsWith(':latest')");
+    // Same variable name, different expression: only the init containers.
+    let c = containers_action(
+        "c-init-latest",
+        "has(podSpec.initContainers) ? podSpec.initContainers : []",
+        "c.image.endsWith(':latest')",
+    );
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "team-a"},
+        "spec": {"containers": [{"name": "app", "image": "app:latest"}],
+                 "initContainers": [{"name": "init", "image": "init:1", "securityContext": {"privileged": true}}]}
+    });
+    let e = eval(&team_target(""), &[a, b, c], &inventory(vec![pod]));
+    assert_eq!(
+        row(&e, "a-privileged").findings[0].message,
+        "offenders: init"
+    );
+    assert_eq!(row(&e, "b-latest").findings[0].message, "offenders: app");
+    assert_eq!(
+        row(&e, "c-init-latest").state,
+        ActionState::Completed,
+        "its allContainers holds only init containers"
+    );
+}
+
+#[test]
+fn a_failing_shared_variable_is_an_error_in_every_action_using_it() {
+    let broken = "podSpec.nosuchfield + podSpec.containers";
+    let a = containers_action("a", broken, "true");
+    let b = containers_action("b", broken, "true");
+    let e = eval(&team_target(""), &[a, b], &three_pods());
+    for name in ["a", "b"] {
+        let r = row(&e, name);
+        assert_eq!(r.errors, 3, "{r:?}");
+        assert!(
+            r.findings[0].message.contains("variable \"allContainers\""),
+            "{:?}",
+            r.findings[0]
+        );
+    }
+}

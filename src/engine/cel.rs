@@ -19,6 +19,77 @@ pub const MAX_COMPREHENSION_DEPTH: usize = 2;
 /// Upper bound on the estimated steps of one evaluation (see [`Compiled::estimated_cost`]).
 pub const MAX_EVALUATION_COST: u64 = 10_000_000;
 
+/// `variables.NAME` is evaluated as the identifier `__v_NAME` (see [`rewrite_variables`]).
+pub const VARIABLE_PREFIX: &str = "__v_";
+
+/// Rewrite `variables.NAME` into the identifier `__v_NAME` outside string literals, so that
+/// each variable is bound on its own (once) instead of as one map rebuilt for every variable.
+/// The cel interpreter deep-copies whatever is bound, so this halves the copies of an action
+/// with two variables and lets actions share a variable's value. Returns None when nothing
+/// references `variables`.
+pub fn rewrite_variables(src: &str) -> Option<String> {
+    let b = src.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut out = String::with_capacity(src.len());
+    let mut changed = false;
+    let mut i = 0;
+    let mut copied = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\'' || c == b'"' {
+            let raw = i > 0 && matches!(b[i - 1], b'r' | b'R') && (i < 2 || !ident(b[i - 2]));
+            let triple = b[i..].starts_with(&[c, c, c]);
+            i += if triple { 3 } else { 1 };
+            while i < b.len() {
+                if !raw && b[i] == b'\\' {
+                    i += 2;
+                } else if triple && b[i..].starts_with(&[c, c, c]) {
+                    i += 3;
+                    break;
+                } else if !triple && b[i] == c {
+                    i += 1;
+                    break;
+                } else {
+                    i += 1;
+                }
+            }
+            continue;
+        }
+        if src[i..].starts_with("variables") && (i == 0 || !(ident(b[i - 1]) || b[i - 1] == b'.')) {
+            let mut j = i + "variables".len();
+            if j < b.len() && ident(b[j]) {
+                i = j;
+                continue;
+            }
+            while j < b.len() && b[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if j < b.len() && b[j] == b'.' {
+                let mut k = j + 1;
+                while k < b.len() && b[k].is_ascii_whitespace() {
+                    k += 1;
+                }
+                let start = k;
+                while k < b.len() && ident(b[k]) {
+                    k += 1;
+                }
+                if k > start {
+                    out.push_str(&src[copied..i]);
+                    out.push_str(VARIABLE_PREFIX);
+                    out.push_str(&src[start..k]);
+                    copied = k;
+                    changed = true;
+                    i = k;
+                    continue;
+                }
+            }
+        }
+        i += 1;
+    }
+    out.push_str(&src[copied..]);
+    changed.then_some(out)
+}
+
 /// The top-level names an expression may read.
 pub const ROOT_VARIABLES: [&str; 6] = [
     "object",
@@ -213,6 +284,10 @@ impl Walk {
             Expr::Literal(_) => {}
             Expr::Ident(name) => {
                 if self.bound(name) || name.starts_with('@') {
+                    return;
+                }
+                if let Some(variable) = name.strip_prefix(VARIABLE_PREFIX) {
+                    self.variable_refs.insert(variable.to_string());
                     return;
                 }
                 match ROOT_VARIABLES.iter().find(|r| **r == name) {
@@ -564,6 +639,42 @@ mod tests {
                 .unwrap_err()
                 .message(false)
                 .contains("missing")
+        );
+    }
+
+    #[test]
+    fn variables_are_rewritten_outside_string_literals_only() {
+        assert_eq!(
+            rewrite_variables("size(variables.offenders) == 0 && variables .x.all(c, c)")
+                .as_deref(),
+            Some("size(__v_offenders) == 0 && __v_x.all(c, c)")
+        );
+        assert_eq!(
+            rewrite_variables("'variables.a' + \"variables.b\" + variables.c").as_deref(),
+            Some("'variables.a' + \"variables.b\" + __v_c")
+        );
+        assert_eq!(
+            rewrite_variables("object.variables.a == myvariables.b"),
+            None
+        );
+        assert_eq!(
+            rewrite_variables("r'variables.\\' + variables.d").as_deref(),
+            Some("r'variables.\\' + __v_d")
+        );
+        let c = compile(
+            &rewrite_variables("variables.a + 1").unwrap(),
+            &["a".into()],
+            &[],
+        )
+        .unwrap();
+        assert!(c.variable_refs.contains("a"));
+        assert!(
+            compile(
+                &rewrite_variables("variables.b + 1").unwrap(),
+                &["a".into()],
+                &[]
+            )
+            .is_err()
         );
     }
 

@@ -9,7 +9,7 @@ use super::selector;
 use crate::api::{
     ExpectedResult, ImprovementAction, ImprovementActionSpec, MAX_MESSAGE_LEN, Scoring,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Kinds that carry a pod template, as `(group, kind)`, and where their pod template is.
@@ -90,8 +90,20 @@ struct CompiledValidation {
 }
 
 #[derive(Debug)]
+struct VariableProgram {
+    name: String,
+    compiled: Compiled,
+    /// The expression as written: actions share a variable only when this is identical.
+    source: String,
+    /// Reads only the object-level bindings (object, podSpec, podMetadata, namespaceObject).
+    object_level: bool,
+}
+
+#[derive(Debug)]
 struct Programs {
-    variables: Vec<(String, Compiled)>,
+    /// Expressions read variables as `__v_NAME` identifiers (else as the `variables` map).
+    rewritten: bool,
+    variables: Vec<VariableProgram>,
     match_conditions: Vec<(String, Compiled)>,
     validations: Vec<CompiledValidation>,
 }
@@ -125,6 +137,9 @@ pub struct ObjectScope {
     ctx: Context<'static>,
     widest: u64,
     pod_template_missing: bool,
+    /// Variables evaluated once for the object and bound as `__v_NAME`: name → (expression as
+    /// written, the evaluation error if it failed).
+    shared: HashMap<String, (String, Option<String>)>,
 }
 
 impl ObjectScope {
@@ -158,7 +173,64 @@ impl ObjectScope {
             ctx,
             widest,
             pod_template_missing,
+            shared: HashMap::new(),
         }
+    }
+
+    /// The object's bindings plus the variables that two or more of `actions` define with the
+    /// same expression on the object alone (e.g. `allContainers`): each is evaluated and bound
+    /// once for the object instead of once per action.
+    pub fn with_shared(
+        resource: &Resource,
+        inventory: &Inventory,
+        actions: &[&CompiledAction],
+    ) -> ObjectScope {
+        let mut scope = ObjectScope::new(resource, inventory);
+        let mut uses: HashMap<(&str, &str), (usize, &Compiled)> = HashMap::new();
+        for a in actions {
+            let Some(programs) = a.programs.as_ref().filter(|p| p.rewritten) else {
+                continue;
+            };
+            for v in programs.variables.iter().filter(|v| v.object_level) {
+                uses.entry((v.name.as_str(), v.source.as_str()))
+                    .or_insert((0, &v.compiled))
+                    .0 += 1;
+            }
+        }
+        // One binding per name: the expression most actions use (ties: the smallest text).
+        let mut best: HashMap<&str, (usize, &str, &Compiled)> = HashMap::new();
+        for ((name, source), (count, compiled)) in uses {
+            if count < 2 {
+                continue;
+            }
+            let better = best
+                .get(name)
+                .is_none_or(|(c, s, _)| count > *c || (count == *c && source < *s));
+            if better {
+                best.insert(name, (count, source, compiled));
+            }
+        }
+        let mut chosen: Vec<(&str, &str, &Compiled)> =
+            best.into_iter().map(|(n, (_, s, c))| (n, s, c)).collect();
+        chosen.sort_by_key(|(n, _, _)| *n);
+        for (name, source, compiled) in chosen {
+            let outcome = match compiled.execute(&scope.ctx, scope.widest) {
+                Ok(v) => {
+                    if let Value::List(l) = &v {
+                        scope.widest = scope.widest.max(l.len() as u64);
+                    }
+                    scope
+                        .ctx
+                        .add_variable_from_value(format!("{}{name}", kcel::VARIABLE_PREFIX), v);
+                    None
+                }
+                Err(e) => Some(e.message(false)),
+            };
+            scope
+                .shared
+                .insert(name.to_string(), (source.to_string(), outcome));
+        }
+        scope
     }
 }
 
@@ -304,6 +376,30 @@ impl CompiledAction {
                 });
             }
         }
+        // Expressions read `variables.x` as the identifier `__v_x` when every one of them can be
+        // rewritten (see cel::rewrite_variables); otherwise the action binds the classic map.
+        let rewritten = self.compile_with(true, &lookups, &problem);
+        match rewritten {
+            Ok(p) => Ok(p),
+            Err(_) => self.compile_with(false, &lookups, &problem),
+        }
+    }
+
+    fn compile_with(
+        &self,
+        rewrite: bool,
+        lookups: &[String],
+        problem: &dyn Fn(String, CompileError) -> ActionProblem,
+    ) -> Result<Programs, ActionProblem> {
+        let check = &self.spec.check;
+        let prepare = |src: &str| -> String {
+            if rewrite {
+                kcel::rewrite_variables(src).unwrap_or_else(|| src.to_string())
+            } else {
+                src.to_string()
+            }
+        };
+        let lookups = lookups.to_vec();
         let mut declared = Vec::new();
         let mut variables = Vec::new();
         for (i, v) in check.variables.iter().enumerate() {
@@ -317,27 +413,38 @@ impl CompiledAction {
                 });
             }
             // A variable may use the ones declared before it.
-            let c = kcel::compile(&v.expression, &declared, &lookups)
+            let c = kcel::compile(&prepare(&v.expression), &declared, &lookups)
                 .map_err(|e| problem(format!("spec.check.variables[{i}].expression"), e))?;
             declared.push(v.name.clone());
-            variables.push((v.name.clone(), c));
+            let object_level = c.variable_refs.is_empty()
+                && c.lookup_refs.is_empty()
+                && c.roots.iter().all(|r| {
+                    matches!(*r, "object" | "podSpec" | "podMetadata" | "namespaceObject")
+                });
+            variables.push(VariableProgram {
+                name: v.name.clone(),
+                compiled: c,
+                source: v.expression.clone(),
+                object_level,
+            });
         }
         let mut match_conditions = Vec::new();
         for (i, m) in check.match_conditions.iter().enumerate() {
-            let c = kcel::compile(&m.expression, &declared, &lookups)
+            let c = kcel::compile(&prepare(&m.expression), &declared, &lookups)
                 .map_err(|e| problem(format!("spec.check.matchConditions[{i}].expression"), e))?;
             match_conditions.push((m.name.clone(), c));
         }
         let mut validations = Vec::new();
         for (i, v) in check.validations.iter().enumerate() {
-            let expression = kcel::compile(&v.expression, &declared, &lookups)
+            let expression = kcel::compile(&prepare(&v.expression), &declared, &lookups)
                 .map_err(|e| problem(format!("spec.check.validations[{i}].expression"), e))?;
-            let message_expression = match &v.message_expression {
-                Some(m) => Some(kcel::compile(m, &declared, &lookups).map_err(|e| {
-                    problem(format!("spec.check.validations[{i}].messageExpression"), e)
-                })?),
-                None => None,
-            };
+            let message_expression =
+                match &v.message_expression {
+                    Some(m) => Some(kcel::compile(&prepare(m), &declared, &lookups).map_err(
+                        |e| problem(format!("spec.check.validations[{i}].messageExpression"), e),
+                    )?),
+                    None => None,
+                };
             if v.message
                 .as_ref()
                 .is_some_and(|m| m.chars().count() > MAX_MESSAGE_LEN)
@@ -356,11 +463,20 @@ impl CompiledAction {
                 source: v.expression.clone(),
             });
         }
-        Ok(Programs {
+        let programs = Programs {
+            rewritten: rewrite,
             variables,
             match_conditions,
             validations,
-        })
+        };
+        if rewrite && programs.all().any(|p| p.roots.contains("variables")) {
+            // Something still reads the map (e.g. `has(variables.x)`): use the map for all.
+            return Err(ActionProblem {
+                reason: ProblemReason::InvalidExpression,
+                message: "variables map needed".into(),
+            });
+        }
+        Ok(programs)
     }
 
     fn run_examples(&self) -> Result<(), ActionProblem> {
@@ -654,19 +770,48 @@ impl CompiledAction {
             }
             ctx.add_variable_from_value("lookups", kcel::map_of(entries));
         }
-        if !programs.variables.is_empty() {
-            let mut values: Vec<(String, Value)> = Vec::new();
-            for (name, program) in &programs.variables {
-                let mut vctx = ctx.new_inner_scope();
-                vctx.add_variable_from_value("variables", kcel::map_of(values.clone()));
-                match program.execute(&vctx, widest) {
-                    Ok(v) => {
-                        if let Value::List(l) = &v {
+        if programs.rewritten {
+            // Each variable is bound on its own, in order; one the object scope already holds
+            // (same name and expression) is not evaluated again.
+            for v in &programs.variables {
+                if let Some((source, error)) = scope.shared.get(&v.name)
+                    && *source == v.source
+                {
+                    if let Some(e) = error {
+                        return Err(format!("variable {:?}: {e}", v.name));
+                    }
+                    continue;
+                }
+                match v.compiled.execute(ctx, widest) {
+                    Ok(value) => {
+                        if let Value::List(l) = &value {
                             widest = widest.max(l.len() as u64);
                         }
-                        values.push((name.clone(), v));
+                        ctx.add_variable_from_value(
+                            format!("{}{}", kcel::VARIABLE_PREFIX, v.name),
+                            value,
+                        );
                     }
-                    Err(e) => return Err(format!("variable {name:?}: {}", e.message(detailed))),
+                    Err(e) => {
+                        return Err(format!("variable {:?}: {}", v.name, e.message(detailed)));
+                    }
+                }
+            }
+        } else if !programs.variables.is_empty() {
+            let mut values: Vec<(String, Value)> = Vec::new();
+            for v in &programs.variables {
+                let mut vctx = ctx.new_inner_scope();
+                vctx.add_variable_from_value("variables", kcel::map_of(values.clone()));
+                match v.compiled.execute(&vctx, widest) {
+                    Ok(value) => {
+                        if let Value::List(l) = &value {
+                            widest = widest.max(l.len() as u64);
+                        }
+                        values.push((v.name.clone(), value));
+                    }
+                    Err(e) => {
+                        return Err(format!("variable {:?}: {}", v.name, e.message(detailed)));
+                    }
                 }
             }
             ctx.add_variable_from_value("variables", kcel::map_of(values));
@@ -679,7 +824,7 @@ impl Programs {
     fn all(&self) -> impl Iterator<Item = &Compiled> {
         self.variables
             .iter()
-            .map(|(_, c)| c)
+            .map(|v| &v.compiled)
             .chain(self.match_conditions.iter().map(|(_, c)| c))
             .chain(
                 self.validations.iter().flat_map(|v| {

@@ -373,7 +373,8 @@ pub(crate) fn judge_object(
     if passing.is_empty() {
         return Vec::new();
     }
-    let scope = ObjectScope::new(r, surroundings.inventory);
+    let sharing: Vec<&CompiledAction> = passing.iter().map(|i| judged[*i].as_ref()).collect();
+    let scope = ObjectScope::with_shared(r, surroundings.inventory, &sharing);
     let mut out = Vec::with_capacity(passing.len());
     for i in passing {
         if let Judgement::Applicable(verdict) = judged[i].judge(r, &scope, surroundings) {
