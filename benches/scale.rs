@@ -4,7 +4,7 @@
 //!     cargo bench --bench scale -- engine --size 100000 [--runs 3]
 //!     cargo bench --bench scale -- scan DIR          (load + evaluate; prints peak RSS)
 //!     cargo bench --bench scale -- incremental --size 100000 [--changes 2000]
-//!     cargo bench --bench scale -- operator --size 100000 --bin target/release/securescore
+//!     cargo bench --bench scale -- operator --size 100000   (the release binary against the API emulation)
 //!
 //! Every subcommand prints one JSON line of measurements. Nothing here asserts a time.
 
@@ -68,6 +68,7 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or(1000);
             incremental(size, changes)?
         }
+        "operator" => operator(size)?,
         other => anyhow::bail!("unknown subcommand {other}"),
     }
     Ok(())
@@ -248,4 +249,94 @@ fn incremental(size: usize, changes: usize) -> anyhow::Result<()> {
                "score": score})
     );
     Ok(())
+}
+
+/// Memory of `securescore run` holding `size` objects in its caches (served by the API
+/// emulation in this process), the time to its first status, and the latency from one changed
+/// pod to the status that reflects it (the operator's 200 ms debounce included).
+fn operator(size: usize) -> anyhow::Result<()> {
+    use support::apiserver::ApiServer;
+    use support::operator::Operator;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let server = ApiServer::start().await;
+        server.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "securescore-system"}}));
+        let objects = synth::generate(synth::Config::new(size));
+        let n = objects.len();
+        let pod = objects
+            .iter()
+            .find(|o| o["kind"] == "Pod" && o["metadata"].get("ownerReferences").is_none())
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("the synthetic cluster has no unowned pod"))?;
+        for o in objects {
+            server.put(o);
+        }
+        for a in securescore::catalog::builtin()? {
+            server.put(serde_json::to_value(&a)?);
+        }
+        server.put(json!({"apiVersion": "securescore.io/v1alpha1", "kind": "SecureScoreTarget",
+            "metadata": {"name": "cluster", "namespace": "securescore-system", "generation": 1},
+            "spec": {"interval": "1h", "scope": {"namespaces": {"selector": {}}, "clusterResources": true}}}));
+        let started = Instant::now();
+        let op = Operator::start(&server, &[]);
+        let status = |s: &ApiServer| s.status("securescore.io/v1alpha1", "securescoretargets", "securescore-system", "cluster");
+        let deadline = Instant::now() + std::time::Duration::from_secs(900);
+        let first = loop {
+            if let Some(st) = status(&server).filter(|st| st.get("score").is_some()) {
+                break st;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "no status after 15 minutes:\n{}", op.logs());
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        let first_status_seconds = started.elapsed().as_secs_f64();
+        if std::env::var_os("BENCH_OPERATOR_LOGS").is_some() {
+            eprintln!("actions in the API: {}", server.list("securescore.io/v1alpha1", "improvementactions", None).len());
+        }
+        let pid = op.child.id();
+        let kib = |field: &str| -> u64 {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                .unwrap_or(0)
+        };
+        let rss_after_first = kib("VmRSS:");
+        // One watch event: a new pod (a copy of an unowned one) in an evaluated namespace; the
+        // status must count it.
+        let mut added = pod.clone();
+        added["metadata"]["name"] = json!("bench-added-pod");
+        if let Some(m) = added["metadata"].as_object_mut() {
+            m.remove("uid");
+            m.remove("resourceVersion");
+        }
+        let before = first["evaluatedResources"].clone();
+        let t = Instant::now();
+        server.put(added);
+        let deadline = Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            if status(&server).is_some_and(|st| st["evaluatedResources"] != before) {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the change was not reflected within 2 minutes:\n{}", op.logs());
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let change_seconds = t.elapsed().as_secs_f64();
+        if std::env::var_os("BENCH_OPERATOR_LOGS").is_some() {
+            eprintln!("{}", op.logs());
+        }
+        println!(
+            "{}",
+            json!({"bench": "operator", "objects": n, "first_status_seconds": first_status_seconds,
+                   "rss_mib": rss_after_first as f64 / 1024.0, "peak_rss_mib": kib("VmHWM:") as f64 / 1024.0,
+                   "change_to_status_seconds": change_seconds, "debounce_seconds": 0.2,
+                   "first_status": {"evaluatedResources": first["evaluatedResources"], "score": first["score"],
+                                    "maxScore": first["maxScore"], "degraded": first["conditions"].as_array()
+                                        .and_then(|c| c.iter().find(|c| c["type"] == "Degraded")).map(|c| c["status"].clone())}})
+        );
+        Ok(())
+    })
 }

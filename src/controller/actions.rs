@@ -41,9 +41,8 @@ pub async fn run(
     *shared.action_store.write().unwrap_or_else(unpoison) = Some(reader.clone());
     Controller::for_stream(stream, reader)
         .with_config(
-            ControllerConfig::default()
-                .concurrency(2)
-                .debounce(Duration::from_secs(1)),
+            // No debounce: a new or changed action is compiled at once (targets wait for it).
+            ControllerConfig::default().concurrency(2),
         )
         .reconcile_all_on(futures::stream::unfold(
             totals_changed,

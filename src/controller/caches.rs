@@ -31,6 +31,7 @@ pub struct Caches {
     client: Client,
     kinds: RwLock<HashMap<KindKey, Arc<RwLock<KindCache>>>>,
     discovery: tokio::sync::Mutex<Option<Discovery>>,
+    ensuring: tokio::sync::Mutex<()>,
     on_change: OnChange,
 }
 
@@ -53,12 +54,15 @@ impl Caches {
             client,
             kinds: RwLock::default(),
             discovery: Default::default(),
+            ensuring: Default::default(),
             on_change,
         })
     }
 
     /// Watch exactly the `desired` kinds: start the missing ones, stop the ones no action reads.
     pub async fn ensure(self: &Arc<Self>, desired: &BTreeSet<KindKey>) {
+        // One at a time: concurrent reconciles would otherwise start the same watch twice.
+        let _serial = self.ensuring.lock().await;
         let (to_start, to_stop): (Vec<KindKey>, Vec<KindKey>) = {
             let kinds = self.kinds.read().unwrap_or_else(lock_poisoned);
             let start = desired
@@ -253,7 +257,9 @@ fn to_resource(obj: DynamicObject, ar: &ApiResource, metadata_only: bool) -> Opt
             }
         }
     }
-    Resource::new(value, None).ok().map(Arc::new)
+    Resource::new(value, None)
+        .ok()
+        .map(|r| Arc::new(r.into_compact()))
 }
 
 fn key_of(r: &Resource) -> (Option<String>, String) {

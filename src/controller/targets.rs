@@ -142,6 +142,10 @@ async fn reconcile(target: Arc<SecureScoreTarget>, ctx: Arc<Shared>) -> Result<A
         .as_deref()
         .and_then(parse_interval)
         .unwrap_or(Duration::from_secs(300));
+    // The catalog is part of the inventory: nothing is evaluated before every action is loaded.
+    if !ctx.actions_loaded() {
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
     let actions: Vec<Arc<crate::engine::CompiledAction>> = {
         let mut v: Vec<_> = ctx
             .actions
@@ -297,6 +301,12 @@ async fn reconcile(target: Arc<SecureScoreTarget>, ctx: Arc<Shared>) -> Result<A
 
     // The metrics follow the persisted status: a scrape after this reconcile's Events sees the
     // score they announce, and a target whose status writes fail goes stale.
+    // Kept for /metrics and the actions' totals, which need counts only: the per-resource
+    // rows (one per applicable resource and action) would hold the cluster a second time.
+    let mut evaluation = evaluation;
+    for outcome in &mut evaluation.actions {
+        outcome.results = Vec::new();
+    }
     let evaluation = Arc::new(evaluation);
     match evaluation.outcome {
         Outcome::Evaluated | Outcome::Degraded => {

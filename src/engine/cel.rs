@@ -504,7 +504,7 @@ fn convert(v: &serde_json::Value, widest: &mut u64) -> Value {
                 Value::Float(n.as_f64().unwrap_or(f64::NAN))
             }
         }
-        serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
+        serde_json::Value::String(s) => Value::String(intern(s)),
         serde_json::Value::Array(items) => {
             *widest = (*widest).max(items.len() as u64);
             Value::List(Arc::new(items.iter().map(|i| convert(i, widest)).collect()))
@@ -514,11 +514,38 @@ fn convert(v: &serde_json::Value, widest: &mut u64) -> Value {
             let map: HashMap<Key, Value> = fields
                 .iter()
                 .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (Key::String(Arc::new(k.clone())), convert(v, widest)))
+                .map(|(k, v)| (Key::String(intern(k)), convert(v, widest)))
                 .collect();
             Value::Map(Map { map: Arc::new(map) })
         }
     }
+}
+
+/// Strings up to this length are interned: field names and enum-like values ("name", "image",
+/// "IfNotPresent", "TCP") repeat in every object, and a cache holding 100k objects would
+/// otherwise allocate each occurrence.
+const INTERN_MAX_LEN: usize = 48;
+/// Distinct strings one thread interns before it stops (label values and names vary).
+const INTERN_MAX_ENTRIES: usize = 200_000;
+
+fn intern(s: &str) -> Arc<String> {
+    thread_local! {
+        static INTERNED: std::cell::RefCell<HashMap<String, Arc<String>>> = Default::default();
+    }
+    if s.len() > INTERN_MAX_LEN {
+        return Arc::new(s.to_string());
+    }
+    INTERNED.with(|cell| {
+        let mut set = cell.borrow_mut();
+        if let Some(existing) = set.get(s) {
+            return existing.clone();
+        }
+        let fresh = Arc::new(s.to_string());
+        if set.len() < INTERN_MAX_ENTRIES {
+            set.insert(s.to_string(), fresh.clone());
+        }
+        fresh
+    })
 }
 
 /// A CEL map from named values.

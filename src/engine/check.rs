@@ -144,31 +144,46 @@ pub struct ObjectScope {
 
 impl ObjectScope {
     pub fn new(resource: &Resource, inventory: &Inventory) -> ObjectScope {
+        Self::binding(resource, inventory, &kcel::ROOT_VARIABLES)
+    }
+
+    /// Bind only the object-level roots in `roots` (binding deep-copies: a Deployment whose
+    /// actions read only `podSpec` need not copy the whole object as well).
+    fn binding(resource: &Resource, inventory: &Inventory, roots: &[&str]) -> ObjectScope {
+        let wants = |r: &str| roots.contains(&r);
         let converted = resource.cel();
         let mut ctx = kcel::root_context().new_inner_scope();
         let mut widest = converted.widest;
-        ctx.add_variable_from_value("object", converted.value.clone());
+        if wants("object") {
+            ctx.add_variable_from_value("object", converted.value.clone());
+        }
         let mut pod_template_missing = false;
         if let Some(path) = pod_template_path(&resource.group, &resource.kind) {
             match pod_template(&converted.value, path) {
                 Some((spec, metadata)) => {
-                    ctx.add_variable_from_value("podSpec", spec);
-                    ctx.add_variable_from_value("podMetadata", metadata);
+                    if wants("podSpec") {
+                        ctx.add_variable_from_value("podSpec", spec);
+                    }
+                    if wants("podMetadata") {
+                        ctx.add_variable_from_value("podMetadata", metadata);
+                    }
                 }
                 None => pod_template_missing = true,
             }
         }
-        let namespace_object = match &resource.namespace {
-            Some(ns) => match inventory.namespace(ns) {
-                Some(n) => {
-                    widest = widest.max(n.cel().widest);
-                    n.cel().value.clone()
-                }
-                None => synthesised_namespace(ns).value,
-            },
-            None => Value::Null,
-        };
-        ctx.add_variable_from_value("namespaceObject", namespace_object);
+        if wants("namespaceObject") {
+            let namespace_object = match &resource.namespace {
+                Some(ns) => match inventory.namespace(ns) {
+                    Some(n) => {
+                        widest = widest.max(n.cel().widest);
+                        n.cel().value.clone()
+                    }
+                    None => synthesised_namespace(ns).value,
+                },
+                None => Value::Null,
+            };
+            ctx.add_variable_from_value("namespaceObject", namespace_object);
+        }
         ObjectScope {
             ctx,
             widest,
