@@ -16,6 +16,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1 (expected --sizes \"N ...\", --with-checkov)" >&2; exit 2 ;;
   esac
 done
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 OUT="${BENCH_OUT:-target/bench}"
 mkdir -p "$OUT"
 : > "$OUT/results.jsonl"
@@ -38,6 +39,11 @@ done
 for n in $SIZES; do
   "$BIN" incremental --size "$n" --changes 500 >> "$OUT/results.jsonl"
 done
+# The operator: `securescore run` (release) against the API emulation holding N objects.
+cargo build --release --locked 2>&1 | tail -1
+for n in $SIZES; do
+  "$BIN" operator --size "$n" >> "$OUT/results.jsonl"
+done
 
 if [ "$CHECKOV" = 1 ]; then
   n=10000; dir="$OUT/cluster-$n"
@@ -49,7 +55,9 @@ if [ "$CHECKOV" = 1 ]; then
   /usr/bin/time -v -o "$OUT/checkov.time" env BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=true \
     .tools/checkov/bin/checkov --framework kubernetes -d "$dir" --skip-download --quiet -o json \
     > "$OUT/checkov.json" || true   # checkov exits 1 when checks fail
-  /usr/bin/time -v -o "$OUT/securescore.time" "$BIN" scan "$dir" > /dev/null
+  # The real command line, as a pipeline would run it.
+  cargo build --release --locked 2>&1 | tail -1
+  /usr/bin/time -v -o "$OUT/securescore.time" target/release/securescore scan "$dir" --format json > /dev/null
   python3 - "$OUT" <<'PY' >> "$OUT/results.jsonl"
 import json, re, sys
 def t(path):
@@ -79,6 +87,8 @@ for r in rows:
         print(f"| engine, {r['actions']} actions, {r['threads']} threads (cold {r['cold_seconds']:.2f} s) | {r['objects']} | {r['warm_median_seconds']:.2f} s | {r['objects_per_second']:.0f} obj/s | |")
     elif b == "incremental":
         print(f"| incremental: one pod changed (initial {r['initial_seconds']:.1f} s) | {r['objects']} | p50 {r['total_ms_p50']:.2f} ms, p99 {r['total_ms_p99']:.2f} ms | re-judge p50 {r['rejudge_ms_p50']:.2f} ms | status rebuild included |")
+    elif b == "operator":
+        print(f"| operator (`securescore run`): first status {r['first_status_seconds']:.1f} s | {r['objects']} | one new pod -> status {r['change_to_status_seconds']:.2f} s (debounce {r['debounce_seconds']} s) | | RSS {r['rss_mib']:.0f} MiB (peak {r['peak_rss_mib']:.0f} MiB) |")
     elif b == "checkov":
         print(f"| checkov vs securescore scan | {r['objects']} | {r['checkov_seconds']:.0f} s vs {r['securescore_seconds']:.1f} s ({r['time_ratio']:.0f}x) | | {mib(r['checkov_rss_bytes'])} vs {mib(r['securescore_rss_bytes'])} ({r['memory_ratio']:.0f}x) |")
 PY
