@@ -1093,3 +1093,55 @@ fn the_dashboard_is_stable_and_has_the_documented_panels_and_variables() {
         }
     }
 }
+
+/// `securescore scan --format prometheus` writes the operator's per-target series for the same
+/// objects: promtool accepts them, and the ratio equals the JSON status' percentage ÷ 100.
+#[test]
+fn scan_writes_the_same_series_in_the_prometheus_format() {
+    let run = |format: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_securescore"))
+            .args([
+                "scan",
+                "examples/shop",
+                "examples/targets",
+                "examples/actions",
+                "--format",
+                format,
+            ])
+            .args(["--now", "2026-11-27T00:00:00Z"])
+            .current_dir(REPO)
+            .output()
+            .expect("securescore runs");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8")
+    };
+    let text = run("prometheus");
+    let (ok, report) = promtool(&["check", "metrics"], Some(&text));
+    assert!(ok, "promtool check metrics: {report}\n{text}");
+    let list: Value = serde_json::from_str(&run("json")).unwrap();
+    for item in list["items"].as_array().unwrap() {
+        let ns = item["metadata"]["namespace"].as_str().unwrap();
+        let name = item["metadata"]["name"].as_str().unwrap();
+        let pct = item["status"]["percentage"].as_f64().unwrap();
+        let prefix = format!("securescore_ratio{{namespace=\"{ns}\",target=\"{name}\"}} ");
+        let ratio: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+            .parse()
+            .unwrap();
+        assert!(
+            (ratio - pct / 100.0).abs() <= 0.00005,
+            "{ns}/{name}: {ratio} vs {pct}"
+        );
+    }
+    assert!(
+        text.contains("securescore_action_state{"),
+        "per-action series too"
+    );
+}

@@ -55,7 +55,8 @@ pub struct ScanArgs {
     pub paths: Vec<PathBuf>,
 
     /// Output: `table` for people, `json` for a SecureScoreTargetList (each item with the
-    /// status the operator would write), `sarif` for code-scanning tools (SARIF 2.1.0).
+    /// status the operator would write), `sarif` for code-scanning tools (SARIF 2.1.0),
+    /// `prometheus` for the operator's per-target series (textfile collector, Pushgateway).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 

@@ -1,7 +1,8 @@
 //! Renderers of a scan: `table` for people, `json` (a SecureScoreTargetList, as the operator
-//! would write it), `sarif` (2.1.0, for code-scanning tools).
+//! would write it), `sarif` (2.1.0, for code-scanning tools), `prometheus` (the operator's series).
 
 mod json;
+mod prometheus;
 mod sarif;
 mod table;
 
@@ -19,6 +20,9 @@ pub enum Format {
     Json,
     /// SARIF 2.1.0: one rule per action, one result per non-compliant resource.
     Sarif,
+    /// The operator's per-target series (securescore_*), in the Prometheus text format: for the
+    /// node-exporter textfile collector or a Pushgateway.
+    Prometheus,
 }
 
 /// One target and its evaluation.
@@ -48,5 +52,6 @@ pub fn render(
         Format::Table => Ok(table::render(scored, table::Style::detect())),
         Format::Json => json::render(scored),
         Format::Sarif => sarif::render(scored, actions),
+        Format::Prometheus => Ok(prometheus::render(scored)),
     }
 }
