@@ -433,35 +433,11 @@ pub(crate) fn score_action(
             resolution,
         });
     }
-    let applicable = counts.applicable();
-    let points = if applicable == 0 {
-        Points::default()
-    } else {
-        Points::of(action.spec.max_score, action.scoring(), counts)
-    };
-    let state = if applicable == 0 {
-        ActionState::NotApplicable
-    } else if counts.compliant == applicable {
-        ActionState::Completed
-    } else if counts.unresolved > 0 {
-        ActionState::ToAddress
-    } else if counts.planned > 0 {
-        ActionState::Planned
-    } else if counts.accepted > 0 {
-        ActionState::RiskAccepted
-    } else if results
+    let any_alternate = results
         .iter()
-        .any(|r| matches!(r.resolution, Some((ResolutionState::ResolvedAlternate, _))))
-    {
-        ActionState::ResolvedAlternate
-    } else {
-        ActionState::ResolvedThirdParty
-    };
-    let dominant_error = error_messages
-        .into_iter()
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
-        .filter(|(_, n)| n * 2 > applicable && (*n >= 3 || *n == applicable))
-        .map(|(m, _)| m);
+        .any(|r| matches!(r.resolution, Some((ResolutionState::ResolvedAlternate, _))));
+    let (points, state, dominant_error) =
+        summarise(action, counts, any_alternate, error_messages.iter());
     ActionOutcome {
         action: action.clone(),
         state,
@@ -495,4 +471,40 @@ pub fn implicit_cluster_target(name: &str, namespace: &str) -> SecureScoreTarget
     );
     target.metadata.namespace = Some(namespace.to_string());
     target
+}
+
+/// Points, state (first match wins, as the SPEC orders them) and the error most resources fail
+/// with, of one action from its counts: shared by the full and the incremental evaluation.
+pub(crate) fn summarise<'a>(
+    action: &CompiledAction,
+    counts: Counts,
+    any_alternate: bool,
+    error_messages: impl Iterator<Item = (&'a String, &'a u64)>,
+) -> (Points, ActionState, Option<String>) {
+    let applicable = counts.applicable();
+    let points = if applicable == 0 {
+        Points::default()
+    } else {
+        Points::of(action.spec.max_score, action.scoring(), counts)
+    };
+    let state = if applicable == 0 {
+        ActionState::NotApplicable
+    } else if counts.compliant == applicable {
+        ActionState::Completed
+    } else if counts.unresolved > 0 {
+        ActionState::ToAddress
+    } else if counts.planned > 0 {
+        ActionState::Planned
+    } else if counts.accepted > 0 {
+        ActionState::RiskAccepted
+    } else if any_alternate {
+        ActionState::ResolvedAlternate
+    } else {
+        ActionState::ResolvedThirdParty
+    };
+    let dominant_error = error_messages
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        .filter(|(_, n)| **n * 2 > applicable && (**n >= 3 || **n == applicable))
+        .map(|(m, _)| m.clone());
+    (points, state, dominant_error)
 }

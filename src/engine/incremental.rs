@@ -20,7 +20,7 @@ use super::evaluate::{
 };
 use super::exemptions::{self, Assessed, Declared};
 use super::resource::{Inventory, Resource};
-use super::score::{Counts, Points};
+use super::score::Counts;
 use super::status::{self, MAX_FINDINGS};
 use crate::api::{ActionState, ExemptionState, ResolutionState, SecureScoreTarget};
 use jiff::Timestamp;
@@ -500,33 +500,12 @@ impl Incremental {
 
     fn outcome(&self, action: &Arc<CompiledAction>, book: &ActionBook) -> ActionOutcome {
         let counts = book.counts;
-        let applicable = counts.applicable();
-        let points = if applicable == 0 {
-            Points::default()
-        } else {
-            Points::of(action.spec.max_score, action.scoring(), counts)
-        };
-        let state = if applicable == 0 {
-            ActionState::NotApplicable
-        } else if counts.compliant == applicable {
-            ActionState::Completed
-        } else if counts.unresolved > 0 {
-            ActionState::ToAddress
-        } else if counts.planned > 0 {
-            ActionState::Planned
-        } else if counts.accepted > 0 {
-            ActionState::RiskAccepted
-        } else if book.alternate > 0 {
-            ActionState::ResolvedAlternate
-        } else {
-            ActionState::ResolvedThirdParty
-        };
-        let dominant_error = book
-            .error_messages
-            .iter()
-            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-            .filter(|(_, n)| **n * 2 > applicable && (**n >= 3 || **n == applicable))
-            .map(|(m, _)| m.clone());
+        let (points, state, dominant_error) = super::evaluate::summarise(
+            action,
+            counts,
+            book.alternate > 0,
+            book.error_messages.iter(),
+        );
         // The status lists the first findings only: hand it just those.
         let results = book
             .findings
