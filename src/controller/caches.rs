@@ -7,12 +7,15 @@ use crate::engine::resource::{KindStatus, Resource};
 use futures::StreamExt;
 use kube::Client;
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
-use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use kube::discovery::{ApiCapabilities, ApiResource, Discovery};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use tokio::task::JoinHandle;
+
+/// How often a kind the API did not serve is looked up again.
+const MISSING_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `(group, kind)`.
 pub type KindKey = (String, String);
@@ -31,7 +34,8 @@ pub struct Caches {
     client: Client,
     kinds: RwLock<HashMap<KindKey, Arc<RwLock<KindCache>>>>,
     discovery: tokio::sync::Mutex<Option<Discovery>>,
-    ensuring: tokio::sync::Mutex<()>,
+    /// Serialises ensure(); holds when API discovery last ran.
+    ensuring: tokio::sync::Mutex<Option<std::time::Instant>>,
     on_change: OnChange,
 }
 
@@ -62,15 +66,20 @@ impl Caches {
     /// Watch exactly the `desired` kinds: start the missing ones, stop the ones no action reads.
     pub async fn ensure(self: &Arc<Self>, desired: &BTreeSet<KindKey>) {
         // One at a time: concurrent reconciles would otherwise start the same watch twice.
-        let _serial = self.ensuring.lock().await;
+        let mut last_discovery = self.ensuring.lock().await;
+        // A kind the API did not serve is looked up again at most every MISSING_RETRY: every
+        // reconcile calls ensure(), and discovery is a round of API requests.
+        let retry_missing = last_discovery.is_none_or(|t| t.elapsed() >= MISSING_RETRY);
         let (to_start, to_stop): (Vec<KindKey>, Vec<KindKey>) = {
             let kinds = self.kinds.read().unwrap_or_else(lock_poisoned);
             let start = desired
                 .iter()
-                .filter(|k| {
-                    kinds.get(*k).is_none_or(|c| {
-                        c.read().unwrap_or_else(lock_poisoned).status == KindStatus::Missing
-                    })
+                .filter(|k| match kinds.get(*k) {
+                    None => true,
+                    Some(c) => {
+                        retry_missing
+                            && c.read().unwrap_or_else(lock_poisoned).status == KindStatus::Missing
+                    }
                 })
                 .cloned()
                 .collect();
@@ -97,6 +106,7 @@ impl Caches {
         if to_start.is_empty() {
             return;
         }
+        *last_discovery = Some(std::time::Instant::now());
         // Rediscover when something is new or was missing: the API may serve it now.
         let discovery = {
             let mut guard = self.discovery.lock().await;
@@ -125,7 +135,7 @@ impl Caches {
                     tracing::warn!(kind = %kind_name(&key), "the API does not serve this kind: actions reading it are Unknown");
                     self.set_status(&key, KindStatus::Missing);
                 }
-                Some((ar, caps)) => self.start(key, ar, caps),
+                Some((ar, _)) => self.start(key, ar),
             }
         }
     }
@@ -142,7 +152,7 @@ impl Caches {
         cache.write().unwrap_or_else(lock_poisoned).status = status;
     }
 
-    fn start(self: &Arc<Self>, key: KindKey, ar: ApiResource, caps: ApiCapabilities) {
+    fn start(self: &Arc<Self>, key: KindKey, ar: ApiResource) {
         let cache = Arc::new(RwLock::new(KindCache {
             status: KindStatus::NotSynced,
             objects: HashMap::new(),
@@ -153,7 +163,6 @@ impl Caches {
         let task = tokio::spawn(watch_kind(
             api,
             ar,
-            caps.scope == Scope::Namespaced,
             metadata_only,
             key.clone(),
             cache.clone(),
@@ -219,20 +228,6 @@ impl Caches {
         }
         out
     }
-
-    /// Number of cached objects.
-    pub fn len(&self) -> usize {
-        self.kinds
-            .read()
-            .unwrap_or_else(lock_poisoned)
-            .values()
-            .map(|c| c.read().unwrap_or_else(lock_poisoned).objects.len())
-            .sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 fn find_kind(d: &Discovery, key: &KindKey) -> Option<(ApiResource, ApiCapabilities)> {
@@ -269,7 +264,6 @@ fn key_of(r: &Resource) -> (Option<String>, String) {
 async fn watch_kind(
     api: Api<DynamicObject>,
     ar: ApiResource,
-    _namespaced: bool,
     metadata_only: bool,
     key: KindKey,
     cache: Arc<RwLock<KindCache>>,
