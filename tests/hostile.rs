@@ -1,0 +1,8 @@
+//! Hostile input (issue 11): what a pull request author, a team writing its own target, or a
+//! mistaken custom action can feed securescore, and what must still hold: every evaluation is
+//! bounded, no gate can be bypassed, nothing is leaked, and the other actions and targets go on.
+//!
+//! One scenario per test, grouped by the layer that defends against it.
+
+mod engine;
+mod scan;

@@ -1,0 +1,1 @@
+//! Hostile input against `securescore scan`: YAML tricks, files, gates, output safety.
