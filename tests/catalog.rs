@@ -22,9 +22,9 @@ fn fixture(action: &str, which: &str) -> Inventory {
 }
 
 #[test]
-fn the_catalog_has_at_least_forty_actions_across_all_five_categories() {
+fn the_catalog_has_at_least_sixty_actions_across_all_five_categories() {
     let actions = securescore::catalog::builtin().unwrap();
-    assert!(actions.len() >= 40, "{}", actions.len());
+    assert!(actions.len() >= 60, "{}", actions.len());
     for c in Category::ALL {
         assert!(
             actions.iter().any(|a| a.spec.category == c),
@@ -104,4 +104,62 @@ fn every_catalog_action_judges_its_fixtures() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Built-in actions that no control of the three frameworks covers (availability hygiene): they
+/// say so by naming none. Kept short and checked both ways, so the list cannot go stale.
+const WITHOUT_FRAMEWORK_CONTROL: [&str; 2] =
+    ["container-liveness-probe", "container-readiness-probe"];
+
+#[test]
+fn every_built_in_action_maps_to_framework_controls_under_the_canonical_names() {
+    use securescore::catalog::{FRAMEWORK_CIS, FRAMEWORK_PSS, FRAMEWORKS};
+    let actions = securescore::catalog::builtin().unwrap();
+    let mut problems = Vec::new();
+    for a in &actions {
+        let name = a.metadata.name.as_deref().unwrap();
+        let refs = &a.spec.references;
+        let exempt = WITHOUT_FRAMEWORK_CONTROL.contains(&name);
+        if refs.is_empty() != exempt {
+            problems.push(format!("{name}: {} framework references", refs.len()));
+        }
+        for r in refs {
+            let control = r.control.as_deref().unwrap_or("");
+            if !FRAMEWORKS.contains(&r.framework.as_str()) {
+                problems.push(format!("{name}: unknown framework {:?}", r.framework));
+            }
+            if control.trim().is_empty() || !r.url.as_deref().unwrap_or("").starts_with("https://")
+            {
+                problems.push(format!(
+                    "{name}: {} needs a control and an https url",
+                    r.framework
+                ));
+            }
+            if r.framework == FRAMEWORK_PSS
+                && !(control.starts_with("Baseline: ") || control.starts_with("Restricted: "))
+            {
+                problems.push(format!("{name}: PSS control {control:?} names no level"));
+            }
+            if r.framework == FRAMEWORK_CIS
+                && !(control.split('.').count() == 3
+                    && control
+                        .split('.')
+                        .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())))
+            {
+                problems.push(format!(
+                    "{name}: CIS control {control:?} is not a recommendation number"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // Each framework is used, so a renamed framework cannot leave the list silently unused.
+    for f in FRAMEWORKS {
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.spec.references.iter().any(|r| r.framework == f)),
+            "no action references {f}"
+        );
+    }
 }

@@ -7,6 +7,16 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/catalog_files.rs"));
 }
 
+/// The frameworks the built-in actions map their controls to, spelled exactly as their
+/// `spec.references[].framework` spells them (a test holds the catalog to these three names).
+pub const FRAMEWORKS: [&str; 3] = [FRAMEWORK_PSS, FRAMEWORK_CIS, FRAMEWORK_NSA_CISA];
+/// Pod Security Standards; controls are `Baseline: <control>` or `Restricted: <control>`.
+pub const FRAMEWORK_PSS: &str = "Pod Security Standards";
+/// CIS Kubernetes Benchmark; controls are recommendation numbers such as `5.1.1`.
+pub const FRAMEWORK_CIS: &str = "CIS Kubernetes Benchmark v1.9";
+/// NSA/CISA Kubernetes Hardening Guide; controls are the guide's section titles.
+pub const FRAMEWORK_NSA_CISA: &str = "NSA/CISA Kubernetes Hardening Guide v1.2";
+
 /// A built-in action that does not parse (a build of a broken catalog).
 #[derive(Debug, thiserror::Error)]
 #[error("built-in catalog file {file}: {message}")]
