@@ -163,3 +163,33 @@ fn every_built_in_action_maps_to_framework_controls_under_the_canonical_names() 
         );
     }
 }
+
+/// docs/catalog.md is generated from the catalog; this fails when the committed page drifts.
+#[test]
+fn docs_catalog_md_is_the_generated_markdown() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_securescore"))
+        .args(["catalog", "--format", "markdown"])
+        .output()
+        .expect("securescore runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated = String::from_utf8(out.stdout).expect("UTF-8");
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/catalog.md"))
+            .expect("docs/catalog.md");
+    assert!(
+        generated == committed,
+        "docs/catalog.md is stale: run `cargo run -- catalog --format markdown > docs/catalog.md`"
+    );
+    // The page lists every action, each with its own section.
+    for a in securescore::catalog::builtin().unwrap() {
+        let name = a.metadata.name.unwrap();
+        assert!(
+            committed.contains(&format!("\n### {name}\n")),
+            "{name} has no section"
+        );
+    }
+}
