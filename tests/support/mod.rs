@@ -4,4 +4,5 @@
 
 pub mod apiserver;
 pub mod operator;
+pub mod prometheus;
 pub mod tools;
