@@ -220,7 +220,7 @@ pub fn markdown() -> Result<String, crate::catalog::CatalogError> {
                 }
             }
         }
-        controls.sort_by(|a, b| natural_key(&a.0).cmp(&natural_key(&b.0)));
+        controls.sort_by_key(|(control, _)| natural_key(control));
         let _ = writeln!(out, "### {f}\n\n| Control | Actions |\n|---|---|");
         for (control, mut names) in controls {
             names.sort();
