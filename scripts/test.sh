@@ -15,3 +15,4 @@ cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 # Benches are built by clippy above but not run here: they are measurements, not tests.
 cargo test --locked --no-fail-fast "$@"
+bash scripts/fuzz.sh  # fuzz (issue 11): every target in fuzz/ for FUZZ_SECONDS (30) each

@@ -199,6 +199,15 @@ fn fixture_chart(with_monitoring_files: bool) -> tempfile::TempDir {
     let _ = std::fs::remove_dir_all(chart.join("catalog"));
     let _ = std::fs::remove_dir_all(chart.join("files"));
     std::fs::create_dir_all(chart.join("catalog")).expect("catalog dir");
+    // The fixture catalog reads Secrets (fixture-ingress-tls), which needs the opt-in.
+    let values = chart.join("values.yaml");
+    let text = std::fs::read_to_string(&values).expect("values.yaml");
+    let opted_in = text.replace("  secretsListWatch: false", "  secretsListWatch: true");
+    assert_ne!(
+        text, opted_in,
+        "values.yaml has rbac.secretsListWatch: false"
+    );
+    std::fs::write(&values, opted_in).expect("write values.yaml");
     for (name, text) in [
         ("fixture-run-as-non-root", FIXTURE_POD_ACTION),
         ("fixture-default-deny", FIXTURE_NAMESPACE_ACTION),
@@ -743,11 +752,71 @@ fn secrets_are_never_readable_by_get() {
     }
 }
 
+/// Every rule of every (Cluster)Role that could reach Secrets.
+fn secrets_rules(docs: &[Value]) -> Vec<String> {
+    let mut found = Vec::new();
+    for kind in ["ClusterRole", "Role"] {
+        for role in of_kind(docs, kind) {
+            for rule in role["rules"].as_sequence().into_iter().flatten() {
+                let groups = strings(&rule["apiGroups"]);
+                let resources = strings(&rule["resources"]);
+                if groups.iter().any(|g| g.is_empty() || g == "*")
+                    && resources.iter().any(|r| r == "secrets" || r == "*")
+                {
+                    found.push(format!("{kind}: {rule:?}"));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_default_render_grants_nothing_on_secrets() {
+    // No built-in action needs Secret data, so nothing may grant it by default.
+    for extra in [vec![], vec!["--values", ALL_ON]] {
+        let docs = rendered(&chart_dir(), &extra);
+        assert!(!of_kind(&docs, "ClusterRole").is_empty(), "{extra:?}");
+        assert_eq!(secrets_rules(&docs), Vec::<String>::new(), "{extra:?}");
+    }
+}
+
+#[test]
+fn reading_secrets_needs_the_explicit_opt_in() {
+    let secret = "rbac.extraResources[0].apiGroup=,rbac.extraResources[0].kind=Secret";
+    let fixture = fixture_chart(false);
+    for (chart, set) in [
+        (chart_dir(), secret.to_owned()),
+        (
+            fixture_path(&fixture),
+            "rbac.secretsListWatch=false".to_owned(),
+        ),
+    ] {
+        let out = try_render(&chart, &["--set", &set]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "--set {set} rendered");
+        assert!(
+            stderr.contains("rbac.secretsListWatch=true") && stderr.contains("every Secret"),
+            "--set {set}: {stderr}"
+        );
+    }
+    let opted_in = format!("{secret},rbac.secretsListWatch=true");
+    let docs = rendered(&chart_dir(), &["--set", &opted_in]);
+    let g = grants(one(&docs, "ClusterRole"));
+    assert_eq!(
+        g.get(&(String::new(), "secrets".to_owned())),
+        Some(&verbs(&["list", "watch"]))
+    );
+}
+
 #[test]
 fn kind_plurals_match_the_kubernetes_api() {
     // Every built-in kind asked for through rbac.extraResources gets the API's own plural.
     let table = builtin_kinds();
-    let mut args = vec!["--set".to_owned(), "catalog.enabled=false".to_owned()];
+    let mut args = vec![
+        "--set".to_owned(),
+        "catalog.enabled=false,rbac.secretsListWatch=true".to_owned(),
+    ];
     for (i, ((group, kind), _)) in table.iter().enumerate() {
         args.push("--set".into());
         args.push(format!(

@@ -153,10 +153,13 @@ fn change(rng: &mut Rng, inc: &mut Incremental) -> String {
             format!("clusterrole {}", c.name)
         }
         _ => {
-            // A new unowned pod, or one owned by an existing ReplicaSet.
+            // A new unowned pod, one owned by an existing ReplicaSet, or one with a forged
+            // owner reference (wrong uid, another name, another namespace, or a Deployment).
             let Some(rs) = pick(rng, "apps", "ReplicaSet") else {
                 return "none".into();
             };
+            let elsewhere = pick(rng, "apps", "ReplicaSet");
+            let deployment = pick(rng, "apps", "Deployment");
             let mut o = rs.object["spec"]["template"].clone();
             let name = format!("{}-new{}", rs.name, rng.below(1000));
             o["apiVersion"] = json!("v1");
@@ -164,12 +167,38 @@ fn change(rng: &mut Rng, inc: &mut Incremental) -> String {
             o["metadata"]["name"] = json!(name);
             o["metadata"]["namespace"] = json!(rs.namespace);
             o["metadata"]["uid"] = json!(format!("new-{name}"));
-            if rng.chance(0.5) {
-                o["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                    "name": rs.name, "uid": rs.uid, "controller": true}]);
-            }
+            let reference = |kind: &str, name: &str, uid: &Option<String>| {
+                json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": uid,
+                    "controller": true}])
+            };
+            let how = match rng.below(6) {
+                0 | 1 => "unowned",
+                2 => {
+                    o["metadata"]["ownerReferences"] = reference("ReplicaSet", &rs.name, &rs.uid);
+                    "owned"
+                }
+                3 => {
+                    o["metadata"]["ownerReferences"] =
+                        reference("ReplicaSet", &rs.name, &Some("forged".into()));
+                    "forged uid"
+                }
+                4 => {
+                    // Another ReplicaSet's uid (maybe in another namespace) under this name.
+                    let other = elsewhere.unwrap_or(rs.clone());
+                    o["metadata"]["ownerReferences"] =
+                        reference("ReplicaSet", &rs.name, &other.uid);
+                    "borrowed uid"
+                }
+                _ => {
+                    let Some(d) = deployment else {
+                        return "none".into();
+                    };
+                    o["metadata"]["ownerReferences"] = reference("Deployment", &d.name, &d.uid);
+                    "naming a deployment"
+                }
+            };
             inc.upsert(resource(o));
-            format!("add pod {name}")
+            format!("add pod {name} ({how})")
         }
     }
 }

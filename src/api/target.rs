@@ -154,7 +154,9 @@ pub struct Exemption {
     pub action: String,
     /// What is declared.
     pub resolution: ResolutionState,
-    /// Which resources it covers; absent: every resource of the action.
+    /// Which resources it covers; absent or empty (`{}`, empty lists, a `{}` selector): every
+    /// resource of the action, as a whole-action exemption (which a resource-specific one
+    /// outranks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ExemptionResources>,
     /// Who owns the decision.

@@ -3,6 +3,7 @@
 
 use super::check::{CompiledAction, Judgement, ObjectScope, Surroundings, Verdict};
 use super::exemptions::{self, Assessed, Declared};
+use super::ownership::top_owner;
 use super::resource::{Inventory, KindStatus, Resource};
 use super::score::{Counts, Points};
 use super::{selector, status};
@@ -147,36 +148,6 @@ pub fn select_actions(
     chosen.sort_by(|a, b| a.name.cmp(&b.name));
     excluded.sort();
     (chosen, excluded)
-}
-
-/// The top-most controlling owner present in the inventory (the object itself if none).
-pub(crate) fn top_owner<'a>(
-    resource: &'a Arc<Resource>,
-    inventory: &'a Inventory,
-) -> &'a Arc<Resource> {
-    let mut current = resource;
-    for _ in 0..8 {
-        let Some(owner) = &current.controller else {
-            break;
-        };
-        let found = owner
-            .uid
-            .as_deref()
-            .and_then(|uid| inventory.by_uid(uid))
-            .or_else(|| {
-                inventory.find(
-                    &owner.group,
-                    &owner.kind,
-                    current.namespace.as_deref(),
-                    &owner.name,
-                )
-            });
-        match found {
-            Some(next) if !Arc::ptr_eq(next, current) => current = next,
-            _ => break,
-        }
-    }
-    current
 }
 
 /// Evaluate one target.

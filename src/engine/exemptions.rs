@@ -4,7 +4,9 @@
 use super::check::CompiledAction;
 use super::resource::Resource;
 use super::selector;
-use crate::api::{ActionResolution, Exemption, ExemptionState, ResolutionState};
+use crate::api::{
+    ActionResolution, Exemption, ExemptionResources, ExemptionState, ResolutionState,
+};
 use jiff::Timestamp;
 
 /// Parse an RFC 3339 timestamp, naming the field in the error.
@@ -175,9 +177,23 @@ pub fn action_resolution_applies(resolution: &ActionResolution, now: Timestamp) 
     started && unexpired
 }
 
-/// Whether an exemption's `resources` cover the resource (absent: the whole action).
+/// The resource filter of an exemption that names some resources; `None` for a whole-action
+/// exemption: `resources` absent, or given with nothing in it (`{}`, empty lists, a `{}`
+/// selector, which matches every object). An empty filter names no resource, so it must not
+/// outrank a whole-action exemption.
+pub fn resource_filter(exemption: &Exemption) -> Option<&ExemptionResources> {
+    exemption.resources.as_ref().filter(|r| {
+        let selector_filters = r.selector.as_ref().is_some_and(|s| {
+            s.match_labels.as_ref().is_some_and(|l| !l.is_empty())
+                || s.match_expressions.as_ref().is_some_and(|e| !e.is_empty())
+        });
+        !r.namespaces.is_empty() || !r.names.is_empty() || selector_filters
+    })
+}
+
+/// Whether an exemption's `resources` cover the resource (no filter: the whole action).
 pub fn covers(exemption: &Exemption, resource: &Resource) -> bool {
-    let Some(r) = &exemption.resources else {
+    let Some(r) = resource_filter(exemption) else {
         return true;
     };
     let ns_ok = r.namespaces.is_empty()
@@ -223,7 +239,7 @@ pub fn decide(
     };
     for (i, a) in assessed.iter().enumerate() {
         if a.applies() && a.exemption.action == action.name && covers(&a.exemption, resource) {
-            let tier = if a.exemption.resources.is_some() {
+            let tier = if resource_filter(&a.exemption).is_some() {
                 2
             } else {
                 1

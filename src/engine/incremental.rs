@@ -16,9 +16,10 @@
 use super::check::{CompiledAction, Surroundings, Verdict};
 use super::evaluate::{
     self, ActionOutcome, Outcome, ResourceResult, TargetEvaluation, TargetInput, judge_object,
-    scope_namespaces, select_actions, top_owner,
+    scope_namespaces, select_actions,
 };
 use super::exemptions::{self, Assessed, Declared};
+use super::ownership::{chain_refers_to, top_owner};
 use super::resource::{Inventory, Resource};
 use super::score::Counts;
 use super::status::{self, MAX_FINDINGS};
@@ -417,7 +418,7 @@ impl Incremental {
         {
             for (g, k, _) in super::check::POD_TEMPLATE_KINDS {
                 for r in inv.of_kind_in(g, k, Some(ns)) {
-                    if names_in_chain(r, x, inv) {
+                    if chain_refers_to(r, x, inv) {
                         push(r, &mut out);
                     }
                 }
@@ -539,34 +540,4 @@ fn in_scope(namespaces: &BTreeSet<String>, cluster: bool, r: &Resource) -> bool 
             cluster || (r.kind == "Namespace" && r.group.is_empty() && namespaces.contains(&r.name))
         }
     }
-}
-
-/// Whether `r`'s chain of controlling owners (followed through the inventory) names `x`.
-fn names_in_chain(r: &Resource, x: &Resource, inv: &Inventory) -> bool {
-    let mut current = r;
-    for _ in 0..8 {
-        let Some(owner) = &current.controller else {
-            return false;
-        };
-        if owner.group == x.group && owner.kind == x.kind && owner.name == x.name {
-            return true;
-        }
-        let next = owner
-            .uid
-            .as_deref()
-            .and_then(|uid| inv.by_uid(uid))
-            .or_else(|| {
-                inv.find(
-                    &owner.group,
-                    &owner.kind,
-                    current.namespace.as_deref(),
-                    &owner.name,
-                )
-            });
-        match next {
-            Some(n) if !std::ptr::eq(n.as_ref(), current) => current = n,
-            _ => return false,
-        }
-    }
-    false
 }

@@ -19,4 +19,5 @@ pub use evaluate::{
 };
 pub mod comparison;
 pub mod incremental;
+pub mod ownership;
 pub mod transitions;

@@ -14,7 +14,8 @@ pub struct Source {
     pub document: usize,
 }
 
-/// The controlling owner of an object (`ownerReferences[]` with `controller: true`).
+/// The controlling owner an object names (its one `ownerReferences[]` entry with
+/// `controller: true`): a claim, resolved by [`super::ownership`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerRef {
     pub group: String,
@@ -109,7 +110,9 @@ impl Resource {
         let namespace = str_field(&object, &["metadata", "namespace"], "metadata.namespace")?
             .filter(|s| !s.is_empty())
             .map(str::to_string);
-        let uid = str_field(&object, &["metadata", "uid"], "metadata.uid")?.map(str::to_string);
+        let uid = str_field(&object, &["metadata", "uid"], "metadata.uid")?
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
         let labels = object
             .pointer("/metadata/labels")
             .and_then(|l| l.as_object())
@@ -119,19 +122,30 @@ impl Resource {
                     .collect()
             })
             .unwrap_or_default();
+        // The API server accepts at most one controller reference; with several, none is
+        // believed (see engine::ownership).
         let controller = object
             .pointer("/metadata/ownerReferences")
             .and_then(|o| o.as_array())
             .and_then(|refs| {
-                refs.iter()
-                    .find(|r| r.get("controller").and_then(|c| c.as_bool()) == Some(true))
+                let mut controllers = refs
+                    .iter()
+                    .filter(|r| r.get("controller").and_then(|c| c.as_bool()) == Some(true));
+                match (controllers.next(), controllers.next()) {
+                    (Some(only), None) => Some(only),
+                    _ => None,
+                }
             })
             .and_then(|r| {
                 Some(OwnerRef {
                     group: group_of(r.get("apiVersion")?.as_str()?).to_string(),
                     kind: r.get("kind")?.as_str()?.to_string(),
                     name: r.get("name")?.as_str()?.to_string(),
-                    uid: r.get("uid").and_then(|u| u.as_str()).map(str::to_string),
+                    uid: r
+                        .get("uid")
+                        .and_then(|u| u.as_str())
+                        .filter(|u| !u.is_empty())
+                        .map(str::to_string),
                 })
             });
         Ok(Resource {
