@@ -167,30 +167,11 @@ fn points(units: u64) -> f64 {
     units as f64 / UNIT as f64
 }
 
-/// How many applicable resources of one action fall in each of [`RESOURCE_RESULTS`]: an
-/// exempt resource is one resolved by RiskAccepted, ResolvedThirdParty or ResolvedAlternate;
-/// Planned ones still count as noncompliant (or error), as in the status rows.
+/// How many applicable resources of one action fall in each of [`RESOURCE_RESULTS`]: the
+/// engine's partition (kept by its tally), never re-derived from per-resource rows, which an
+/// evaluation kept for scraping no longer holds.
 pub fn resource_results(o: &crate::engine::evaluate::ActionOutcome) -> [u64; 4] {
-    use crate::api::ResolutionState;
-    let mut n = [0u64; 4];
-    for r in &o.results {
-        let i = if r.verdict.is_compliant() {
-            0
-        } else {
-            match &r.resolution {
-                None | Some((ResolutionState::Planned, _)) => {
-                    if matches!(r.verdict, crate::engine::Verdict::Error { .. }) {
-                        2
-                    } else {
-                        1
-                    }
-                }
-                Some(_) => 3,
-            }
-        };
-        n[i] += 1;
-    }
-    n
+    o.resources.as_array()
 }
 
 /// The per-target families (also usable by `securescore scan --format prometheus`).

@@ -20,7 +20,7 @@ use super::evaluate::{
 };
 use super::exemptions::{self, Assessed, Declared};
 use super::resource::{Inventory, Resource};
-use super::score::Counts;
+use super::score::Tally;
 use super::status::{self, MAX_FINDINGS};
 use crate::api::{ActionState, ExemptionState, ResolutionState, SecureScoreTarget};
 use jiff::Timestamp;
@@ -53,10 +53,7 @@ struct Entry {
 #[derive(Default)]
 struct ActionBook {
     entries: BTreeMap<Key, Entry>,
-    counts: Counts,
-    errors: u64,
-    error_messages: BTreeMap<String, u64>,
-    alternate: u64,
+    tally: Tally,
     /// Non-compliant keys a finding is listed for (unresolved or planned), sorted.
     findings: BTreeSet<Key>,
 }
@@ -187,46 +184,27 @@ impl Incremental {
         let action = self.judged[i].clone();
         let book = &mut self.books[i];
         let key = key_of(&resource);
-        if let Verdict::Error { message } = &verdict {
-            book.errors += 1;
-            *book.error_messages.entry(message.clone()).or_default() += 1;
-        }
         let mut exemption = None;
         let resolution = if verdict.is_compliant() {
-            book.counts.compliant += 1;
             None
         } else {
-            match exemptions::decide(&action, &resource, &self.assessed, self.now) {
-                None => {
-                    book.counts.unresolved += 1;
-                    book.findings.insert(key.clone());
-                    None
-                }
-                Some((state, who)) => {
-                    match state {
-                        ResolutionState::Planned => {
-                            book.counts.planned += 1;
-                            book.findings.insert(key.clone());
-                        }
-                        ResolutionState::RiskAccepted => book.counts.accepted += 1,
-                        ResolutionState::ResolvedAlternate => {
-                            book.counts.mitigated += 1;
-                            book.alternate += 1;
-                        }
-                        ResolutionState::ResolvedThirdParty => book.counts.mitigated += 1,
+            exemptions::decide(&action, &resource, &self.assessed, self.now).map(|(state, who)| {
+                let name = match who {
+                    Declared::Exemption(e) => {
+                        self.covered[e] += 1;
+                        exemption = Some(e);
+                        Some(self.assessed[e].exemption.name.clone())
                     }
-                    let name = match who {
-                        Declared::Exemption(e) => {
-                            self.covered[e] += 1;
-                            exemption = Some(e);
-                            Some(self.assessed[e].exemption.name.clone())
-                        }
-                        Declared::Action => None,
-                    };
-                    Some((state, name))
-                }
-            }
+                    Declared::Action => None,
+                };
+                (state, name)
+            })
         };
+        let state = resolution.as_ref().map(|(state, _)| *state);
+        book.tally.add(&verdict, state);
+        if !verdict.is_compliant() && matches!(state, None | Some(ResolutionState::Planned)) {
+            book.findings.insert(key.clone());
+        }
         let entry = Entry {
             resource,
             verdict,
@@ -244,29 +222,9 @@ impl Incremental {
         let Some(e) = book.entries.remove(key) else {
             return;
         };
-        if let Verdict::Error { message } = &e.verdict {
-            book.errors -= 1;
-            if let Some(n) = book.error_messages.get_mut(message) {
-                *n -= 1;
-                if *n == 0 {
-                    book.error_messages.remove(message);
-                }
-            }
-        }
+        book.tally
+            .remove(&e.verdict, e.resolution.as_ref().map(|(state, _)| *state));
         book.findings.remove(key);
-        match &e.resolution {
-            _ if e.verdict.is_compliant() => book.counts.compliant -= 1,
-            None => book.counts.unresolved -= 1,
-            Some((state, _)) => match state {
-                ResolutionState::Planned => book.counts.planned -= 1,
-                ResolutionState::RiskAccepted => book.counts.accepted -= 1,
-                ResolutionState::ResolvedAlternate => {
-                    book.counts.mitigated -= 1;
-                    book.alternate -= 1;
-                }
-                ResolutionState::ResolvedThirdParty => book.counts.mitigated -= 1,
-            },
-        }
         if let Some(x) = e.exemption {
             self.covered[x] -= 1;
         }
@@ -499,15 +457,9 @@ impl Incremental {
     }
 
     fn outcome(&self, action: &Arc<CompiledAction>, book: &ActionBook) -> ActionOutcome {
-        let counts = book.counts;
-        let (points, state, dominant_error) = super::evaluate::summarise(
-            action,
-            counts,
-            book.alternate > 0,
-            book.error_messages.iter(),
-        );
+        let mut outcome = super::evaluate::summarise(action, &book.tally, !action.spec.preview);
         // The status lists the first findings only: hand it just those.
-        let results = book
+        outcome.results = book
             .findings
             .iter()
             .take(MAX_FINDINGS)
@@ -518,17 +470,7 @@ impl Incremental {
                 resolution: e.resolution.clone(),
             })
             .collect();
-        ActionOutcome {
-            action: action.clone(),
-            state,
-            counts,
-            errors: book.errors,
-            points,
-            results,
-            message: None,
-            dominant_error,
-            scored: !action.spec.preview,
-        }
+        outcome
     }
 }
 
