@@ -60,7 +60,7 @@ fn error_policy(action: Arc<ImprovementAction>, error: &kube::Error, ctx: Arc<Sh
     } else {
         "ApiError"
     };
-    ctx.metrics.reconcile_error("ImprovementAction", reason);
+    ctx.metrics().reconcile_error("ImprovementAction", reason);
     tracing::warn!(action = %action.name_any(), error = %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }

@@ -111,6 +111,17 @@ pub fn scope_namespaces(target: &SecureScoreTarget, inventory: &Inventory) -> BT
     set
 }
 
+/// The scope rule: whether `r` lies in a target's scope of `namespaces` (plus cluster-scoped
+/// objects when `cluster`; a Namespace object is in scope when its namespace is).
+pub fn in_scope(namespaces: &BTreeSet<String>, cluster: bool, r: &Resource) -> bool {
+    match &r.namespace {
+        Some(ns) => namespaces.contains(ns),
+        None => {
+            cluster || (r.kind == "Namespace" && r.group.is_empty() && namespaces.contains(&r.name))
+        }
+    }
+}
+
 /// Whether a target asks for more than its own namespace.
 pub fn wants_wide_scope(target: &SecureScoreTarget) -> bool {
     let own = target.metadata.namespace.as_deref().unwrap_or_default();
@@ -194,12 +205,6 @@ pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
     let (selected, excluded) = select_actions(target, input.actions);
     let namespaces = scope_namespaces(target, inventory);
     let cluster = target.spec.scope.cluster_resources;
-    let in_scope = |r: &Resource| match &r.namespace {
-        Some(ns) => namespaces.contains(ns),
-        None => {
-            cluster || (r.kind == "Namespace" && r.group.is_empty() && namespaces.contains(&r.name))
-        }
-    };
 
     // Actions whose inventory is incomplete are Unknown; the rest are judged.
     let mut unknown: BTreeMap<String, String> = BTreeMap::new();
@@ -255,7 +260,10 @@ pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
     // Objects are judged in parallel; results are collected in input order, so the outcome
     // does not depend on the number of threads.
     let mut applicable_tops: HashMap<usize, HashSet<usize>> = HashMap::new();
-    let candidates: Vec<&Arc<Resource>> = inventory.iter().filter(|r| in_scope(r)).collect();
+    let candidates: Vec<&Arc<Resource>> = inventory
+        .iter()
+        .filter(|r| in_scope(&namespaces, cluster, r))
+        .collect();
     evaluated_resources += candidates.len() as u64;
     let tops: Vec<&Arc<Resource>> = candidates
         .par_iter()

@@ -15,8 +15,8 @@
 
 use super::check::{CompiledAction, Surroundings, Verdict};
 use super::evaluate::{
-    self, ActionOutcome, Outcome, ResourceResult, TargetEvaluation, TargetInput, judge_object,
-    scope_namespaces, select_actions, top_owner,
+    self, ActionOutcome, Outcome, ResourceResult, TargetEvaluation, TargetInput, in_scope,
+    judge_object, scope_namespaces, select_actions, top_owner,
 };
 use super::exemptions::{self, Assessed, Declared};
 use super::resource::{Inventory, Resource};
@@ -149,9 +149,10 @@ impl Incremental {
             .map(|_| ActionBook::default())
             .collect();
         self.applicable_tops = vec![HashSet::new(); self.judged.len()];
+        // The rows move into the books: the base keeps counts only (no second copy).
         let mut outcomes: HashMap<String, Vec<ResourceResult>> = HashMap::new();
-        for o in &self.base.actions {
-            outcomes.insert(o.action.name.clone(), o.results.clone());
+        for o in &mut self.base.actions {
+            outcomes.insert(o.action.name.clone(), std::mem::take(&mut o.results));
         }
         for i in 0..self.judged.len() {
             let results = outcomes.remove(&self.judged[i].name).unwrap_or_default();
@@ -418,8 +419,27 @@ impl Incremental {
 
     /// The target's evaluation from the aggregates.
     pub fn evaluation(&self) -> TargetEvaluation {
+        self.evaluation_at(None, self.now)
+    }
+
+    /// The target's evaluation from the aggregates, its status built against the persisted
+    /// `previous` one (history, changes, condition transition times) at `now`. Verdicts and
+    /// exemption states stay those of the time the state was built or last evaluated in full
+    /// (the operator evaluates in full on every interval and when an exemption expires).
+    pub fn evaluation_at(
+        &self,
+        previous: Option<&crate::api::SecureScoreTargetStatus>,
+        now: Timestamp,
+    ) -> TargetEvaluation {
         if !self.simple {
-            return self.base.clone();
+            return evaluate::evaluate(&TargetInput {
+                target: &self.target,
+                actions: &self.actions,
+                inventory: &self.inventory,
+                now,
+                previous,
+                wide_scope_allowed: self.wide_scope_allowed,
+            });
         }
         let mut outcomes = Vec::new();
         for o in &self.base.actions {
@@ -444,8 +464,8 @@ impl Incremental {
                 target: &self.target,
                 actions: &self.actions,
                 inventory: &self.inventory,
-                now: self.now,
-                previous: None,
+                now,
+                previous,
                 wide_scope_allowed: self.wide_scope_allowed,
             },
             self.base.outcome,
@@ -471,15 +491,6 @@ impl Incremental {
             })
             .collect();
         outcome
-    }
-}
-
-fn in_scope(namespaces: &BTreeSet<String>, cluster: bool, r: &Resource) -> bool {
-    match &r.namespace {
-        Some(ns) => namespaces.contains(ns),
-        None => {
-            cluster || (r.kind == "Namespace" && r.group.is_empty() && namespaces.contains(&r.name))
-        }
     }
 }
 
