@@ -556,3 +556,26 @@ async fn targets_in_a_benchmark_group_of_five_see_their_rank_but_no_other_number
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_crds_the_operator_exits_with_an_install_hint() {
+    let server = ApiServer::start_with(support::apiserver::Options {
+        crd_files: Vec::new(),
+        ..Default::default()
+    })
+    .await;
+    namespace(&server, "securescore-system", json!({}));
+    let mut op = Operator::start(&server, &[]);
+    let status = eventually("the operator exits", WAIT, || {
+        op.child.try_wait().ok().flatten()
+    })
+    .await;
+    assert_eq!(status.code(), Some(1), "{}", op.logs());
+    let logs = op.logs();
+    assert!(
+        logs.contains(
+            "improvementactions.securescore.io CustomResourceDefinition is not installed"
+        ) && logs.contains("securescore crds | kubectl apply"),
+        "{logs}"
+    );
+}

@@ -134,6 +134,51 @@ impl Shared {
     }
 }
 
+/// Why the operator cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "the {plural}.{group} CustomResourceDefinition is not installed in this cluster: install the CRDs first, e.g. `securescore crds | kubectl apply --server-side -f -` or the Helm chart charts/securescore (its crds/ folder), then start the operator again"
+    )]
+    CrdMissing { plural: String, group: String },
+    #[error("cannot check whether the {plural}.{group} CRD is installed: {source}")]
+    Api {
+        plural: String,
+        group: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Whether the API serves both custom resources: a missing CRD is a clear start-up error with
+/// an install hint, not a controller retrying forever.
+pub async fn check_crds(client: &Client) -> Result<(), StartError> {
+    use kube::api::{Api, ListParams};
+    async fn served<K>(client: &Client) -> Result<(), StartError>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let plural = K::plural(&()).to_string();
+        let group = K::group(&()).to_string();
+        match Api::<K>::all(client.clone())
+            .list_metadata(&ListParams::default().limit(1))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                Err(StartError::CrdMissing { plural, group })
+            }
+            Err(source) => Err(StartError::Api {
+                plural,
+                group,
+                source,
+            }),
+        }
+    }
+    served::<ImprovementAction>(client).await?;
+    served::<SecureScoreTarget>(client).await
+}
+
 /// Run the operator until `shutdown` resolves; then drain in-flight work and release the lease.
 pub async fn run(
     client: Client,
