@@ -88,7 +88,7 @@ for r in rows:
     elif b == "incremental":
         print(f"| incremental: one pod changed (initial {r['initial_seconds']:.1f} s) | {r['objects']} | p50 {r['total_ms_p50']:.2f} ms, p99 {r['total_ms_p99']:.2f} ms | re-judge p50 {r['rejudge_ms_p50']:.2f} ms | status rebuild included |")
     elif b == "operator":
-        print(f"| operator (`securescore run`): first status {r['first_status_seconds']:.1f} s | {r['objects']} | one new pod -> status {r['change_to_status_seconds']:.2f} s (debounce {r['debounce_seconds']} s) | | RSS {r['rss_mib']:.0f} MiB (peak {r['peak_rss_mib']:.0f} MiB) |")
+        print(f"| operator (`securescore run`): first status {r['first_status_seconds']:.1f} s | {r['objects']} | one new pod -> status p50 {r['change_to_status_seconds']:.3f} s, p99 {r.get('change_to_status_p99_seconds', float('nan')):.3f} s over {r.get('changes', 1)} (debounce {r['debounce_seconds']} s) | | RSS {r['rss_mib']:.0f} MiB (peak {r['peak_rss_mib']:.0f} MiB) |")
     elif b == "checkov":
         print(f"| checkov vs securescore scan | {r['objects']} | {r['checkov_seconds']:.0f} s vs {r['securescore_seconds']:.1f} s ({r['time_ratio']:.0f}x) | | {mib(r['checkov_rss_bytes'])} vs {mib(r['securescore_rss_bytes'])} ({r['memory_ratio']:.0f}x) |")
 PY

@@ -1,14 +1,24 @@
-//! `/metrics`, `/healthz` (process up) and `/readyz` (caches synced; leader or standby) on one port.
+//! `/metrics`, `/healthz` (process up) and `/readyz` (caches synced; leader or standby) on one
+//! port. The server reads a narrow state: the scoreboard and whether the caches have synced,
+//! never the controller's internals.
 
-use crate::controller::{Shared, unpoison};
+use crate::inventory::cluster::Caches;
+use crate::metrics::Scoreboard;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use std::sync::Arc;
 
+/// What the endpoints read.
+#[derive(Clone)]
+pub struct Observed {
+    pub scoreboard: Arc<Scoreboard>,
+    pub caches: Arc<Caches>,
+}
+
 pub async fn serve(
-    shared: Arc<Shared>,
+    observed: Observed,
     addr: std::net::SocketAddr,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -16,7 +26,7 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(shared);
+        .with_state(observed);
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -36,9 +46,9 @@ pub async fn serve(
     }
 }
 
-async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    if shared.caches.initial_sync_done() {
-        let role = if shared.is_leader() {
+async fn readyz(State(observed): State<Observed>) -> impl IntoResponse {
+    if observed.caches.initial_sync_done() {
+        let role = if observed.scoreboard.is_leader() {
             "leader"
         } else {
             "standby"
@@ -52,28 +62,9 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let leader = shared.is_leader();
+async fn metrics(State(observed): State<Observed>) -> impl IntoResponse {
     // A standby exports its process metrics only (see Metrics::render).
-    let latest = if leader {
-        shared.latest.read().unwrap_or_else(unpoison).clone()
-    } else {
-        Default::default()
-    };
-    let series: Vec<crate::metrics::TargetSeries> = latest
-        .iter()
-        .map(|((ns, name), l)| crate::metrics::TargetSeries {
-            namespace: ns,
-            name,
-            evaluation: &l.evaluation,
-            goal: l.goal,
-            interval_seconds: l.interval.as_secs_f64(),
-            evaluated_at: l.evaluated_at,
-        })
-        .collect();
-    let body = shared
-        .metrics
-        .render(leader, &series, shared.settings.metrics_actions);
+    let body = observed.scoreboard.render();
     (
         [(
             header::CONTENT_TYPE,

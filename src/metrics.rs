@@ -149,6 +149,94 @@ impl Metrics {
     }
 }
 
+/// `(namespace, name)` of a target.
+pub type TargetKey = (String, String);
+
+/// The latest evaluation of a target (Evaluated or Degraded), for metrics and cross-target
+/// totals. It holds counts and sample findings only, not one row per resource.
+#[derive(Debug, Clone)]
+pub struct Latest {
+    pub evaluation: std::sync::Arc<TargetEvaluation>,
+    pub goal: Option<u32>,
+    pub interval: std::time::Duration,
+    pub evaluated_at: jiff::Timestamp,
+}
+
+/// What `/metrics` reads: the process metrics, this replica's role and every target's latest
+/// evaluation. The controller writes it; the HTTP server only reads it.
+pub struct Scoreboard {
+    pub metrics: Metrics,
+    pub action_series: ActionSeries,
+    leader: std::sync::atomic::AtomicBool,
+    latest: std::sync::RwLock<std::collections::HashMap<TargetKey, Latest>>,
+}
+
+impl Scoreboard {
+    pub fn new(leader: bool, action_series: ActionSeries) -> Scoreboard {
+        Scoreboard {
+            metrics: Metrics::new(),
+            action_series,
+            leader: leader.into(),
+            latest: Default::default(),
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader
+            .store(leader, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Keep a target's latest evaluation (replacing the previous one).
+    pub fn record(&self, key: TargetKey, latest: Latest) {
+        self.latest
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, latest);
+    }
+
+    /// Forget a target (deleted, suspended or refused): its series disappear.
+    pub fn forget(&self, key: &TargetKey) {
+        self.latest
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+
+    /// A copy of every target's latest evaluation (cheap: the evaluations are shared).
+    pub fn latest(&self) -> std::collections::HashMap<TargetKey, Latest> {
+        self.latest
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The exposition: per-target series only while this replica leads.
+    pub fn render(&self) -> String {
+        let leader = self.is_leader();
+        let latest = if leader {
+            self.latest()
+        } else {
+            Default::default()
+        };
+        let series: Vec<TargetSeries> = latest
+            .iter()
+            .map(|((ns, name), l)| TargetSeries {
+                namespace: ns,
+                name,
+                evaluation: &l.evaluation,
+                goal: l.goal,
+                interval_seconds: l.interval.as_secs_f64(),
+                evaluated_at: l.evaluated_at,
+            })
+            .collect();
+        self.metrics.render(leader, &series, self.action_series)
+    }
+}
+
 /// One target's latest evaluation and the spec values its series carry.
 pub struct TargetSeries<'a> {
     pub namespace: &'a str,
@@ -167,30 +255,11 @@ fn points(units: u64) -> f64 {
     units as f64 / UNIT as f64
 }
 
-/// How many applicable resources of one action fall in each of [`RESOURCE_RESULTS`]: an
-/// exempt resource is one resolved by RiskAccepted, ResolvedThirdParty or ResolvedAlternate;
-/// Planned ones still count as noncompliant (or error), as in the status rows.
+/// How many applicable resources of one action fall in each of [`RESOURCE_RESULTS`]: the
+/// engine's partition (kept by its tally), never re-derived from per-resource rows, which an
+/// evaluation kept for scraping no longer holds.
 pub fn resource_results(o: &crate::engine::evaluate::ActionOutcome) -> [u64; 4] {
-    use crate::api::ResolutionState;
-    let mut n = [0u64; 4];
-    for r in &o.results {
-        let i = if r.verdict.is_compliant() {
-            0
-        } else {
-            match &r.resolution {
-                None | Some((ResolutionState::Planned, _)) => {
-                    if matches!(r.verdict, crate::engine::Verdict::Error { .. }) {
-                        2
-                    } else {
-                        1
-                    }
-                }
-                Some(_) => 3,
-            }
-        };
-        n[i] += 1;
-    }
-    n
+    o.resources.as_array()
 }
 
 /// The per-target families (also usable by `securescore scan --format prometheus`).

@@ -1,7 +1,10 @@
 //! Incremental evaluation equals a full evaluation: after seeded random sequences of changes
 //! (pods, owners, namespaces, looked-up kinds, deletions and additions), the status rebuilt
-//! from the kept verdicts is the status a full `evaluate` of the same inventory gives.
+//! from the kept verdicts is the status a full `evaluate` of the same inventory gives; and the
+//! same holds through the operator: `securescore run`, fed the changes by its watches, writes
+//! the status a full evaluation of the API's objects gives.
 
+mod support;
 #[path = "../benches/support/synth.rs"]
 mod synth;
 
@@ -282,4 +285,268 @@ fn random_changes_match_a_full_evaluation_with_exemptions() {
     for seed in [7, 8] {
         run(seed, 40, target_with_exemptions());
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through the operator
+
+const SST: (&str, &str) = ("securescore.io/v1alpha1", "securescoretargets");
+
+/// The parts of a status a full and an incremental evaluation must agree on (history, changes
+/// and condition times depend on when and how often a status was written).
+fn comparable(status: &Value) -> Value {
+    json!({
+        "score": status["score"],
+        "maxScore": status["maxScore"],
+        "percentage": status["percentage"],
+        "evaluatedResources": status["evaluatedResources"],
+        "categories": status["categories"],
+        "actions": status["actions"],
+    })
+}
+
+/// Every object the API holds of the kinds the generated clusters use (the emulation's own
+/// namespaces included).
+fn api_objects(server: &support::apiserver::ApiServer) -> Vec<Value> {
+    let kinds = [
+        ("v1", "namespaces"),
+        ("v1", "pods"),
+        ("v1", "services"),
+        ("v1", "serviceaccounts"),
+        ("apps/v1", "deployments"),
+        ("apps/v1", "replicasets"),
+        ("apps/v1", "statefulsets"),
+        ("apps/v1", "daemonsets"),
+        ("batch/v1", "jobs"),
+        ("batch/v1", "cronjobs"),
+        ("networking.k8s.io/v1", "networkpolicies"),
+        ("networking.k8s.io/v1", "ingresses"),
+        ("rbac.authorization.k8s.io/v1", "roles"),
+        ("rbac.authorization.k8s.io/v1", "rolebindings"),
+        ("rbac.authorization.k8s.io/v1", "clusterroles"),
+        ("rbac.authorization.k8s.io/v1", "clusterrolebindings"),
+    ];
+    kinds
+        .iter()
+        .flat_map(|(v, plural)| server.list(v, plural, None))
+        .collect()
+}
+
+/// The status a full evaluation of `objects` (as the API stores them) gives `target`.
+fn expected(
+    target: &SecureScoreTarget,
+    actions: &[Arc<CompiledAction>],
+    objects: &[Value],
+) -> Value {
+    let read: std::collections::BTreeSet<(String, String)> = actions
+        .iter()
+        .flat_map(|a| {
+            a.kinds_read()
+                .map(|(g, k)| (g.to_string(), k.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .chain([(String::new(), "Namespace".to_string())])
+        .collect();
+    let inventory = Inventory::complete(
+        objects
+            .iter()
+            .map(|o| resource(o.clone()))
+            .filter(|r| read.contains(&(r.group.clone(), r.kind.clone()))),
+    );
+    comparable(&full(target, actions, &inventory))
+}
+
+/// The fields (and action rows) where `got` and `want` differ, for a readable failure.
+fn difference(got: &Value, want: &Value) -> String {
+    let mut out = Vec::new();
+    for k in [
+        "score",
+        "maxScore",
+        "percentage",
+        "evaluatedResources",
+        "categories",
+    ] {
+        if got[k] != want[k] {
+            out.push(format!("{k}: got {} want {}", got[k], want[k]));
+        }
+    }
+    let rows = |v: &Value| -> std::collections::BTreeMap<String, Value> {
+        v["actions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["name"].as_str().unwrap_or_default().to_string(),
+                    r.clone(),
+                )
+            })
+            .collect()
+    };
+    let (g, w) = (rows(got), rows(want));
+    for name in g
+        .keys()
+        .chain(w.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        if g.get(name) != w.get(name) {
+            out.push(format!(
+                "action {name}: got {} want {}",
+                g.get(name).unwrap_or(&Value::Null),
+                w.get(name).unwrap_or(&Value::Null)
+            ));
+        }
+    }
+    out.join("\n")
+}
+
+/// Polls the target's status until it equals `want`; fails with the difference.
+async fn converges(
+    server: &support::apiserver::ApiServer,
+    want: &Value,
+    what: &str,
+    logs: impl Fn() -> String,
+) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let got = server
+            .status(SST.0, SST.1, "securescore-system", "inc")
+            .map(|s| comparable(&s));
+        if got.as_ref() == Some(want) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "{what}: the status differs from a full evaluation in {}\n{}",
+                difference(got.as_ref().unwrap_or(&Value::Null), want),
+                logs()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_operator_watched_changes_give_the_status_of_a_full_evaluation() {
+    use support::apiserver::ApiServer;
+    use support::operator::Operator;
+    let server = ApiServer::start().await;
+    let actions = catalog();
+    for a in securescore::catalog::builtin().expect("built-in catalog") {
+        server
+            .create(serde_json::to_value(&a).expect("action serialises"))
+            .expect("action created");
+    }
+    server.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "securescore-system"}}));
+    // The API assigns its own uids: owner references are rewritten to them.
+    let mut uids: std::collections::HashMap<String, String> = Default::default();
+    let mut stored: Vec<Value> = Vec::new();
+    let mut cfg = synth::Config::new(200);
+    cfg.seed = 11;
+    cfg.insecure = 0.3;
+    cfg.apps_per_namespace = 4;
+    for mut o in synth::generate(cfg) {
+        if let Some(refs) = o["metadata"]["ownerReferences"].as_array_mut() {
+            for r in refs {
+                if let Some(new) = r["uid"].as_str().and_then(|u| uids.get(u)) {
+                    r["uid"] = json!(new);
+                }
+            }
+        }
+        let old_uid = o["metadata"]["uid"].as_str().map(str::to_string);
+        let kept = server.put(o);
+        if let (Some(old), Some(new)) = (old_uid, kept["metadata"]["uid"].as_str()) {
+            uids.insert(old, new.to_string());
+        }
+        stored.push(kept);
+    }
+    let mut target = implicit_cluster_target("inc", "securescore-system");
+    target.spec.interval = Some("1h".into());
+    server
+        .create(serde_json::to_value(&target).expect("target serialises"))
+        .expect("target created");
+    let op = Operator::start(&server, &[]);
+    let want = expected(&target, &actions, &api_objects(&server));
+    assert!(
+        want["actions"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|r| r["nonCompliant"].as_u64() > Some(0))),
+        "the generated cluster has findings: {want}"
+    );
+    converges(&server, &want, "the first (full) evaluation", || op.logs()).await;
+
+    // Rounds of changes through the API; the 1h interval keeps every later evaluation
+    // incremental.
+    let mut rng = Rng::new(11);
+    let mut moved = 0;
+    let mut last = want;
+    for round in 0..4 {
+        let mut done = Vec::new();
+        for _ in 0..3 {
+            let pods: Vec<usize> = (0..stored.len())
+                .filter(|i| stored[*i]["kind"] == "Pod")
+                .collect();
+            let i = *rng.pick(&pods);
+            let (ns, name) = (
+                stored[i]["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                stored[i]["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+            match rng.below(3) {
+                0 => {
+                    let mut o = stored[i].clone();
+                    let privileged =
+                        o["spec"]["containers"][0]["securityContext"]["privileged"] == json!(true);
+                    o["spec"]["containers"][0]["securityContext"]["privileged"] =
+                        json!(!privileged);
+                    stored[i] = server.put(o);
+                    done.push(format!("flip {ns}/{name}"));
+                }
+                1 => {
+                    server
+                        .delete("v1", "pods", &ns, &name)
+                        .expect("pod existed");
+                    stored.remove(i);
+                    done.push(format!("delete {ns}/{name}"));
+                }
+                _ => {
+                    let new = format!("extra-{round}-{}", done.len());
+                    let o = json!({"apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": new, "namespace": ns},
+                        "spec": {"containers": [{"name": "c", "image": "nginx:latest",
+                            "securityContext": {"privileged": true}}]}});
+                    stored.push(server.put(o));
+                    done.push(format!("add {ns}/{new}"));
+                }
+            }
+        }
+        let want = expected(&target, &actions, &api_objects(&server));
+        if want != last {
+            moved += 1;
+        }
+        converges(
+            &server,
+            &want,
+            &format!("round {round}: after {done:?}"),
+            || op.logs(),
+        )
+        .await;
+        last = want;
+    }
+    assert!(
+        moved >= 2,
+        "the changes must move the status ({moved} rounds did)"
+    );
+    // Every evaluation after the first was incremental.
+    let logs = op.logs();
+    let full_evaluations = logs.lines().filter(|l| l.contains("\"full\":true")).count();
+    assert_eq!(
+        full_evaluations, 1,
+        "one full evaluation, then incremental ones:\n{logs}"
+    );
 }

@@ -1145,3 +1145,97 @@ fn scan_writes_the_same_series_in_the_prometheus_format() {
         "per-action series too"
     );
 }
+
+/// `(compliant, noncompliant, error, exempt)` of one action in a scrape of target `team`.
+fn scraped_results(all: &[Sample], action: &str) -> Option<[u64; 4]> {
+    let mut out = [0u64; 4];
+    for (i, result) in ["compliant", "noncompliant", "error", "exempt"]
+        .iter()
+        .enumerate()
+    {
+        out[i] = value(
+            all,
+            "securescore_action_resources",
+            &[("target", "team"), ("action", action), ("result", result)],
+        )? as u64;
+    }
+    Some(out)
+}
+
+/// Every action row of the status against its scraped `action_resources{result}` values:
+/// compliant and exempt equal, noncompliant + error = the row's nonCompliant, error at most the
+/// row's errors, and the four add up to the row's applicable resources. Returns the mismatches.
+fn rows_against_scrape(status: &Value, scrape: &str) -> Vec<String> {
+    let all = samples(scrape);
+    let mut wrong = Vec::new();
+    for row in status["actions"].as_array().into_iter().flatten() {
+        let name = row["name"].as_str().unwrap_or_default();
+        let n = |k: &str| row[k].as_u64().unwrap_or(0);
+        let Some([compliant, noncompliant, error, exempt]) = scraped_results(&all, name) else {
+            wrong.push(format!("{name}: no action_resources series"));
+            continue;
+        };
+        let ok = compliant == n("compliant")
+            && noncompliant + error == n("nonCompliant")
+            && error <= n("errors")
+            && exempt == n("exempt")
+            && compliant + noncompliant + error + exempt == n("applicable");
+        if !ok {
+            wrong.push(format!(
+                "{name}: scraped compliant={compliant} noncompliant={noncompliant} error={error} exempt={exempt}, status row {row}"
+            ));
+        }
+    }
+    wrong
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_actions_scraped_resource_counts_equal_its_status_row() {
+    let server = ApiServer::start().await;
+    scenario(&server);
+    // A third action that cannot be evaluated on the one-container pods (index out of range):
+    // every applicable pod is an Error.
+    server
+        .create(action(
+            "second-container",
+            "Apps",
+            2,
+            "podSpec.containers[1].name != ''",
+        ))
+        .expect("action created");
+    let op = Operator::start(&server, &[]);
+    let expected = [
+        ("non-root", [2, 1, 0, 0]),
+        ("no-token", [0, 0, 0, 3]),
+        ("second-container", [0, 0, 3, 0]),
+    ];
+    let check = |expected: &[(&str, [u64; 4])]| {
+        let status = server.status(SST.0, SST.1, "team-a", "team")?;
+        let scrape = op.scrape();
+        let all = samples(&scrape);
+        let values_match = expected
+            .iter()
+            .all(|(a, want)| scraped_results(&all, a) == Some(*want));
+        (values_match && status["actions"].as_array()?.len() == expected.len())
+            .then_some((status, scrape))
+    };
+    let (status, scrape) = eventually("the three actions' resource series", WAIT, || {
+        check(&expected)
+    })
+    .await;
+    let wrong = rows_against_scrape(&status, &scrape);
+    assert!(wrong.is_empty(), "{wrong:#?}\n{}", op.logs());
+
+    // A change (db fixed, one more root pod) re-scores through the watch: the series follow.
+    pod(&server, "db", true);
+    pod(&server, "batch", false);
+    let expected = [
+        ("non-root", [3, 1, 0, 0]),
+        ("no-token", [0, 0, 0, 4]),
+        ("second-container", [0, 0, 4, 0]),
+    ];
+    let (status, scrape) =
+        eventually("the series after the change", WAIT, || check(&expected)).await;
+    let wrong = rows_against_scrape(&status, &scrape);
+    assert!(wrong.is_empty(), "{wrong:#?}\n{}", op.logs());
+}

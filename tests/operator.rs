@@ -556,3 +556,83 @@ async fn targets_in_a_benchmark_group_of_five_see_their_rank_but_no_other_number
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_crds_the_operator_exits_with_an_install_hint() {
+    let server = ApiServer::start_with(support::apiserver::Options {
+        crd_files: Vec::new(),
+        ..Default::default()
+    })
+    .await;
+    namespace(&server, "securescore-system", json!({}));
+    let mut op = Operator::start(&server, &[]);
+    let status = eventually("the operator exits", WAIT, || {
+        op.child.try_wait().ok().flatten()
+    })
+    .await;
+    assert_eq!(status.code(), Some(1), "{}", op.logs());
+    let logs = op.logs();
+    assert!(
+        logs.contains(
+            "improvementactions.securescore.io CustomResourceDefinition is not installed"
+        ) && logs.contains("securescore crds | kubectl apply"),
+        "{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_whose_examples_never_finish_is_reported_and_the_target_still_scored() {
+    let server = ApiServer::start().await;
+    setup(&server);
+    // A nested all() over the characters of a 20,000-character annotation: hundreds of
+    // millions of steps when nothing bounds the evaluation.
+    let long = "x".repeat(20_000);
+    server
+        .create(json!({
+            "apiVersion": "securescore.io/v1alpha1", "kind": "ImprovementAction", "metadata": {"name": "runaway"},
+            "spec": {"title": "Runaway", "category": "Apps", "maxScore": 4,
+                "check": {"resources": [{"apiGroup": "", "kind": "Pod"}],
+                    "validations": [{"expression": "object.metadata.annotations['a'].split('').all(x, object.metadata.annotations['a'].split('').all(y, size(x) + size(y) >= 0))"}],
+                    "examples": [{"expect": "Compliant", "object": {"apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": "e", "annotations": {"a": long}}, "spec": {"containers": []}}}]}}
+        }))
+        .unwrap();
+    server.create(target("team-a", json!({}))).unwrap();
+    let op = Operator::start(&server, &[]);
+    let wait = Duration::from_secs(90);
+    let status = eventually(
+        "the target scored with the runaway action Unknown",
+        wait,
+        || {
+            server
+                .status(SST.0, SST.1, "team-a", "team")
+                .filter(|s| s["actions"].as_array().is_some_and(|a| a.len() == 2))
+        },
+    )
+    .await;
+    assert_eq!(status["score"], 6.0, "{}", op.logs());
+    let runaway = status["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "runaway")
+        .unwrap()
+        .clone();
+    assert_eq!(runaway["state"], "Unknown");
+    let ready = eventually("the runaway action's Ready condition", wait, || {
+        let st = server.status(IA.0, IA.1, "", "runaway")?;
+        st["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .cloned()
+    })
+    .await;
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("LimitExceeded")),
+        "{ready}"
+    );
+    // The process still answers.
+    assert_eq!(op.get("/healthz").map(|r| r.0), Some(200));
+}

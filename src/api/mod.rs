@@ -5,10 +5,12 @@
 
 mod action;
 mod common;
+mod interval;
 mod target;
 
 pub use action::*;
 pub use common::*;
+pub use interval::{MIN_INTERVAL, parse_interval};
 pub use target::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

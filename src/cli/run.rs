@@ -142,6 +142,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         cluster_target_namespaces = ?settings.cluster_target_namespaces,
         "starting the securescore operator"
     );
+    controller::check_crds(&client).await?;
     controller::run(client, settings, shutdown_signal()).await
 }
 

@@ -4,6 +4,7 @@
 use super::{FIELD_MANAGER, Shared, unpoison};
 use crate::api::{ImprovementAction, ImprovementActionStatus};
 use crate::engine::CompiledAction;
+use crate::engine::check::ProblemReason;
 use crate::engine::status::set_condition;
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
@@ -15,6 +16,27 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long loading one action (compiling it and running its examples) may take.
+pub const LOAD_DEADLINE: Duration = Duration::from_secs(20);
+
+/// An action that could not be loaded: Unknown for every target, Ready=False with `reason`.
+/// Built without running anything from it (no examples), at the revision of its definition,
+/// so that it is not loaded again until the definition changes.
+fn unloadable(
+    action: &ImprovementAction,
+    reason: ProblemReason,
+    message: String,
+) -> Arc<CompiledAction> {
+    let name = action.name_any();
+    let mut spec = action.spec.clone();
+    spec.check.examples.clear();
+    let mut broken = CompiledAction::compile(&ImprovementAction::new(&name, spec));
+    broken.revision = crate::engine::check::revision_of(&action.spec);
+    broken.spec = action.spec.clone();
+    broken.problem = Some(crate::engine::check::ActionProblem { reason, message });
+    Arc::new(broken)
+}
 
 pub async fn run(
     shared: Arc<Shared>,
@@ -60,7 +82,7 @@ fn error_policy(action: Arc<ImprovementAction>, error: &kube::Error, ctx: Arc<Sh
     } else {
         "ApiError"
     };
-    ctx.metrics.reconcile_error("ImprovementAction", reason);
+    ctx.metrics().reconcile_error("ImprovementAction", reason);
     tracing::warn!(action = %action.name_any(), error = %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }
@@ -82,20 +104,30 @@ async fn reconcile(
         Some(c) => c,
         None => {
             let source = action.clone();
-            let compiled = tokio::task::spawn_blocking(move || {
-                Arc::new(CompiledAction::compile(&source))
-            })
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(action = %name, error = %e, "compiling the action panicked");
-                let mut broken =
-                    CompiledAction::compile(&ImprovementAction::new(&name, action.spec.clone()));
-                broken.problem = Some(crate::engine::check::ActionProblem {
-                    reason: crate::engine::check::ProblemReason::InvalidExpression,
-                    message: "compiling the action failed".into(),
-                });
-                Arc::new(broken)
-            });
+            // Off the reactor, with a deadline: an action whose examples never finish is
+            // reported on its own and never holds up the other actions or the targets (the
+            // stuck thread is abandoned; the engine's run-time budget is what ends it).
+            let loading =
+                tokio::task::spawn_blocking(move || Arc::new(CompiledAction::compile(&source)));
+            let compiled = match tokio::time::timeout(LOAD_DEADLINE, loading).await {
+                Ok(Ok(compiled)) => compiled,
+                Ok(Err(e)) => {
+                    tracing::error!(action = %name, error = %e, "loading the action panicked");
+                    unloadable(
+                        &action,
+                        ProblemReason::InvalidExpression,
+                        "loading the action failed (the check panicked)".into(),
+                    )
+                }
+                Err(_) => unloadable(
+                    &action,
+                    ProblemReason::LimitExceeded,
+                    format!(
+                        "loading did not finish within {} s (compiling the check and running its examples)",
+                        LOAD_DEADLINE.as_secs()
+                    ),
+                ),
+            };
             if let Some(p) = &compiled.problem {
                 tracing::warn!(action = %name, reason = p.reason.as_str(), message = %p.message, "action is not Ready");
             }

@@ -1,20 +1,21 @@
 //! The operator: reconcile ImprovementActions and SecureScoreTargets against the Kubernetes API.
-//! Pipeline per target: gather (shared caches) → engine (pure, off the async reactor) → apply
-//! status (server-side apply, one field manager, only on change) → Events (only on transitions).
+//! Pipeline per target (targets.rs): gather (the cluster inventory) → evaluate (pure, off the
+//! async reactor; incremental between full evaluations) → compare → write status (server-side
+//! apply, one field manager, only on change) → remember (metrics) → publish Events (only on
+//! transitions).
 
 pub mod actions;
-pub mod caches;
 pub mod leader;
 pub mod targets;
 
 use crate::api::{ImprovementAction, SecureScoreTarget};
-use crate::engine::{CompiledAction, TargetEvaluation};
-use caches::{Caches, KindKey};
+use crate::engine::CompiledAction;
+use crate::inventory::cluster::{Caches, Change, KindKey};
+use crate::metrics::Scoreboard;
 use futures::FutureExt;
 use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -43,36 +44,23 @@ pub struct Settings {
     pub metrics_actions: crate::metrics::ActionSeries,
 }
 
-/// `(namespace, name)` of a target.
-pub type TargetKey = (String, String);
-/// The namespaces a target evaluates, and whether it reads cluster resources.
-pub type TargetScope = (BTreeSet<String>, bool);
-
-/// The latest evaluation of a target, for metrics and cross-target totals.
-#[derive(Debug, Clone)]
-pub struct Latest {
-    pub evaluation: Arc<TargetEvaluation>,
-    pub goal: Option<u32>,
-    pub interval: Duration,
-    pub evaluated_at: jiff::Timestamp,
-}
+pub use crate::metrics::TargetKey;
 
 /// State shared by both controllers, the caches and the HTTP endpoints.
 pub struct Shared {
     pub client: Client,
     pub settings: Settings,
     pub caches: Arc<Caches>,
-    pub leader: AtomicBool,
+    /// The latest evaluations and this replica's role (what /metrics reads).
+    pub scoreboard: Arc<Scoreboard>,
     pub actions: RwLock<HashMap<String, Arc<CompiledAction>>>,
-    pub latest: RwLock<HashMap<(String, String), Latest>>,
-    /// Last computed scope of each target: (namespaces, cluster resources).
-    pub scopes: RwLock<HashMap<TargetKey, TargetScope>>,
+    /// What each target reads, its incremental state and the changes waiting for it.
+    pub states: targets::States,
     pub targets: RwLock<Option<Store<SecureScoreTarget>>>,
     pub action_store: RwLock<Option<Store<ImprovementAction>>>,
     pub trigger: tokio::sync::mpsc::UnboundedSender<ObjectRef<SecureScoreTarget>>,
     /// Asks the action controller to refresh the cross-target totals.
     pub totals_changed: tokio::sync::mpsc::UnboundedSender<()>,
-    pub metrics: crate::metrics::Metrics,
     pub started: Instant,
     pub recorder: kube::runtime::events::Recorder,
 }
@@ -83,7 +71,11 @@ pub(crate) fn unpoison<T>(e: std::sync::PoisonError<T>) -> T {
 
 impl Shared {
     pub fn is_leader(&self) -> bool {
-        self.leader.load(Ordering::SeqCst)
+        self.scoreboard.is_leader()
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.scoreboard.metrics
     }
 
     /// Ask for the evaluation of every target.
@@ -95,23 +87,19 @@ impl Shared {
         }
     }
 
-    /// Ask for the evaluation of the targets whose scope covers `namespace` (None: all).
-    pub fn trigger_namespace(&self, namespace: Option<&str>) {
+    /// Hand a change of the cluster inventory to the targets that read it, and ask for their
+    /// evaluation (targets never evaluated yet are asked too).
+    pub fn route_change(&self, kind: &KindKey, change: &Change) {
         let Some(store) = self.targets.read().unwrap_or_else(unpoison).clone() else {
             return;
         };
-        let scopes = self.scopes.read().unwrap_or_else(unpoison);
+        let affected = self.states.route(kind, change);
         for t in store.state() {
             let key = (
                 t.metadata.namespace.clone().unwrap_or_default(),
                 t.metadata.name.clone().unwrap_or_default(),
             );
-            let covered = match (namespace, scopes.get(&key)) {
-                (Some(ns), Some((set, _))) => set.contains(ns),
-                (None, Some((_, cluster))) => *cluster,
-                (_, None) => true,
-            };
-            if covered || namespace.is_none() {
+            if affected.contains(&key) || !self.states.reads_known(&key) {
                 let _ = self.trigger.send(ObjectRef::from_obj(t.as_ref()));
             }
         }
@@ -146,6 +134,51 @@ impl Shared {
     }
 }
 
+/// Why the operator cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "the {plural}.{group} CustomResourceDefinition is not installed in this cluster: install the CRDs first, e.g. `securescore crds | kubectl apply --server-side -f -` or the Helm chart charts/securescore (its crds/ folder), then start the operator again"
+    )]
+    CrdMissing { plural: String, group: String },
+    #[error("cannot check whether the {plural}.{group} CRD is installed: {source}")]
+    Api {
+        plural: String,
+        group: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Whether the API serves both custom resources: a missing CRD is a clear start-up error with
+/// an install hint, not a controller retrying forever.
+pub async fn check_crds(client: &Client) -> Result<(), StartError> {
+    use kube::api::{Api, ListParams};
+    async fn served<K>(client: &Client) -> Result<(), StartError>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let plural = K::plural(&()).to_string();
+        let group = K::group(&()).to_string();
+        match Api::<K>::all(client.clone())
+            .list_metadata(&ListParams::default().limit(1))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                Err(StartError::CrdMissing { plural, group })
+            }
+            Err(source) => Err(StartError::Api {
+                plural,
+                group,
+                source,
+            }),
+        }
+    }
+    served::<ImprovementAction>(client).await?;
+    served::<SecureScoreTarget>(client).await
+}
+
 /// Run the operator until `shutdown` resolves; then drain in-flight work and release the lease.
 pub async fn run(
     client: Client,
@@ -158,7 +191,7 @@ pub async fn run(
     let slot = shared_slot.clone();
     let caches = Caches::new(
         client.clone(),
-        Arc::new(move |kind: &KindKey, ns: Option<&str>| {
+        Arc::new(move |kind: &KindKey, change: &Change| {
             let Some(shared) = slot
                 .read()
                 .unwrap_or_else(unpoison)
@@ -167,11 +200,7 @@ pub async fn run(
             else {
                 return;
             };
-            if kind.0.is_empty() && kind.1 == "Namespace" {
-                shared.trigger_all();
-            } else {
-                shared.trigger_namespace(ns);
-            }
+            shared.route_change(kind, change);
         }),
     );
     let recorder = kube::runtime::events::Recorder::new(
@@ -183,17 +212,18 @@ pub async fn run(
     );
     let shared = Arc::new(Shared {
         client: client.clone(),
-        leader: AtomicBool::new(!settings.leader_election),
+        scoreboard: Arc::new(Scoreboard::new(
+            !settings.leader_election,
+            settings.metrics_actions,
+        )),
         settings: settings.clone(),
         caches,
         actions: RwLock::default(),
-        latest: RwLock::default(),
-        scopes: RwLock::default(),
+        states: targets::States::default(),
         targets: RwLock::default(),
         action_store: RwLock::default(),
         trigger: tx,
         totals_changed: totals_tx,
-        metrics: crate::metrics::Metrics::new(),
         started: Instant::now(),
         recorder,
     });
@@ -202,7 +232,10 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let http = tokio::spawn(crate::http::serve(
-        shared.clone(),
+        crate::http::Observed {
+            scoreboard: shared.scoreboard.clone(),
+            caches: shared.caches.clone(),
+        },
         settings.metrics_addr,
         stop_rx.clone(),
     ));
@@ -261,7 +294,7 @@ async fn elect(
         match elector.try_acquire_or_renew(jiff::Timestamp::now()).await {
             Ok(role) => {
                 let now = role == leader::Role::Leader;
-                shared.leader.store(now, Ordering::SeqCst);
+                shared.scoreboard.set_leader(now);
                 if now && !was {
                     tracing::info!(identity = %shared.settings.identity, "became the leader");
                     shared.trigger_all();
@@ -271,13 +304,13 @@ async fn elect(
             }
             Err(e) => {
                 tracing::warn!(error = %e, "lease renewal failed");
-                shared.metrics.reconcile_error("Lease", "ApiError");
+                shared.metrics().reconcile_error("Lease", "ApiError");
             }
         }
         tokio::select! {
             _ = tokio::time::sleep(elector.renew_every()) => {}
             _ = stop.wait_for(|s| *s) => {
-                shared.leader.store(false, Ordering::SeqCst);
+                shared.scoreboard.set_leader(false);
                 return;
             }
         }

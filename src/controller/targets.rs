@@ -1,12 +1,31 @@
-//! SecureScoreTarget reconciler: gather → engine → status (on change) → Events (on transition).
+//! SecureScoreTarget reconciler, a pipeline of named steps, each with its own error:
+//!
+//! gather → evaluate → compare → write status → remember → publish events
+//!
+//! - **gather** asks the cluster inventory for what the target reads (the loaded actions, the
+//!   kinds they read, the namespaces of its scope) and decides how to evaluate: in full (at
+//!   start, on `spec.interval`, when an exemption expires, when the target, an action or a
+//!   kind's availability changes) or incrementally (only the objects changed since);
+//! - **evaluate** runs the pure engine off the async reactor;
+//! - **compare** places the target in its benchmark group;
+//! - **write status** applies the status, only when it changed;
+//! - **remember** keeps the evaluation for /metrics and the actions' totals, and the
+//!   incremental state for the next change. It runs before the Events, so that a scrape after
+//!   an Event sees the score the Event announces;
+//! - **publish events** only on transitions, computed against the persisted status.
 
-use super::{FIELD_MANAGER, Latest, Shared, unpoison};
+use super::{FIELD_MANAGER, Shared, TargetKey, unpoison};
 use crate::api::{ActionState, BENCHMARK_GROUP_LABEL, SecureScoreTarget, SecureScoreTargetStatus};
 use crate::engine::comparison::{Member, compare};
-use crate::engine::evaluate::{Outcome, scope_namespaces, select_actions, wants_wide_scope};
+use crate::engine::evaluate::{
+    Outcome, in_scope, scope_namespaces, select_actions, wants_wide_scope,
+};
+use crate::engine::incremental::Incremental;
 use crate::engine::resource::KindStatus;
 use crate::engine::transitions::transitions;
-use crate::engine::{Inventory, TargetInput, evaluate};
+use crate::engine::{CompiledAction, Inventory, TargetEvaluation, TargetInput, evaluate};
+use crate::inventory::cluster::{Change, KindKey};
+use crate::metrics::Latest;
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -15,60 +34,187 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Resource, ResourceExt};
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// Changes kept for one target before an incremental evaluation stops paying off (a full one
+/// runs instead).
+const MAX_PENDING_CHANGES: usize = 20_000;
+
+/// How long targets wait for every action to load before they are evaluated with the actions
+/// that did load (an action still loading then is reported on its own, not waited for).
+pub const ACTION_LOAD_WAIT: Duration = Duration::from_secs(30);
+
+/// Why the evaluate step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EvaluateError {
+    #[error("the evaluation of target {namespace}/{name} panicked: {message}")]
+    Panicked {
+        namespace: String,
+        name: String,
+        message: String,
+    },
+}
+
+/// Why the write-status step failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the status of target {namespace}/{name}: {source}")]
+pub struct WriteStatusError {
+    namespace: String,
+    name: String,
+    #[source]
+    source: kube::Error,
+}
 
 /// Why a reconcile failed (counted by a fixed label).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("Kubernetes API: {0}")]
-    Api(#[from] kube::Error),
-    #[error("evaluation task failed: {0}")]
-    Join(String),
+    #[error(transparent)]
+    Evaluate(#[from] EvaluateError),
+    #[error(transparent)]
+    WriteStatus(#[from] WriteStatusError),
 }
 
 impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::Api(kube::Error::Api(s)) if s.code == 409 => "Conflict",
-            Error::Api(_) => "ApiError",
-            Error::Join(_) => "EvaluationPanicked",
+            Error::WriteStatus(WriteStatusError {
+                source: kube::Error::Api(s),
+                ..
+            }) if s.code == 409 => "Conflict",
+            Error::WriteStatus(_) => "ApiError",
+            Error::Evaluate(_) => "EvaluationPanicked",
         }
     }
 }
 
-/// `5m`, `1h30m`, `90s`, `500ms` → a duration (at least 10 seconds).
-pub fn parse_interval(text: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let (unit, len) = if rest.starts_with("ms") {
-            (Duration::from_millis(1), 2)
-        } else if rest.starts_with('s') {
-            (Duration::from_secs(1), 1)
-        } else if rest.starts_with('m') {
-            (Duration::from_secs(60), 1)
-        } else if rest.starts_with('h') {
-            (Duration::from_secs(3600), 1)
-        } else {
-            return None;
-        };
-        total += unit * u32::try_from(n).ok()?;
-        rest = &rest[len..];
-    }
-    Some(total.max(Duration::from_secs(10)))
-}
-
-fn key_of(t: &SecureScoreTarget) -> (String, String) {
+fn key_of(t: &SecureScoreTarget) -> TargetKey {
     (t.namespace().unwrap_or_default(), t.name_any())
 }
+
+// ---------------------------------------------------------------------------------------------
+// What each target reads, and its incremental state
+
+/// What one target's last evaluation read: changes elsewhere do not concern it.
+#[derive(Debug, Clone, Default)]
+struct Reads {
+    namespaces: BTreeSet<String>,
+    cluster: bool,
+    /// The target selects namespaces by label: any Namespace change may move its scope.
+    selector: bool,
+    kinds: BTreeSet<KindKey>,
+}
+
+/// Changes waiting for a target's next reconcile.
+enum Pending {
+    Changes(Vec<Change>),
+    /// Too many, or a kind was listed afresh: evaluate in full.
+    Full,
+}
+
+/// What a kept incremental state was built from: when any of it moves, evaluate in full.
+#[derive(Debug, Clone, PartialEq)]
+struct Basis {
+    generation: Option<i64>,
+    /// `(name, revision)` of every loaded action.
+    actions: Vec<(String, String)>,
+    kinds: Vec<(KindKey, KindStatus)>,
+    namespaces: BTreeSet<String>,
+    cluster: bool,
+}
+
+/// A target's incremental state between full evaluations.
+struct Kept {
+    incremental: Incremental,
+    basis: Basis,
+    full_at: Instant,
+    /// The first exemption expiry after the full evaluation: a full one runs from then on.
+    next_expiry: Option<jiff::Timestamp>,
+}
+
+/// Every target's reads, pending changes and incremental state.
+#[derive(Default)]
+pub struct States {
+    reads: RwLock<HashMap<TargetKey, Reads>>,
+    pending: Mutex<HashMap<TargetKey, Pending>>,
+    kept: Mutex<HashMap<TargetKey, Kept>>,
+}
+
+impl States {
+    /// Queue a change for every target that reads it; returns those targets.
+    pub fn route(&self, kind: &KindKey, change: &Change) -> HashSet<TargetKey> {
+        let reads = self.reads.read().unwrap_or_else(unpoison);
+        let is_namespace = kind.0.is_empty() && kind.1 == "Namespace";
+        let mut affected = HashSet::new();
+        let mut pending = self.pending.lock().unwrap_or_else(unpoison);
+        for (key, r) in reads.iter() {
+            if !r.kinds.contains(kind) {
+                continue;
+            }
+            let object = match change {
+                Change::Applied(o) | Change::Deleted(o) => o,
+                Change::Resynced => {
+                    pending.insert(key.clone(), Pending::Full);
+                    affected.insert(key.clone());
+                    continue;
+                }
+            };
+            if is_namespace && r.selector {
+                pending.insert(key.clone(), Pending::Full);
+                affected.insert(key.clone());
+                continue;
+            }
+            if !in_scope(&r.namespaces, r.cluster, object) {
+                continue;
+            }
+            let slot = pending
+                .entry(key.clone())
+                .or_insert_with(|| Pending::Changes(Vec::new()));
+            if let Pending::Changes(list) = slot {
+                if list.len() >= MAX_PENDING_CHANGES {
+                    *slot = Pending::Full;
+                } else {
+                    list.push(change.clone());
+                }
+            }
+            affected.insert(key.clone());
+        }
+        affected
+    }
+
+    /// Whether the target was evaluated (so changes are routed to it by what it reads).
+    pub fn reads_known(&self, key: &TargetKey) -> bool {
+        self.reads.read().unwrap_or_else(unpoison).contains_key(key)
+    }
+
+    /// Forget a deleted target.
+    pub fn forget(&self, key: &TargetKey) {
+        self.reads.write().unwrap_or_else(unpoison).remove(key);
+        self.pending.lock().unwrap_or_else(unpoison).remove(key);
+        self.kept.lock().unwrap_or_else(unpoison).remove(key);
+    }
+
+    /// Record what a target reads before its inventory is read: every change from then on is
+    /// queued for it.
+    fn set_reads(&self, key: &TargetKey, reads: Reads) {
+        self.reads
+            .write()
+            .unwrap_or_else(unpoison)
+            .insert(key.clone(), reads);
+    }
+
+    fn take_pending(&self, key: &TargetKey) -> Option<Pending> {
+        self.pending.lock().unwrap_or_else(unpoison).remove(key)
+    }
+
+    fn take_kept(&self, key: &TargetKey) -> Option<Kept> {
+        self.kept.lock().unwrap_or_else(unpoison).remove(key)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The controller
 
 pub async fn run(
     shared: Arc<Shared>,
@@ -83,8 +229,8 @@ pub async fn run(
         .inspect(move |ev| {
             if let Ok(Event::Delete(t)) = ev {
                 let key = key_of(t);
-                on_delete.latest.write().unwrap_or_else(unpoison).remove(&key);
-                on_delete.scopes.write().unwrap_or_else(unpoison).remove(&key);
+                on_delete.scoreboard.forget(&key);
+                on_delete.states.forget(&key);
                 tracing::info!(namespace = %key.0, target = %key.1, "target deleted: its series are gone");
             }
         })
@@ -111,7 +257,7 @@ pub async fn run(
 }
 
 fn error_policy(target: Arc<SecureScoreTarget>, error: &Error, ctx: Arc<Shared>) -> Action {
-    ctx.metrics
+    ctx.metrics()
         .reconcile_error("SecureScoreTarget", error.reason());
     tracing::warn!(namespace = %target.namespace().unwrap_or_default(), target = %target.name_any(), error = %error, "reconcile failed; retrying");
     let wait = if error.reason() == "Conflict" {
@@ -122,43 +268,94 @@ fn error_policy(target: Arc<SecureScoreTarget>, error: &Error, ctx: Arc<Shared>)
     Action::requeue(wait)
 }
 
-/// Whether two statuses differ in more than `lastEvaluated`.
-fn meaningfully_different(a: &SecureScoreTargetStatus, b: &SecureScoreTargetStatus) -> bool {
-    let mut a = a.clone();
-    let mut b = b.clone();
-    a.last_evaluated = None;
-    b.last_evaluated = None;
-    a != b
-}
-
 async fn reconcile(target: Arc<SecureScoreTarget>, ctx: Arc<Shared>) -> Result<Action, Error> {
-    let key = key_of(&target);
     if !ctx.is_leader() {
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
-    let interval = target
-        .spec
-        .interval
-        .as_deref()
-        .and_then(parse_interval)
-        .unwrap_or(Duration::from_secs(300));
-    // The catalog is part of the inventory: nothing is evaluated before every action is loaded.
-    if !ctx.actions_loaded() {
-        return Ok(Action::requeue(Duration::from_millis(500)));
-    }
-    let actions: Vec<Arc<crate::engine::CompiledAction>> = {
-        let mut v: Vec<_> = ctx
-            .actions
-            .read()
-            .unwrap_or_else(unpoison)
-            .values()
-            .cloned()
-            .collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
-        v
+    let mut gathered = match gather(&target, &ctx).await {
+        Gather::Ready(g) => g,
+        Gather::Wait(d) => return Ok(Action::requeue(d)),
     };
-    let (selected, _) = select_actions(&target, &actions);
-    let mut needed: BTreeSet<(String, String)> = [(String::new(), "Namespace".to_string())].into();
+    let namespaces = std::mem::replace(&mut gathered.namespaces, Inventory::complete(Vec::new()));
+    let (mut evaluation, kept) = evaluate_target(&target, &ctx, gathered).await?;
+    compare_in_group(&ctx, &target, &mut evaluation, &namespaces);
+    write_status(&ctx, &target, &evaluation).await?;
+    let requeue = next_requeue(&target, &evaluation, kept.as_ref());
+    let evaluation = remember(&ctx, &target, evaluation, kept);
+    publish_events(&ctx, &target, &evaluation).await;
+    let _ = ctx.totals_changed.send(());
+    Ok(Action::requeue(requeue))
+}
+
+// ---------------------------------------------------------------------------------------------
+// gather
+
+enum Gather {
+    Ready(Box<Gathered>),
+    /// Not yet: the actions are loading or the caches syncing.
+    Wait(Duration),
+}
+
+/// How this reconcile evaluates.
+enum Mode {
+    /// From a snapshot of the inventory.
+    Full(Vec<Arc<crate::engine::Resource>>),
+    /// The kept state and the changes since.
+    Incremental(Box<Kept>, Vec<Change>),
+    /// Refused for its scope, or suspended: nothing is read.
+    Nothing,
+}
+
+struct Gathered {
+    actions: Vec<Arc<CompiledAction>>,
+    /// Namespace objects (for scope selectors and benchmark groups).
+    namespaces: Inventory,
+    basis: Basis,
+    kinds: HashMap<KindKey, KindStatus>,
+    wide_allowed: bool,
+    mode: Mode,
+}
+
+async fn gather(target: &SecureScoreTarget, ctx: &Shared) -> Gather {
+    let key = key_of(target);
+    // The catalog is part of the inventory: nothing is evaluated before every action is
+    // loaded, for at most ACTION_LOAD_WAIT (an action that never finishes loading must not
+    // stop every target).
+    if !ctx.actions_loaded() && ctx.started.elapsed() < ACTION_LOAD_WAIT {
+        return Gather::Wait(Duration::from_millis(500));
+    }
+    let mut actions: Vec<Arc<CompiledAction>> = ctx
+        .actions
+        .read()
+        .unwrap_or_else(unpoison)
+        .values()
+        .cloned()
+        .collect();
+    actions.sort_by(|a, b| a.name.cmp(&b.name));
+    let wide_allowed = ctx.settings.cluster_target_namespaces.contains(&key.0);
+    let refused = wants_wide_scope(target) && !wide_allowed;
+    let namespace_kind: BTreeSet<KindKey> = [(String::new(), "Namespace".to_string())].into();
+    if refused || target.spec.suspend {
+        // Neither reads its requested scope: no snapshot, no routed changes.
+        ctx.states.set_reads(&key, Reads::default());
+        let _ = ctx.states.take_pending(&key);
+        return Gather::Ready(Box::new(Gathered {
+            actions,
+            namespaces: Inventory::complete(Vec::new()),
+            basis: Basis {
+                generation: target.metadata.generation,
+                actions: Vec::new(),
+                kinds: Vec::new(),
+                namespaces: BTreeSet::new(),
+                cluster: false,
+            },
+            kinds: HashMap::new(),
+            wide_allowed,
+            mode: Mode::Nothing,
+        }));
+    }
+    let (selected, _) = select_actions(target, &actions);
+    let mut needed = namespace_kind.clone();
     for a in selected.iter().filter(|a| a.is_ready()) {
         needed.extend(a.kinds_read().map(|(g, k)| (g.to_string(), k.to_string())));
     }
@@ -166,23 +363,7 @@ async fn reconcile(target: Arc<SecureScoreTarget>, ctx: Arc<Shared>) -> Result<A
     // unless they stay unsynced for a minute (then the evaluation is Degraded).
     ctx.caches.ensure(&ctx.desired_kinds()).await;
     let statuses = ctx.caches.statuses();
-    let unsynced = needed
-        .iter()
-        .any(|k| statuses.get(k).is_none_or(|s| *s == KindStatus::NotSynced));
-    if unsynced && ctx.started.elapsed() < Duration::from_secs(60) {
-        return Ok(Action::requeue(Duration::from_secs(2)));
-    }
-
-    // Gather: the namespaces first (for selectors), then the objects in scope.
-    let wide_allowed = ctx.settings.cluster_target_namespaces.contains(&key.0);
-    let namespace_kind: BTreeSet<(String, String)> =
-        [(String::new(), "Namespace".to_string())].into();
-    let namespaces_only = Inventory::complete(ctx.caches.snapshot(&namespace_kind, None, true));
-    let scope = scope_namespaces(&target, &namespaces_only);
-    let cluster =
-        target.spec.scope.cluster_resources && (wide_allowed || !wants_wide_scope(&target));
-    let objects = ctx.caches.snapshot(&needed, Some(&scope), cluster);
-    let kinds: HashMap<(String, String), KindStatus> = needed
+    let kinds: HashMap<KindKey, KindStatus> = needed
         .iter()
         .map(|k| {
             (
@@ -191,67 +372,157 @@ async fn reconcile(target: Arc<SecureScoreTarget>, ctx: Arc<Shared>) -> Result<A
             )
         })
         .collect();
+    let unsynced = kinds.values().any(|s| *s == KindStatus::NotSynced);
+    if unsynced && ctx.started.elapsed() < Duration::from_secs(60) {
+        return Gather::Wait(Duration::from_secs(2));
+    }
+    let namespaces = Inventory::complete(ctx.caches.snapshot(&namespace_kind, None, true));
+    let scope = scope_namespaces(target, &namespaces);
+    let cluster = target.spec.scope.cluster_resources;
+    let mut basis = Basis {
+        generation: target.metadata.generation,
+        actions: actions
+            .iter()
+            .map(|a| (a.name.clone(), a.revision.clone()))
+            .collect(),
+        kinds: kinds.iter().map(|(k, s)| (k.clone(), *s)).collect(),
+        namespaces: scope.clone(),
+        cluster,
+    };
+    basis.kinds.sort_by(|a, b| a.0.cmp(&b.0));
+    let reads = Reads {
+        namespaces: scope.clone(),
+        cluster,
+        selector: target
+            .spec
+            .scope
+            .namespaces
+            .as_ref()
+            .is_some_and(|n| n.selector.is_some()),
+        kinds: needed.clone(),
+    };
+    // Changes from here on are queued for the next reconcile; the ones queued until now are
+    // taken, and a snapshot taken below includes them.
+    ctx.states.set_reads(&key, reads);
+    let pending = ctx.states.take_pending(&key);
+    let kept = ctx.states.take_kept(&key);
+    let now = jiff::Timestamp::now();
+    let interval = target.interval();
+    let mode = match (kept, pending) {
+        (Some(k), pending)
+            if k.basis == basis
+                && k.full_at.elapsed() < interval
+                && k.next_expiry.is_none_or(|t| now < t)
+                && !matches!(pending, Some(Pending::Full)) =>
+        {
+            let changes = match pending {
+                Some(Pending::Changes(c)) => c,
+                _ => Vec::new(),
+            };
+            Mode::Incremental(Box::new(k), changes)
+        }
+        _ => Mode::Full(ctx.caches.snapshot(&needed, Some(&scope), cluster)),
+    };
+    Gather::Ready(Box::new(Gathered {
+        actions,
+        namespaces,
+        basis,
+        kinds,
+        wide_allowed,
+        mode,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// evaluate
+
+async fn evaluate_target(
+    target: &Arc<SecureScoreTarget>,
+    ctx: &Shared,
+    gathered: Box<Gathered>,
+) -> Result<(TargetEvaluation, Option<Kept>), EvaluateError> {
+    let key = key_of(target);
     let previous = target.status.clone();
     let eval_target = target.clone();
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let now = jiff::Timestamp::now();
-    let evaluation = tokio::task::spawn_blocking(move || {
-        let inventory = Inventory::with_kinds(objects, kinds);
-        evaluate(&TargetInput {
-            target: &eval_target,
-            actions: &actions,
-            inventory: &inventory,
-            now,
-            previous: previous.as_ref(),
-            wide_scope_allowed: wide_allowed,
-        })
+    let Gathered {
+        actions,
+        basis,
+        kinds,
+        wide_allowed,
+        mode,
+        ..
+    } = *gathered;
+    let full = !matches!(mode, Mode::Incremental(..));
+    let result = tokio::task::spawn_blocking(move || match mode {
+        Mode::Nothing => {
+            let inventory = Inventory::with_kinds(Vec::new(), kinds);
+            let evaluation = evaluate(&TargetInput {
+                target: &eval_target,
+                actions: &actions,
+                inventory: &inventory,
+                now,
+                previous: previous.as_ref(),
+                wide_scope_allowed: wide_allowed,
+            });
+            (evaluation, None)
+        }
+        Mode::Full(objects) => {
+            let inventory = Inventory::with_kinds(objects, kinds);
+            let incremental = Incremental::new(
+                (*eval_target).clone(),
+                actions,
+                inventory,
+                now,
+                wide_allowed,
+            );
+            let evaluation = incremental.evaluation_at(previous.as_ref(), now);
+            let kept = Kept {
+                incremental,
+                basis,
+                full_at: Instant::now(),
+                next_expiry: next_expiry(&evaluation, now),
+            };
+            (evaluation, Some(kept))
+        }
+        Mode::Incremental(mut kept, changes) => {
+            for change in changes {
+                match change {
+                    Change::Applied(r) => kept.incremental.upsert(r),
+                    Change::Deleted(r) => {
+                        kept.incremental
+                            .remove(&r.group, &r.kind, r.namespace.as_deref(), &r.name)
+                    }
+                    Change::Resynced => {}
+                }
+            }
+            let evaluation = kept.incremental.evaluation_at(previous.as_ref(), now);
+            (evaluation, Some(*kept))
+        }
     })
     .await
-    .map_err(|e| Error::Join(e.to_string()))?;
-    let result = match evaluation.outcome {
+    .map_err(|e| EvaluateError::Panicked {
+        namespace: key.0.clone(),
+        name: key.1.clone(),
+        message: e.to_string(),
+    })?;
+    let (evaluation, kept) = result;
+    let label = match evaluation.outcome {
         Outcome::Evaluated => "success",
         Outcome::Degraded => "degraded",
         Outcome::Suspended => "suspended",
         Outcome::ScopeNotAllowed => "refused",
     };
-    ctx.metrics
-        .evaluation(result, started.elapsed().as_secs_f64());
-    let mut evaluation = evaluation;
+    ctx.metrics()
+        .evaluation(label, started.elapsed().as_secs_f64());
+    tracing::debug!(namespace = %key.0, target = %key.1, full, seconds = started.elapsed().as_secs_f64(), "evaluated");
+    Ok((evaluation, kept))
+}
 
-    // Comparison within the benchmark group named on the target's Namespace.
-    if evaluation.outcome == Outcome::Evaluated
-        && let Some(group) = group_of(&namespaces_only, &key.0)
-    {
-        let me_pct = evaluation.status.percentage;
-        let revision = evaluation.status.catalog_revision.clone();
-        let latest = ctx.latest.read().unwrap_or_else(unpoison);
-        let mut members: Vec<Member> = latest
-            .iter()
-            .filter(|(k, _)| {
-                **k != key && group_of(&namespaces_only, &k.0).as_deref() == Some(group.as_str())
-            })
-            .filter(|(_, l)| l.evaluation.status.catalog_revision == revision)
-            .filter_map(|(k, l)| {
-                Some(Member {
-                    namespace: k.0.clone(),
-                    name: k.1.clone(),
-                    percentage: l.evaluation.status.percentage?,
-                })
-            })
-            .collect();
-        if let Some(p) = me_pct {
-            let me = Member {
-                namespace: key.0.clone(),
-                name: key.1.clone(),
-                percentage: p,
-            };
-            members.push(me.clone());
-            evaluation.status.comparison = compare(&group, &members, &me);
-        }
-    }
-
-    // An exemption expiring before the next interval takes effect on time.
-    let next_expiry = evaluation
+/// The first expiry of an exemption still in force after `now`.
+fn next_expiry(evaluation: &TargetEvaluation, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    evaluation
         .exemptions
         .iter()
         .filter(|a| a.applies() || a.state == crate::api::ExemptionState::Unused)
@@ -263,70 +534,173 @@ async fn reconcile(target: Arc<SecureScoreTarget>, ctx: Arc<Shared>) -> Result<A
                 .ok()
         })
         .filter(|t| *t > now)
-        .map(|t| {
-            Duration::from_millis((t.as_millisecond() - now.as_millisecond()).max(0) as u64 + 500)
+        .min()
+}
+
+// ---------------------------------------------------------------------------------------------
+// compare
+
+/// The comparison within the benchmark group named on the target's Namespace.
+fn compare_in_group(
+    ctx: &Shared,
+    target: &SecureScoreTarget,
+    evaluation: &mut TargetEvaluation,
+    namespaces: &Inventory,
+) {
+    let key = key_of(target);
+    if evaluation.outcome != Outcome::Evaluated {
+        return;
+    }
+    let Some(group) = group_of(namespaces, &key.0) else {
+        return;
+    };
+    let Some(percentage) = evaluation.status.percentage else {
+        return;
+    };
+    let revision = evaluation.status.catalog_revision.clone();
+    let mut members: Vec<Member> = ctx
+        .scoreboard
+        .latest()
+        .iter()
+        .filter(|(k, _)| {
+            **k != key && group_of(namespaces, &k.0).as_deref() == Some(group.as_str())
         })
-        .min();
-    let requeue = next_expiry.map_or(interval, |d| d.min(interval));
-    ctx.scopes
-        .write()
-        .unwrap_or_else(unpoison)
-        .insert(key.clone(), (scope, target.spec.scope.cluster_resources));
-    // Apply the status only when it changed (lastEvaluated alone is refreshed at most every
-    // max(interval, 10m)).
-    let previous = target.status.clone();
-    let refresh_after = interval.max(Duration::from_secs(600));
+        .filter(|(_, l)| l.evaluation.status.catalog_revision == revision)
+        .filter_map(|(k, l)| {
+            Some(Member {
+                namespace: k.0.clone(),
+                name: k.1.clone(),
+                percentage: l.evaluation.status.percentage?,
+            })
+        })
+        .collect();
+    let me = Member {
+        namespace: key.0.clone(),
+        name: key.1.clone(),
+        percentage,
+    };
+    members.push(me.clone());
+    evaluation.status.comparison = compare(&group, &members, &me);
+}
+
+fn group_of(namespaces: &Inventory, ns: &str) -> Option<String> {
+    namespaces
+        .namespace(ns)
+        .and_then(|n| n.labels.get(BENCHMARK_GROUP_LABEL).cloned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// write status
+
+/// Whether two statuses differ in more than `lastEvaluated`.
+fn meaningfully_different(a: &SecureScoreTargetStatus, b: &SecureScoreTargetStatus) -> bool {
+    let mut a = a.clone();
+    let mut b = b.clone();
+    a.last_evaluated = None;
+    b.last_evaluated = None;
+    a != b
+}
+
+/// Apply the status only when it changed (`lastEvaluated` alone is refreshed at most every
+/// max(interval, 10m)).
+async fn write_status(
+    ctx: &Shared,
+    target: &SecureScoreTarget,
+    evaluation: &TargetEvaluation,
+) -> Result<(), WriteStatusError> {
+    let key = key_of(target);
+    let previous = target.status.as_ref();
+    let now = jiff::Timestamp::now();
+    let refresh_after = target.interval().max(Duration::from_secs(600));
     let stale = previous
-        .as_ref()
         .and_then(|p| p.last_evaluated.as_deref())
         .and_then(|t| t.parse::<jiff::Timestamp>().ok())
         .is_none_or(|t| (now.as_second() - t.as_second()) as u64 >= refresh_after.as_secs());
-    let changed = previous
-        .as_ref()
-        .is_none_or(|p| meaningfully_different(p, &evaluation.status));
-    if changed || stale {
-        let api: Api<SecureScoreTarget> = Api::namespaced(ctx.client.clone(), &key.0);
-        let patch = serde_json::json!({
-            "apiVersion": "securescore.io/v1alpha1",
-            "kind": "SecureScoreTarget",
-            "status": evaluation.status,
-        });
-        api.patch_status(
-            &key.1,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+    let changed = previous.is_none_or(|p| meaningfully_different(p, &evaluation.status));
+    if !(changed || stale) {
+        return Ok(());
     }
+    let api: Api<SecureScoreTarget> = Api::namespaced(ctx.client.clone(), &key.0);
+    let patch = serde_json::json!({
+        "apiVersion": "securescore.io/v1alpha1",
+        "kind": "SecureScoreTarget",
+        "status": evaluation.status,
+    });
+    api.patch_status(
+        &key.1,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|source| WriteStatusError {
+        namespace: key.0,
+        name: key.1,
+        source,
+    })
+}
 
-    // The metrics follow the persisted status: a scrape after this reconcile's Events sees the
-    // score they announce, and a target whose status writes fail goes stale.
-    // Kept for /metrics and the actions' totals, which need counts only: the per-resource
-    // rows (one per applicable resource and action) would hold the cluster a second time.
-    let mut evaluation = evaluation;
+// ---------------------------------------------------------------------------------------------
+// remember
+
+/// Keep the evaluation for /metrics and the actions' totals (counts and sample findings only:
+/// the per-resource rows would hold the cluster a second time) and the target's incremental
+/// state.
+fn remember(
+    ctx: &Shared,
+    target: &SecureScoreTarget,
+    mut evaluation: TargetEvaluation,
+    kept: Option<Kept>,
+) -> Arc<TargetEvaluation> {
+    let key = key_of(target);
     for outcome in &mut evaluation.actions {
         outcome.results = Vec::new();
     }
     let evaluation = Arc::new(evaluation);
     match evaluation.outcome {
-        Outcome::Evaluated | Outcome::Degraded => {
-            ctx.latest.write().unwrap_or_else(unpoison).insert(
-                key.clone(),
-                Latest {
-                    evaluation: evaluation.clone(),
-                    goal: target.spec.goal,
-                    interval,
-                    evaluated_at: now,
-                },
-            );
-        }
-        Outcome::Suspended | Outcome::ScopeNotAllowed => {
-            ctx.latest.write().unwrap_or_else(unpoison).remove(&key);
-        }
+        Outcome::Evaluated | Outcome::Degraded => ctx.scoreboard.record(
+            key.clone(),
+            Latest {
+                evaluation: evaluation.clone(),
+                goal: target.spec.goal,
+                interval: target.interval(),
+                evaluated_at: jiff::Timestamp::now(),
+            },
+        ),
+        Outcome::Suspended | Outcome::ScopeNotAllowed => ctx.scoreboard.forget(&key),
     }
+    if let Some(k) = kept {
+        ctx.states
+            .kept
+            .lock()
+            .unwrap_or_else(unpoison)
+            .insert(key, k);
+    }
+    evaluation
+}
 
-    // Events, computed against the persisted status.
-    for t in transitions(previous.as_ref(), &evaluation, target.spec.goal) {
+/// The next full evaluation: on the interval, or when an exemption expires if sooner.
+fn next_requeue(
+    target: &SecureScoreTarget,
+    evaluation: &TargetEvaluation,
+    kept: Option<&Kept>,
+) -> Duration {
+    let interval = target.interval();
+    let now = jiff::Timestamp::now();
+    let since_full = kept.map_or(Duration::ZERO, |k| k.full_at.elapsed());
+    let until_interval = interval.saturating_sub(since_full);
+    let until_expiry = next_expiry(evaluation, now).map(|t| {
+        Duration::from_millis((t.as_millisecond() - now.as_millisecond()).max(0) as u64 + 500)
+    });
+    until_expiry.map_or(until_interval, |d| d.min(until_interval))
+}
+
+// ---------------------------------------------------------------------------------------------
+// publish events
+
+/// Events, computed against the persisted status; a failed publish is logged, not retried.
+async fn publish_events(ctx: &Shared, target: &SecureScoreTarget, evaluation: &TargetEvaluation) {
+    for t in transitions(target.status.as_ref(), evaluation, target.spec.goal) {
         let event = KubeEvent {
             type_: if t.is_warning() {
                 EventType::Warning
@@ -342,23 +716,13 @@ async fn reconcile(target: Arc<SecureScoreTarget>, ctx: Arc<Shared>) -> Result<A
             tracing::warn!(error = %e, reason = t.reason(), "could not publish event");
         }
     }
-
-    let _ = ctx.totals_changed.send(());
-    Ok(Action::requeue(requeue))
-}
-
-fn group_of(namespaces: &Inventory, ns: &str) -> Option<String> {
-    namespaces
-        .namespace(ns)
-        .and_then(|n| n.labels.get(BENCHMARK_GROUP_LABEL).cloned())
 }
 
 /// Cross-target totals of one action (for its status): never per-target rows.
 pub fn action_totals(ctx: &Shared, action: &str) -> (u64, u64, u64, u64, Option<String>) {
-    let latest = ctx.latest.read().unwrap_or_else(unpoison);
     let (mut targets, mut compliant, mut non_compliant, mut exempt) = (0, 0, 0, 0);
     let mut failing = None;
-    for l in latest.values() {
+    for l in ctx.scoreboard.latest().values() {
         if let Some(o) = l
             .evaluation
             .actions
@@ -378,23 +742,4 @@ pub fn action_totals(ctx: &Shared, action: &str) -> (u64, u64, u64, u64, Option<
         }
     }
     (targets, compliant, non_compliant, exempt, failing)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_interval;
-    use std::time::Duration;
-
-    #[test]
-    fn intervals() {
-        assert_eq!(parse_interval("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_interval("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(
-            parse_interval("1s"),
-            Some(Duration::from_secs(10)),
-            "at least 10 seconds"
-        );
-        assert_eq!(parse_interval("5x"), None);
-        assert_eq!(parse_interval(""), None);
-    }
 }

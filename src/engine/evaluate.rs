@@ -5,7 +5,7 @@ use super::check::{CompiledAction, Judgement, ObjectScope, Surroundings, Verdict
 use super::exemptions::{self, Assessed, Declared};
 use super::ownership::top_owner;
 use super::resource::{Inventory, KindStatus, Resource};
-use super::score::{Counts, Points};
+use super::score::{Counts, Partition, Points, Tally};
 use super::{selector, status};
 use crate::api::{
     ActionState, ExemptionState, MANDATORY_LABEL, ResolutionState, SecureScoreTarget,
@@ -45,6 +45,8 @@ pub struct ActionOutcome {
     pub action: Arc<CompiledAction>,
     pub state: ActionState,
     pub counts: Counts,
+    /// The applicable resources by result (what `action_resources{result}` exports).
+    pub resources: Partition,
     pub errors: u64,
     pub points: Points,
     /// Every applicable resource, sorted by namespace/kind/name.
@@ -110,6 +112,17 @@ pub fn scope_namespaces(target: &SecureScoreTarget, inventory: &Inventory) -> BT
     set
 }
 
+/// The scope rule: whether `r` lies in a target's scope of `namespaces` (plus cluster-scoped
+/// objects when `cluster`; a Namespace object is in scope when its namespace is).
+pub fn in_scope(namespaces: &BTreeSet<String>, cluster: bool, r: &Resource) -> bool {
+    match &r.namespace {
+        Some(ns) => namespaces.contains(ns),
+        None => {
+            cluster || (r.kind == "Namespace" && r.group.is_empty() && namespaces.contains(&r.name))
+        }
+    }
+}
+
 /// Whether a target asks for more than its own namespace.
 pub fn wants_wide_scope(target: &SecureScoreTarget) -> bool {
     let own = target.metadata.namespace.as_deref().unwrap_or_default();
@@ -163,12 +176,6 @@ pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
     let (selected, excluded) = select_actions(target, input.actions);
     let namespaces = scope_namespaces(target, inventory);
     let cluster = target.spec.scope.cluster_resources;
-    let in_scope = |r: &Resource| match &r.namespace {
-        Some(ns) => namespaces.contains(ns),
-        None => {
-            cluster || (r.kind == "Namespace" && r.group.is_empty() && namespaces.contains(&r.name))
-        }
-    };
 
     // Actions whose inventory is incomplete are Unknown; the rest are judged.
     let mut unknown: BTreeMap<String, String> = BTreeMap::new();
@@ -224,7 +231,10 @@ pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
     // Objects are judged in parallel; results are collected in input order, so the outcome
     // does not depend on the number of threads.
     let mut applicable_tops: HashMap<usize, HashSet<usize>> = HashMap::new();
-    let candidates: Vec<&Arc<Resource>> = inventory.iter().filter(|r| in_scope(r)).collect();
+    let candidates: Vec<&Arc<Resource>> = inventory
+        .iter()
+        .filter(|r| in_scope(&namespaces, cluster, r))
+        .collect();
     evaluated_resources += candidates.len() as u64;
     let tops: Vec<&Arc<Resource>> = candidates
         .par_iter()
@@ -287,6 +297,7 @@ pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
                 action: a.clone(),
                 state: ActionState::Unknown,
                 counts: Counts::default(),
+                resources: Partition::default(),
                 errors: 0,
                 points: Points::unknown(a.spec.max_score),
                 results: Vec::new(),
@@ -362,64 +373,33 @@ pub(crate) fn score_action(
     now: Timestamp,
     scored: bool,
 ) -> ActionOutcome {
-    let mut counts = Counts::default();
-    let mut errors = 0;
-    let mut error_messages: BTreeMap<String, u64> = BTreeMap::new();
+    let mut tally = Tally::default();
     let mut results = Vec::with_capacity(judgements.len());
     for (resource, verdict) in judgements {
-        if let Verdict::Error { message } = &verdict {
-            errors += 1;
-            *error_messages.entry(message.clone()).or_default() += 1;
-        }
         let resolution = if verdict.is_compliant() {
-            counts.compliant += 1;
             None
         } else {
-            match exemptions::decide(action, &resource, assessed, now) {
-                None => {
-                    counts.unresolved += 1;
-                    None
-                }
-                Some((state, who)) => {
-                    match state {
-                        ResolutionState::Planned => counts.planned += 1,
-                        ResolutionState::RiskAccepted => counts.accepted += 1,
-                        ResolutionState::ResolvedThirdParty
-                        | ResolutionState::ResolvedAlternate => counts.mitigated += 1,
+            exemptions::decide(action, &resource, assessed, now).map(|(state, who)| {
+                let name = match who {
+                    Declared::Exemption(i) => {
+                        assessed[i].covered += 1;
+                        Some(assessed[i].exemption.name.clone())
                     }
-                    let name = match who {
-                        Declared::Exemption(i) => {
-                            assessed[i].covered += 1;
-                            Some(assessed[i].exemption.name.clone())
-                        }
-                        Declared::Action => None,
-                    };
-                    Some((state, name))
-                }
-            }
+                    Declared::Action => None,
+                };
+                (state, name)
+            })
         };
+        tally.add(&verdict, resolution.as_ref().map(|(state, _)| *state));
         results.push(ResourceResult {
             resource,
             verdict,
             resolution,
         });
     }
-    let any_alternate = results
-        .iter()
-        .any(|r| matches!(r.resolution, Some((ResolutionState::ResolvedAlternate, _))));
-    let (points, state, dominant_error) =
-        summarise(action, counts, any_alternate, error_messages.iter());
-    ActionOutcome {
-        action: action.clone(),
-        state,
-        counts,
-        errors,
-        points,
-        results,
-        message: None,
-        dominant_error,
-        scored,
-    }
+    let mut outcome = summarise(action, &tally, scored);
+    outcome.results = results;
+    outcome
 }
 
 /// The target `securescore scan` uses when the input has none: every namespace and the
@@ -444,14 +424,15 @@ pub fn implicit_cluster_target(name: &str, namespace: &str) -> SecureScoreTarget
     target
 }
 
-/// Points, state (first match wins, as the SPEC orders them) and the error most resources fail
-/// with, of one action from its counts: shared by the full and the incremental evaluation.
-pub(crate) fn summarise<'a>(
-    action: &CompiledAction,
-    counts: Counts,
-    any_alternate: bool,
-    error_messages: impl Iterator<Item = (&'a String, &'a u64)>,
-) -> (Points, ActionState, Option<String>) {
+/// One judged action's outcome from its tally (points, state as the SPEC orders them, first
+/// match wins, and the error most resources fail with), with no per-resource rows yet: shared
+/// by the full and the incremental evaluation.
+pub(crate) fn summarise(
+    action: &Arc<CompiledAction>,
+    tally: &Tally,
+    scored: bool,
+) -> ActionOutcome {
+    let counts = tally.counts;
     let applicable = counts.applicable();
     let points = if applicable == 0 {
         Points::default()
@@ -468,14 +449,27 @@ pub(crate) fn summarise<'a>(
         ActionState::Planned
     } else if counts.accepted > 0 {
         ActionState::RiskAccepted
-    } else if any_alternate {
+    } else if tally.alternate > 0 {
         ActionState::ResolvedAlternate
     } else {
         ActionState::ResolvedThirdParty
     };
-    let dominant_error = error_messages
+    let dominant_error = tally
+        .error_messages
+        .iter()
         .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
         .filter(|(_, n)| **n * 2 > applicable && (**n >= 3 || **n == applicable))
         .map(|(m, _)| m.clone());
-    (points, state, dominant_error)
+    ActionOutcome {
+        action: action.clone(),
+        state,
+        counts,
+        resources: tally.resources,
+        errors: tally.errors,
+        points,
+        results: Vec::new(),
+        message: None,
+        dominant_error,
+        scored,
+    }
 }

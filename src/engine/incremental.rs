@@ -15,13 +15,13 @@
 
 use super::check::{CompiledAction, Surroundings, Verdict};
 use super::evaluate::{
-    self, ActionOutcome, Outcome, ResourceResult, TargetEvaluation, TargetInput, judge_object,
-    scope_namespaces, select_actions,
+    self, ActionOutcome, Outcome, ResourceResult, TargetEvaluation, TargetInput, in_scope,
+    judge_object, scope_namespaces, select_actions,
 };
 use super::exemptions::{self, Assessed, Declared};
 use super::ownership::{chain_refers_to, top_owner};
 use super::resource::{Inventory, Resource};
-use super::score::Counts;
+use super::score::Tally;
 use super::status::{self, MAX_FINDINGS};
 use crate::api::{ActionState, ExemptionState, ResolutionState, SecureScoreTarget};
 use jiff::Timestamp;
@@ -54,10 +54,7 @@ struct Entry {
 #[derive(Default)]
 struct ActionBook {
     entries: BTreeMap<Key, Entry>,
-    counts: Counts,
-    errors: u64,
-    error_messages: BTreeMap<String, u64>,
-    alternate: u64,
+    tally: Tally,
     /// Non-compliant keys a finding is listed for (unresolved or planned), sorted.
     findings: BTreeSet<Key>,
 }
@@ -153,9 +150,10 @@ impl Incremental {
             .map(|_| ActionBook::default())
             .collect();
         self.applicable_tops = vec![HashSet::new(); self.judged.len()];
+        // The rows move into the books: the base keeps counts only (no second copy).
         let mut outcomes: HashMap<String, Vec<ResourceResult>> = HashMap::new();
-        for o in &self.base.actions {
-            outcomes.insert(o.action.name.clone(), o.results.clone());
+        for o in &mut self.base.actions {
+            outcomes.insert(o.action.name.clone(), std::mem::take(&mut o.results));
         }
         for i in 0..self.judged.len() {
             let results = outcomes.remove(&self.judged[i].name).unwrap_or_default();
@@ -188,46 +186,27 @@ impl Incremental {
         let action = self.judged[i].clone();
         let book = &mut self.books[i];
         let key = key_of(&resource);
-        if let Verdict::Error { message } = &verdict {
-            book.errors += 1;
-            *book.error_messages.entry(message.clone()).or_default() += 1;
-        }
         let mut exemption = None;
         let resolution = if verdict.is_compliant() {
-            book.counts.compliant += 1;
             None
         } else {
-            match exemptions::decide(&action, &resource, &self.assessed, self.now) {
-                None => {
-                    book.counts.unresolved += 1;
-                    book.findings.insert(key.clone());
-                    None
-                }
-                Some((state, who)) => {
-                    match state {
-                        ResolutionState::Planned => {
-                            book.counts.planned += 1;
-                            book.findings.insert(key.clone());
-                        }
-                        ResolutionState::RiskAccepted => book.counts.accepted += 1,
-                        ResolutionState::ResolvedAlternate => {
-                            book.counts.mitigated += 1;
-                            book.alternate += 1;
-                        }
-                        ResolutionState::ResolvedThirdParty => book.counts.mitigated += 1,
+            exemptions::decide(&action, &resource, &self.assessed, self.now).map(|(state, who)| {
+                let name = match who {
+                    Declared::Exemption(e) => {
+                        self.covered[e] += 1;
+                        exemption = Some(e);
+                        Some(self.assessed[e].exemption.name.clone())
                     }
-                    let name = match who {
-                        Declared::Exemption(e) => {
-                            self.covered[e] += 1;
-                            exemption = Some(e);
-                            Some(self.assessed[e].exemption.name.clone())
-                        }
-                        Declared::Action => None,
-                    };
-                    Some((state, name))
-                }
-            }
+                    Declared::Action => None,
+                };
+                (state, name)
+            })
         };
+        let state = resolution.as_ref().map(|(state, _)| *state);
+        book.tally.add(&verdict, state);
+        if !verdict.is_compliant() && matches!(state, None | Some(ResolutionState::Planned)) {
+            book.findings.insert(key.clone());
+        }
         let entry = Entry {
             resource,
             verdict,
@@ -245,29 +224,9 @@ impl Incremental {
         let Some(e) = book.entries.remove(key) else {
             return;
         };
-        if let Verdict::Error { message } = &e.verdict {
-            book.errors -= 1;
-            if let Some(n) = book.error_messages.get_mut(message) {
-                *n -= 1;
-                if *n == 0 {
-                    book.error_messages.remove(message);
-                }
-            }
-        }
+        book.tally
+            .remove(&e.verdict, e.resolution.as_ref().map(|(state, _)| *state));
         book.findings.remove(key);
-        match &e.resolution {
-            _ if e.verdict.is_compliant() => book.counts.compliant -= 1,
-            None => book.counts.unresolved -= 1,
-            Some((state, _)) => match state {
-                ResolutionState::Planned => book.counts.planned -= 1,
-                ResolutionState::RiskAccepted => book.counts.accepted -= 1,
-                ResolutionState::ResolvedAlternate => {
-                    book.counts.mitigated -= 1;
-                    book.alternate -= 1;
-                }
-                ResolutionState::ResolvedThirdParty => book.counts.mitigated -= 1,
-            },
-        }
         if let Some(x) = e.exemption {
             self.covered[x] -= 1;
         }
@@ -461,8 +420,27 @@ impl Incremental {
 
     /// The target's evaluation from the aggregates.
     pub fn evaluation(&self) -> TargetEvaluation {
+        self.evaluation_at(None, self.now)
+    }
+
+    /// The target's evaluation from the aggregates, its status built against the persisted
+    /// `previous` one (history, changes, condition transition times) at `now`. Verdicts and
+    /// exemption states stay those of the time the state was built or last evaluated in full
+    /// (the operator evaluates in full on every interval and when an exemption expires).
+    pub fn evaluation_at(
+        &self,
+        previous: Option<&crate::api::SecureScoreTargetStatus>,
+        now: Timestamp,
+    ) -> TargetEvaluation {
         if !self.simple {
-            return self.base.clone();
+            return evaluate::evaluate(&TargetInput {
+                target: &self.target,
+                actions: &self.actions,
+                inventory: &self.inventory,
+                now,
+                previous,
+                wide_scope_allowed: self.wide_scope_allowed,
+            });
         }
         let mut outcomes = Vec::new();
         for o in &self.base.actions {
@@ -487,8 +465,8 @@ impl Incremental {
                 target: &self.target,
                 actions: &self.actions,
                 inventory: &self.inventory,
-                now: self.now,
-                previous: None,
+                now,
+                previous,
                 wide_scope_allowed: self.wide_scope_allowed,
             },
             self.base.outcome,
@@ -500,15 +478,9 @@ impl Incremental {
     }
 
     fn outcome(&self, action: &Arc<CompiledAction>, book: &ActionBook) -> ActionOutcome {
-        let counts = book.counts;
-        let (points, state, dominant_error) = super::evaluate::summarise(
-            action,
-            counts,
-            book.alternate > 0,
-            book.error_messages.iter(),
-        );
+        let mut outcome = super::evaluate::summarise(action, &book.tally, !action.spec.preview);
         // The status lists the first findings only: hand it just those.
-        let results = book
+        outcome.results = book
             .findings
             .iter()
             .take(MAX_FINDINGS)
@@ -519,25 +491,6 @@ impl Incremental {
                 resolution: e.resolution.clone(),
             })
             .collect();
-        ActionOutcome {
-            action: action.clone(),
-            state,
-            counts,
-            errors: book.errors,
-            points,
-            results,
-            message: None,
-            dominant_error,
-            scored: !action.spec.preview,
-        }
-    }
-}
-
-fn in_scope(namespaces: &BTreeSet<String>, cluster: bool, r: &Resource) -> bool {
-    match &r.namespace {
-        Some(ns) => namespaces.contains(ns),
-        None => {
-            cluster || (r.kind == "Namespace" && r.group.is_empty() && namespaces.contains(&r.name))
-        }
+        outcome
     }
 }

@@ -1,7 +1,9 @@
 //! Points in integer ten-thousandths, rounded once by largest remainder so that every
 //! breakdown adds up exactly.
 
-use crate::api::Scoring;
+use super::check::Verdict;
+use crate::api::{ResolutionState, Scoring};
+use std::collections::BTreeMap;
 
 /// Ten-thousandths of a point per point.
 pub const UNIT: u64 = 10_000;
@@ -49,6 +51,110 @@ pub struct Counts {
 impl Counts {
     pub fn applicable(&self) -> u64 {
         self.compliant + self.mitigated + self.accepted + self.planned + self.unresolved
+    }
+}
+
+/// The applicable resources of one action by result, as `securescore_action_resources{result}`
+/// exports them: a partition (the four add up to the applicable resources). `exempt` holds the
+/// resources resolved by RiskAccepted, ResolvedThirdParty or ResolvedAlternate; Planned ones
+/// are still to address and count as `noncompliant` (or `error`), as in the status rows, so
+/// that `noncompliant + error` is the row's `nonCompliant`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Partition {
+    pub compliant: u64,
+    pub noncompliant: u64,
+    pub error: u64,
+    pub exempt: u64,
+}
+
+impl Partition {
+    /// In the order of the metric's label values: compliant, noncompliant, error, exempt.
+    pub fn as_array(&self) -> [u64; 4] {
+        [self.compliant, self.noncompliant, self.error, self.exempt]
+    }
+}
+
+/// One action's running tally of its applicable resources: the counts that score it, the
+/// result partition, its errors and how often each error message occurs. The full and the
+/// incremental evaluation keep it through the same [`Tally::add`] / [`Tally::remove`], so the
+/// numbers they report cannot drift apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub counts: Counts,
+    pub resources: Partition,
+    /// Resources whose check could not be evaluated (whatever their resolution).
+    pub errors: u64,
+    /// Resources resolved by an alternate control (the state is ResolvedAlternate if any).
+    pub alternate: u64,
+    /// Error message → how many resources fail with it (for the dominant error).
+    pub error_messages: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    /// Count one resource with its verdict and the resolution deciding it (None: unresolved;
+    /// ignored for a compliant resource, which no declaration can touch).
+    pub fn add(&mut self, verdict: &Verdict, resolution: Option<ResolutionState>) {
+        self.apply(verdict, resolution, true);
+    }
+
+    /// Take back exactly what [`Tally::add`] counted for the same verdict and resolution.
+    pub fn remove(&mut self, verdict: &Verdict, resolution: Option<ResolutionState>) {
+        self.apply(verdict, resolution, false);
+    }
+
+    fn apply(&mut self, verdict: &Verdict, resolution: Option<ResolutionState>, add: bool) {
+        let step = |n: &mut u64| {
+            if add {
+                *n += 1;
+            } else {
+                *n = n.saturating_sub(1);
+            }
+        };
+        let error = match verdict {
+            Verdict::Error { message } => {
+                step(&mut self.errors);
+                let n = self.error_messages.entry(message.clone()).or_default();
+                step(n);
+                if *n == 0 {
+                    self.error_messages.remove(message);
+                }
+                true
+            }
+            _ => false,
+        };
+        if verdict.is_compliant() {
+            step(&mut self.counts.compliant);
+            step(&mut self.resources.compliant);
+            return;
+        }
+        let still_to_address = match resolution {
+            None => {
+                step(&mut self.counts.unresolved);
+                true
+            }
+            Some(ResolutionState::Planned) => {
+                step(&mut self.counts.planned);
+                true
+            }
+            Some(ResolutionState::RiskAccepted) => {
+                step(&mut self.counts.accepted);
+                false
+            }
+            Some(ResolutionState::ResolvedAlternate) => {
+                step(&mut self.counts.mitigated);
+                step(&mut self.alternate);
+                false
+            }
+            Some(ResolutionState::ResolvedThirdParty) => {
+                step(&mut self.counts.mitigated);
+                false
+            }
+        };
+        step(match (still_to_address, error) {
+            (false, _) => &mut self.resources.exempt,
+            (true, true) => &mut self.resources.error,
+            (true, false) => &mut self.resources.noncompliant,
+        });
     }
 }
 

@@ -2,7 +2,6 @@
 //! format, for the node-exporter textfile collector or a Pushgateway in CI.
 
 use super::Scored;
-use crate::controller::targets::parse_interval;
 use crate::metrics::{ActionSeries, TargetSeries, target_families};
 use prometheus::Encoder;
 
@@ -14,14 +13,7 @@ pub fn render(scored: &[Scored]) -> String {
             name: s.target.metadata.name.as_deref().unwrap_or_default(),
             evaluation: &s.evaluation,
             goal: s.target.spec.goal,
-            interval_seconds: s
-                .target
-                .spec
-                .interval
-                .as_deref()
-                .and_then(parse_interval)
-                .unwrap_or(std::time::Duration::from_secs(300))
-                .as_secs_f64(),
+            interval_seconds: s.target.interval().as_secs_f64(),
             evaluated_at: s
                 .evaluation
                 .status

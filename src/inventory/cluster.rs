@@ -1,8 +1,9 @@
-//! One shared watch cache per evaluated kind, used by every target. Kinds come from the
+//! The cluster inventory: one shared watch cache per evaluated kind, used by every target. Kinds come from the
 //! actions' checks (discovered through the API, so custom kinds work too); caches start and
 //! stop as actions come and go. Objects are kept as engine `Resource`s (converted once, their
 //! CEL value cached), Secrets as metadata only.
 
+use crate::engine::evaluate::in_scope;
 use crate::engine::resource::{KindStatus, Resource};
 use futures::StreamExt;
 use kube::Client;
@@ -20,8 +21,19 @@ const MISSING_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 /// `(group, kind)`.
 pub type KindKey = (String, String);
 
-/// Called with the namespace of a changed object (None: cluster-scoped or a full resync).
-pub type OnChange = Arc<dyn Fn(&KindKey, Option<&str>) + Send + Sync>;
+/// What changed in one watched kind.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// An object was added or modified (its new state).
+    Applied(Arc<Resource>),
+    /// An object was deleted (its last known state).
+    Deleted(Arc<Resource>),
+    /// The kind was listed afresh, or became unavailable: whoever reads it starts over.
+    Resynced,
+}
+
+/// Called after every change of a watched kind, once the cache holds it.
+pub type OnChange = Arc<dyn Fn(&KindKey, &Change) + Send + Sync>;
 
 struct KindCache {
     status: KindStatus,
@@ -198,8 +210,8 @@ impl Caches {
             .all(|s| *s != KindStatus::NotSynced)
     }
 
-    /// The objects of the given kinds in the given namespaces (plus cluster-scoped ones when
-    /// `cluster` or they are Namespaces in scope).
+    /// The objects of the given kinds in the given namespaces (the target scope rule,
+    /// [`in_scope`]), or of every namespace when `namespaces` is None.
     pub fn snapshot(
         &self,
         kinds: &BTreeSet<KindKey>,
@@ -215,14 +227,7 @@ impl Caches {
                 cache
                     .objects
                     .values()
-                    .filter(|r| match (&r.namespace, namespaces) {
-                        (Some(ns), Some(set)) => set.contains(ns),
-                        (Some(_), None) => true,
-                        (None, Some(set)) => {
-                            cluster || (r.kind == "Namespace" && set.contains(&r.name))
-                        }
-                        (None, None) => true,
-                    })
+                    .filter(|r| namespaces.is_none_or(|set| in_scope(set, cluster, r)))
                     .cloned(),
             );
         }
@@ -306,28 +311,29 @@ async fn watch_kind(
                 }
                 forbidden_logged = false;
                 tracing::debug!(kind = %kind_name(&key), "synced");
-                on_change(&key, None);
+                on_change(&key, &Change::Resynced);
             }
             Ok(Event::Apply(obj)) => {
                 if let Some(r) = to_resource(obj, &ar, metadata_only) {
-                    let ns = r.namespace.clone();
                     cache
                         .write()
                         .unwrap_or_else(lock_poisoned)
                         .objects
-                        .insert(key_of(&r), r);
-                    on_change(&key, ns.as_deref());
+                        .insert(key_of(&r), r.clone());
+                    on_change(&key, &Change::Applied(r));
                 }
             }
             Ok(Event::Delete(obj)) => {
                 let ns = obj.metadata.namespace.clone();
                 let name = obj.metadata.name.clone().unwrap_or_default();
-                cache
+                let gone = cache
                     .write()
                     .unwrap_or_else(lock_poisoned)
                     .objects
-                    .remove(&(ns.clone(), name));
-                on_change(&key, ns.as_deref());
+                    .remove(&(ns, name));
+                if let Some(r) = gone {
+                    on_change(&key, &Change::Deleted(r));
+                }
             }
             Err(e) => {
                 let forbidden = matches!(&e, watcher::Error::InitialListFailed(kube::Error::Api(s)) | watcher::Error::WatchStartFailed(kube::Error::Api(s)) if s.code == 403);
@@ -343,7 +349,7 @@ async fn watch_kind(
                             if ar.group.is_empty() { String::new() } else { format!(".{}", ar.group) }
                         );
                         forbidden_logged = true;
-                        on_change(&key, None);
+                        on_change(&key, &Change::Resynced);
                     }
                 } else {
                     tracing::warn!(kind = %kind_name(&key), error = %e, "watch error; retrying with backoff");
