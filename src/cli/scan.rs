@@ -8,9 +8,11 @@ use super::output::{self, Format, Scored};
 use crate::api::{ImprovementAction, SecureScoreTarget};
 use crate::engine::evaluate::implicit_cluster_target;
 use crate::engine::{CompiledAction, Inventory, Resource, Source, TargetInput, evaluate};
-use crate::inventory::files::{self, Input};
-use crate::inventory::manifests::{objects_from, parse_documents, synthesise_namespaces};
-use std::collections::BTreeMap;
+use crate::inventory::files::{self, Exclude, Expansion, Input, SkipReason, SkippedFile};
+use crate::inventory::manifests::{
+    NotAnObject, has_generated_name, parse_documents, read_objects, synthesise_namespaces,
+};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +71,23 @@ pub struct ScanArgs {
     /// found among the manifests.
     #[arg(long = "target", value_name = "PATH")]
     pub targets: Vec<PathBuf>,
+
+    /// Leave out paths matching GLOB (repeatable): matched against the path as given, the
+    /// path relative to the directory walked, and the file or directory name; `*` also
+    /// crosses `/` (e.g. `--exclude 'overlays/**' --exclude '*.tmpl.yaml'`).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Use ImprovementActions found among the scanned manifests. Without it they are ignored
+    /// with a warning: the input under review must not rewrite its own gate (a pull request
+    /// could replace a built-in action by one that always passes). Actions given with
+    /// --actions are always used.
+    #[arg(long)]
+    pub allow_input_actions: bool,
+
+    /// List what was skipped by design (files that are not Kubernetes objects, duplicates).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 
     /// Do not use the built-in catalog: only the actions given with --actions or found in
     /// the input.
@@ -146,6 +165,21 @@ struct Loaded {
     target_documents: bool,
     /// Skipped input, already formatted `file:line: message`.
     errors: Vec<String>,
+    /// Warnings that do not change the exit code (duplicates, ignored input actions).
+    warnings: Vec<String>,
+    /// Documents that are not Kubernetes objects by design.
+    not_objects: Vec<NotAnObject>,
+    /// Files set aside while walking (Helm sources, non-regular files, read twice).
+    skipped_files: Vec<SkippedFile>,
+    /// Where each identity was first declared: objects by group/kind/namespace/name.
+    declared: HashMap<(String, String, Option<String>, String), Source>,
+}
+
+/// How inputs are read: the options that apply to every file.
+struct Reading {
+    namespace: String,
+    exclude: Exclude,
+    allow_input_actions: bool,
 }
 
 /// What a file given to the scan may hold.
@@ -160,16 +194,26 @@ enum Role {
 const GROUP: &str = crate::api::GROUP;
 
 impl Loaded {
-    fn read_paths(&mut self, paths: &[PathBuf], role: Role, namespace: &str) {
-        let (inputs, errors) = files::expand(paths);
+    fn read_paths(&mut self, paths: &[PathBuf], role: Role, reading: &Reading) {
+        let Expansion {
+            inputs,
+            errors,
+            skipped,
+        } = files::expand(paths, &reading.exclude);
         self.errors.extend(errors.iter().map(ToString::to_string));
+        for s in skipped {
+            if s.why == SkipReason::NotRegular {
+                self.warnings.push(s.to_string());
+            }
+            self.skipped_files.push(s);
+        }
         let progress = progress_bar(inputs.len());
         for input in &inputs {
             if let Some(p) = &progress {
                 p.set_message(input.name());
             }
             match files::read(input) {
-                Ok(text) => self.read_text(input, &text, role, namespace),
+                Ok(text) => self.read_text(input, &text, role, reading),
                 Err(e) => self.errors.push(e.to_string()),
             }
             if let Some(p) = &progress {
@@ -181,20 +225,31 @@ impl Loaded {
         }
     }
 
-    fn read_text(&mut self, input: &Input, text: &str, role: Role, namespace: &str) {
+    fn read_text(&mut self, input: &Input, text: &str, role: Role, reading: &Reading) {
         let name = input.name();
         let (documents, errors) = parse_documents(&name, text);
         self.errors.extend(errors.iter().map(ToString::to_string));
-        let (resources, errors) = objects_from(documents, namespace);
-        self.errors.extend(errors.iter().map(ToString::to_string));
-        for r in resources {
+        let read = read_objects(documents, &reading.namespace);
+        self.errors.extend(read.errors.iter().map(ToString::to_string));
+        self.not_objects.extend(read.not_objects);
+        for r in read.objects {
             let source = r.source.clone().unwrap_or(Source {
                 file: name.clone(),
                 line: None,
                 document: 0,
             });
+            if !self.first_declaration(&r, &source) {
+                continue;
+            }
             let ours = r.group == GROUP;
             match (ours, r.kind.as_str(), role) {
+                (true, "ImprovementAction", Role::Manifests) if !reading.allow_input_actions => {
+                    self.warnings.push(format!(
+                        "{}: ImprovementAction {}: ignored: actions in the scanned input are used only with --allow-input-actions (or pass them with --actions)",
+                        locate(&source),
+                        r.name
+                    ));
+                }
                 (true, "ImprovementAction", Role::Manifests | Role::Actions) => {
                     if let Some(action) = self.typed::<ImprovementAction>(&r, &source) {
                         self.actions.push(LoadedAction {
@@ -220,6 +275,37 @@ impl Loaded {
                     locate(&source),
                     r.display_name()
                 )),
+            }
+        }
+    }
+
+    /// Whether this is the first declaration of the object's identity (group, kind, namespace,
+    /// name); a later one is a duplicate, warned about with both places and not used.
+    /// `generateName` objects are never duplicates: each creates a new object.
+    fn first_declaration(&mut self, r: &Resource, source: &Source) -> bool {
+        if has_generated_name(r) {
+            return true;
+        }
+        let key = (
+            r.group.clone(),
+            r.kind.clone(),
+            r.namespace.clone(),
+            r.name.clone(),
+        );
+        match self.declared.get(&key) {
+            Some(first) => {
+                self.warnings.push(format!(
+                    "{}: {} {} is declared again (first at {}): scored once, this one ignored",
+                    locate(source),
+                    r.kind,
+                    r.display_name(),
+                    locate(first)
+                ));
+                false
+            }
+            None => {
+                self.declared.insert(key, source.clone());
+                true
             }
         }
     }
@@ -354,11 +440,30 @@ fn compile_actions(
 
 pub fn run(args: ScanArgs) -> ExitCode {
     let now = args.now.unwrap_or_else(jiff::Timestamp::now);
+    if args.namespace.is_empty() {
+        eprintln!(
+            "securescore scan: --namespace must name a namespace (it is given to namespaced objects that have none)"
+        );
+        return ExitCode::from(EXIT_INPUT_ERROR);
+    }
+    let exclude = match Exclude::new(&args.exclude) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("securescore scan: {e}");
+            return ExitCode::from(EXIT_INPUT_ERROR);
+        }
+    };
+    let reading = Reading {
+        namespace: args.namespace.clone(),
+        exclude,
+        allow_input_actions: args.allow_input_actions,
+    };
     let mut loaded = Loaded::default();
-    loaded.read_paths(&args.paths, Role::Manifests, &args.namespace);
-    loaded.read_paths(&args.actions, Role::Actions, &args.namespace);
-    loaded.read_paths(&args.targets, Role::Targets, &args.namespace);
+    loaded.read_paths(&args.paths, Role::Manifests, &reading);
+    loaded.read_paths(&args.actions, Role::Actions, &reading);
+    loaded.read_paths(&args.targets, Role::Targets, &reading);
     let mut errors = std::mem::take(&mut loaded.errors);
+    report_skipped(&loaded, args.verbose);
 
     let actions = compile_actions(
         !args.no_builtin,
@@ -479,6 +584,47 @@ pub fn run(args: ScanArgs) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Warnings, and what was skipped by design: counted, listed with --verbose.
+fn report_skipped(loaded: &Loaded, verbose: bool) {
+    let mut stderr = std::io::stderr().lock();
+    for w in &loaded.warnings {
+        let _ = writeln!(stderr, "warning: {w}");
+    }
+    let mut files: Vec<&str> = loaded
+        .not_objects
+        .iter()
+        .map(|n| n.file.as_str())
+        .chain(
+            loaded
+                .skipped_files
+                .iter()
+                .filter(|s| s.why == SkipReason::Helm)
+                .map(|s| s.file.as_str()),
+        )
+        .collect();
+    files.sort_unstable();
+    files.dedup();
+    if !files.is_empty() {
+        let _ = writeln!(
+            stderr,
+            "securescore scan: skipped {} {} that {} not Kubernetes objects ({} documents){}",
+            files.len(),
+            if files.len() == 1 { "file" } else { "files" },
+            if files.len() == 1 { "is" } else { "are" },
+            loaded.not_objects.len(),
+            if verbose { ":" } else { "; --verbose lists them" }
+        );
+    }
+    if verbose {
+        for s in loaded.skipped_files.iter().filter(|s| s.why != SkipReason::NotRegular) {
+            let _ = writeln!(stderr, "  skipped {s}");
+        }
+        for n in &loaded.not_objects {
+            let _ = writeln!(stderr, "  skipped {n}");
+        }
+    }
 }
 
 fn report_errors(errors: &[String]) {

@@ -1,7 +1,7 @@
 //! Kubernetes manifests as the engine's objects: multi-document YAML and JSON, `List` kinds,
 //! each object located by file, line and document index.
 
-use crate::engine::resource::{Resource, ResourceError, Source};
+use crate::engine::resource::{Resource, ResourceError, Source, group_of};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -105,6 +105,8 @@ pub fn parse_documents(
 ) -> (Vec<(serde_json::Value, Source)>, Vec<ManifestError>) {
     let mut values = Vec::new();
     let mut errors = Vec::new();
+    // A UTF-8 byte order mark is accepted, as kubectl does.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let trimmed = text.trim_start();
     if file.ends_with(".json") {
         match serde_json::from_str::<serde_json::Value>(text) {
@@ -130,7 +132,7 @@ pub fn parse_documents(
     }
     for (index, (start, doc)) in split_documents(text).into_iter().enumerate() {
         let line = first_content_line(start, &doc);
-        match serde_yaml_ng::from_str::<serde_json::Value>(&doc) {
+        match yaml_to_json(&doc) {
             Ok(serde_json::Value::Null) => {}
             Ok(v) => values.push((
                 v,
@@ -158,6 +160,230 @@ pub fn parse_documents(
         }
     }
     (values, errors)
+}
+
+/// Why a YAML document could not be read as JSON.
+#[derive(Debug)]
+enum YamlError {
+    Syntax(serde_yaml_ng::Error),
+    /// Structure JSON cannot hold (a non-finite number, a mapping as a key).
+    Shape(String),
+}
+
+impl YamlError {
+    fn location(&self) -> Option<serde_yaml_ng::Location> {
+        match self {
+            YamlError::Syntax(e) => e.location(),
+            YamlError::Shape(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for YamlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            YamlError::Syntax(e) => e.fmt(f),
+            YamlError::Shape(m) => f.write_str(m),
+        }
+    }
+}
+
+/// One YAML document as JSON, read as Kubernetes reads it (sigs.k8s.io/yaml): merge keys
+/// (`<<: *anchor`) applied, so what is judged is what kubectl would send; tags ignored;
+/// scalar keys turned into strings.
+fn yaml_to_json(doc: &str) -> Result<serde_json::Value, YamlError> {
+    let mut value: serde_yaml_ng::Value = serde_yaml_ng::from_str(doc).map_err(YamlError::Syntax)?;
+    value.apply_merge().map_err(YamlError::Syntax)?;
+    to_json(value)
+}
+
+fn to_json(value: serde_yaml_ng::Value) -> Result<serde_json::Value, YamlError> {
+    use serde_yaml_ng::Value as Y;
+    Ok(match value {
+        Y::Null => serde_json::Value::Null,
+        Y::Bool(b) => serde_json::Value::Bool(b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into()
+            } else if let Some(u) = n.as_u64() {
+                u.into()
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(f)
+                    .map(serde_json::Value::Number)
+                    .ok_or_else(|| YamlError::Shape(format!("{n} is not a number JSON can hold")))?
+            }
+        }
+        Y::String(s) => serde_json::Value::String(s),
+        Y::Sequence(items) => serde_json::Value::Array(
+            items.into_iter().map(to_json).collect::<Result<_, _>>()?,
+        ),
+        Y::Mapping(map) => {
+            let mut out = serde_json::Map::with_capacity(map.len());
+            for (k, v) in map {
+                let key = match k {
+                    Y::String(s) => s,
+                    Y::Bool(b) => b.to_string(),
+                    Y::Number(n) => n.to_string(),
+                    Y::Null => "null".to_string(),
+                    Y::Tagged(t) => match t.value {
+                        Y::String(s) => s,
+                        _ => return Err(YamlError::Shape("a mapping key must be a scalar".into())),
+                    },
+                    Y::Sequence(_) | Y::Mapping(_) => {
+                        return Err(YamlError::Shape("a mapping key must be a scalar".into()));
+                    }
+                };
+                out.insert(key, to_json(v)?);
+            }
+            serde_json::Value::Object(out)
+        }
+        Y::Tagged(t) => to_json(t.value)?,
+    })
+}
+
+/// A document that is valid YAML but not a Kubernetes object by design (a kustomization, a
+/// Helm chart's metadata or values, a CI workflow, a compose file, plain configuration):
+/// skipped and counted, never an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotAnObject {
+    pub file: String,
+    pub line: Option<usize>,
+    pub document: usize,
+    /// What it looks like, e.g. "kustomize configuration".
+    pub what: String,
+}
+
+impl std::fmt::Display for NotAnObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file, self.what),
+            None => write!(f, "{}: document {}: {}", self.file, self.document, self.what),
+        }
+    }
+}
+
+/// API groups of configuration files that carry apiVersion/kind but are read by tools, never
+/// sent to an API server.
+const TOOL_CONFIG_GROUPS: &[&str] = &[
+    "kustomize.config.k8s.io",
+    "config.kubernetes.io",
+    "builtin",
+    "kind.x-k8s.io",
+    "k3d.io",
+    "ctlptl.dev",
+    "skaffold",
+    "kubeadm.k8s.io",
+    "audit.k8s.io",
+];
+
+/// API groups served by Kubernetes itself: an object of these without `metadata` is broken,
+/// not a configuration file.
+fn is_kubernetes_group(group: &str) -> bool {
+    group.is_empty()
+        || group.ends_with(".k8s.io")
+        || ["apps", "batch", "policy", "autoscaling", "extensions"].contains(&group)
+}
+
+/// Whether a document is, by design, not a Kubernetes object, and what it is then. A document
+/// that looks like an object (metadata beside kind or apiVersion, or apiVersion and kind of a
+/// Kubernetes API group) is never skipped: if it is broken, that is an error.
+pub fn not_an_object_by_design(file: &str, value: &serde_json::Value) -> Option<String> {
+    let base = file.rsplit(['/', '\\']).next().unwrap_or(file);
+    let Some(map) = value.as_object() else {
+        return Some(match value {
+            serde_json::Value::Array(_) => "a YAML list, not an object".into(),
+            _ => "a scalar, not an object".into(),
+        });
+    };
+    let text = |k: &str| map.get(k).and_then(|v| v.as_str()).filter(|s| !s.is_empty());
+    let (api_version, kind) = (text("apiVersion"), text("kind"));
+    let has_metadata = map.get("metadata").is_some_and(|m| m.is_object());
+    if let Some(api) = api_version {
+        let group = group_of(api);
+        let group = if api.contains('/') { group } else { api };
+        if TOOL_CONFIG_GROUPS
+            .iter()
+            .any(|g| group == *g || group.starts_with(&format!("{g}/")))
+            || group.ends_with(".config.k8s.io")
+        {
+            return Some(format!(
+                "tool configuration ({api} {})",
+                kind.unwrap_or("without kind")
+            ));
+        }
+    }
+    if base == "Chart.yaml" || (api_version.is_some() && kind.is_none() && !has_metadata) {
+        return Some("Helm chart metadata or other apiVersion-only configuration".into());
+    }
+    if base.starts_with("kustomization.") || base.starts_with("Kustomization") {
+        return Some("kustomize configuration".into());
+    }
+    if has_metadata && (api_version.is_some() || kind.is_some()) {
+        return None;
+    }
+    match (api_version, kind) {
+        (Some(api), Some(kind)) => {
+            let group = group_of(api);
+            if is_kubernetes_group(group) && kind != "Config" {
+                None
+            } else {
+                Some(format!("configuration file ({api} {kind} without metadata)"))
+            }
+        }
+        _ if map.contains_key("jobs")
+            && (map.contains_key("on") || map.contains_key("true")) =>
+        {
+            Some("CI workflow".into())
+        }
+        _ if map.contains_key("stages") || base == ".gitlab-ci.yml" => Some("CI pipeline".into()),
+        _ if map.contains_key("services") && !has_metadata => Some("compose file".into()),
+        _ if !has_metadata => Some("no apiVersion and kind: plain configuration".into()),
+        _ => None,
+    }
+}
+
+/// What a file's documents hold.
+#[derive(Debug, Default)]
+pub struct Documents {
+    pub objects: Vec<Resource>,
+    /// Documents that look like objects and are broken.
+    pub errors: Vec<ManifestError>,
+    /// Documents that are not Kubernetes objects by design.
+    pub not_objects: Vec<NotAnObject>,
+}
+
+/// A name shown for an object declared with `metadata.generateName` (the server picks the
+/// rest): the prefix and `*`, which no real name contains.
+pub const GENERATED_NAME_MARK: char = '*';
+
+/// Whether a resource was declared with `metadata.generateName` (see [`GENERATED_NAME_MARK`]).
+pub fn has_generated_name(r: &Resource) -> bool {
+    r.name.ends_with(GENERATED_NAME_MARK)
+}
+
+/// Turn raw documents into objects, setting aside what is not a Kubernetes object by design.
+pub fn read_objects(
+    documents: Vec<(serde_json::Value, Source)>,
+    default_namespace: &str,
+) -> Documents {
+    let mut out = Documents::default();
+    let mut candidates = Vec::with_capacity(documents.len());
+    for (value, source) in documents {
+        match not_an_object_by_design(&source.file, &value) {
+            Some(what) => out.not_objects.push(NotAnObject {
+                file: source.file.clone(),
+                line: source.line,
+                document: source.document,
+                what,
+            }),
+            None => candidates.push((value, source)),
+        }
+    }
+    let (objects, errors) = objects_from(candidates, default_namespace);
+    out.objects = objects;
+    out.errors = errors;
+    out
 }
 
 /// Turn raw documents into objects: `List` kinds are flattened, namespaced objects without a
@@ -204,6 +430,20 @@ pub fn objects_from(
                     .is_none_or(str::is_empty)
             {
                 meta.insert("namespace".into(), default_namespace.into());
+            }
+            // `generateName` objects are scored under their prefix and `*`.
+            if let Some(meta) = item.get_mut("metadata").and_then(|m| m.as_object_mut())
+                && meta
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .is_none_or(str::is_empty)
+                && let Some(prefix) = meta
+                    .get("generateName")
+                    .and_then(|n| n.as_str())
+                    .filter(|p| !p.is_empty())
+            {
+                let shown = format!("{prefix}{GENERATED_NAME_MARK}");
+                meta.insert("name".into(), shown.into());
             }
             match Resource::new(item, Some(source.clone())) {
                 Ok(r) => out.push(r),
