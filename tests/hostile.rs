@@ -4,5 +4,8 @@
 //!
 //! One scenario per test, grouped by the layer that defends against it.
 
+// hostile.rs is a crate root: its modules are found under tests/ unless given a path.
+#[path = "hostile/engine.rs"]
 mod engine;
+#[path = "hostile/scan.rs"]
 mod scan;

@@ -5,6 +5,7 @@
 
 mod action;
 mod common;
+pub mod schema;
 mod target;
 
 pub use action::*;

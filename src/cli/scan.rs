@@ -238,10 +238,16 @@ impl Loaded {
                 line: None,
                 document: 0,
             });
-            if !self.first_declaration(&r, &source) {
+            let ours = r.group == GROUP;
+            let accepted = match (ours, r.kind.as_str(), role) {
+                (_, _, Role::Manifests) => true,
+                (true, "ImprovementAction", Role::Actions) => true,
+                (true, "SecureScoreTarget", Role::Targets) => true,
+                _ => false,
+            };
+            if accepted && !self.first_declaration(&r, &source) {
                 continue;
             }
-            let ours = r.group == GROUP;
             match (ours, r.kind.as_str(), role) {
                 (true, "ImprovementAction", Role::Manifests) if !reading.allow_input_actions => {
                     self.warnings.push(format!(
@@ -313,6 +319,14 @@ impl Loaded {
     /// Deserialize one of our kinds and check its CRD CEL rules, as the API server would.
     fn typed<T: CustomResourceValidate>(&mut self, r: &Resource, source: &Source) -> Option<T> {
         let what = format!("{} {}", r.kind, r.display_name());
+        // The whole CRD schema first, as the API server checks it before anything else.
+        let violations = crate::api::schema::validate(&r.kind, &r.object);
+        if !violations.is_empty() {
+            for v in violations {
+                self.errors.push(format!("{}: {what}: {v}", locate(source)));
+            }
+            return None;
+        }
         // serde_path_to_error names the field that failed (e.g. `spec.check.validations[0]`).
         let value: T = match serde_path_to_error::deserialize(r.object.clone()) {
             Ok(v) => v,

@@ -166,7 +166,7 @@ pub fn parse_documents(
 #[derive(Debug)]
 enum YamlError {
     Syntax(serde_yaml_ng::Error),
-    /// Structure JSON cannot hold (a non-finite number, a mapping as a key).
+    /// Structure JSON cannot hold (a non-finite number, a mapping as a key, a bad merge).
     Shape(String),
 }
 
@@ -188,58 +188,271 @@ impl std::fmt::Display for YamlError {
     }
 }
 
-/// One YAML document as JSON, read as Kubernetes reads it (sigs.k8s.io/yaml): merge keys
-/// (`<<: *anchor`) applied, so what is judged is what kubectl would send; tags ignored;
-/// scalar keys turned into strings.
-fn yaml_to_json(doc: &str) -> Result<serde_json::Value, YamlError> {
-    let mut value: serde_yaml_ng::Value = serde_yaml_ng::from_str(doc).map_err(YamlError::Syntax)?;
-    value.apply_merge().map_err(YamlError::Syntax)?;
-    to_json(value)
+/// A YAML node with its mapping entries in document order (duplicates kept), so that the
+/// conversion to JSON can follow kubectl's reading (sigs.k8s.io/yaml on go-yaml v2).
+enum Node {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
 }
 
-fn to_json(value: serde_yaml_ng::Value) -> Result<serde_json::Value, YamlError> {
-    use serde_yaml_ng::Value as Y;
-    Ok(match value {
-        Y::Null => serde_json::Value::Null,
-        Y::Bool(b) => serde_json::Value::Bool(b),
-        Y::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                i.into()
-            } else if let Some(u) = n.as_u64() {
-                u.into()
-            } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                serde_json::Number::from_f64(f)
-                    .map(serde_json::Value::Number)
-                    .ok_or_else(|| YamlError::Shape(format!("{n} is not a number JSON can hold")))?
-            }
+/// Reads a [`Node`] out of one document, knowing the document's text: a plain (unquoted)
+/// scalar is borrowed from it and recognised by the byte before it, so that it can be
+/// resolved as YAML 1.1 does (go-yaml v2, which kubectl uses): `0400` is the octal 256,
+/// `yes`/`on`/`off` are booleans, `1_000` is 1000; quoted scalars stay strings.
+#[derive(Clone, Copy)]
+struct NodeSeed<'de> {
+    doc: &'de str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for NodeSeed<'de> {
+    type Value = Node;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> NodeSeed<'de> {
+    /// Whether a borrowed scalar was written plain (not quoted) in the document.
+    fn is_plain(&self, v: &'de str) -> bool {
+        let start = (v.as_ptr() as usize).wrapping_sub(self.doc.as_ptr() as usize);
+        if start > self.doc.len() {
+            return false;
         }
-        Y::String(s) => serde_json::Value::String(s),
-        Y::Sequence(items) => serde_json::Value::Array(
-            items.into_iter().map(to_json).collect::<Result<_, _>>()?,
-        ),
-        Y::Mapping(map) => {
-            let mut out = serde_json::Map::with_capacity(map.len());
-            for (k, v) in map {
-                let key = match k {
-                    Y::String(s) => s,
-                    Y::Bool(b) => b.to_string(),
-                    Y::Number(n) => n.to_string(),
-                    Y::Null => "null".to_string(),
-                    Y::Tagged(t) => match t.value {
-                        Y::String(s) => s,
-                        _ => return Err(YamlError::Shape("a mapping key must be a scalar".into())),
-                    },
-                    Y::Sequence(_) | Y::Mapping(_) => {
-                        return Err(YamlError::Shape("a mapping key must be a scalar".into()));
-                    }
-                };
-                out.insert(key, to_json(v)?);
-            }
+        let before = &self.doc.as_bytes()[..start];
+        if matches!(before.last(), Some(b'"' | b'\'')) {
+            return false;
+        }
+        // A tagged scalar (`!!str 0400`, `!foo yes`) keeps its tag's meaning, not a plain one.
+        let trimmed = before
+            .iter()
+            .rposition(|b| !matches!(b, b' ' | b'\t'))
+            .map_or(&before[..0], |i| &before[..=i]);
+        let token_start = trimmed
+            .iter()
+            .rposition(|b| matches!(b, b' ' | b'\t' | b'\n' | b'[' | b'{' | b','))
+            .map_or(0, |i| i + 1);
+        trimmed.get(token_start) != Some(&b'!')
+    }
+}
+
+/// A plain scalar as go-yaml v2 resolves it, where YAML 1.2 (serde_yaml_ng) left a string.
+fn resolve_yaml11(v: &str) -> Option<Node> {
+    match v {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => return Some(Node::Bool(true)),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => {
+            return Some(Node::Bool(false));
+        }
+        _ => {}
+    }
+    let first = v.bytes().next()?;
+    if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.')) {
+        return None;
+    }
+    let plain = v.replace('_', "");
+    let (negative, digits) = match plain.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, plain.strip_prefix('+').unwrap_or(&plain)),
+    };
+    // strconv.ParseInt(s, 0, 64): 0x hex, 0o / 0 octal, 0b binary, else decimal.
+    let parsed = if let Some(hex) = digits.strip_prefix("0x").or(digits.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else if let Some(bin) = digits.strip_prefix("0b").or(digits.strip_prefix("0B")) {
+        u64::from_str_radix(bin, 2).ok()
+    } else if let Some(oct) = digits.strip_prefix("0o").or(digits.strip_prefix("0O")) {
+        u64::from_str_radix(oct, 8).ok()
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        u64::from_str_radix(&digits[1..], 8).ok()
+    } else if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse::<u64>().ok()
+    } else {
+        None
+    };
+    if let Some(u) = parsed {
+        return Some(match (negative, i64::try_from(u)) {
+            (true, Ok(i)) => Node::Int(-i),
+            (true, Err(_)) => return None,
+            (false, _) => Node::UInt(u),
+        });
+    }
+    // yamlStyleFloat: ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$
+    let (mantissa, exponent) = match digits.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e)),
+        None => (digits, None),
+    };
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((a, b)) => {
+            a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+                && !(a.is_empty() && b.is_empty())
+        }
+        None => !mantissa.is_empty() && mantissa.bytes().all(|c| c.is_ascii_digit()),
+    };
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit())
+    });
+    if mantissa_ok && exponent_ok {
+        let f: f64 = plain.parse().ok()?;
+        return Some(Node::Float(f));
+    }
+    None
+}
+
+impl<'de> serde::de::Visitor<'de> for NodeSeed<'de> {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_none<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+        Ok(Node::UInt(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+        Ok(Node::Float(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Node, E> {
+        if self.is_plain(v)
+            && let Some(node) = resolve_yaml11(v)
+        {
+            return Ok(node);
+        }
+        Ok(Node::Str(v.to_string()))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::Str(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Node, E> {
+        Ok(Node::Str(v))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self)? {
+            items.push(item);
+        }
+        Ok(Node::Seq(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key_seed(self)? {
+            let value = map.next_value_seed(self)?;
+            entries.push((key, value));
+        }
+        Ok(Node::Map(entries))
+    }
+    /// A tagged value (`!foo x`): the tag is ignored, as sigs.k8s.io/yaml does.
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Node, A::Error> {
+        use serde::de::VariantAccess;
+        let (_tag, variant): (String, _) = data.variant()?;
+        variant.newtype_variant_seed(self)
+    }
+}
+
+/// One YAML document as JSON, read as kubectl reads it (sigs.k8s.io/yaml on go-yaml v2):
+/// mapping entries in order, a repeated key replaces the earlier one, a merge key (`<<: *a`,
+/// or a list of anchors, the earlier winning) sets its entries at its place, tags ignored,
+/// scalar keys turned into strings.
+fn yaml_to_json(doc: &str) -> Result<serde_json::Value, YamlError> {
+    use serde::de::DeserializeSeed;
+    let de = serde_yaml_ng::Deserializer::from_str(doc);
+    let node = NodeSeed { doc }
+        .deserialize(de)
+        .map_err(YamlError::Syntax)?;
+    to_json(node)
+}
+
+fn to_json(node: Node) -> Result<serde_json::Value, YamlError> {
+    Ok(match node {
+        Node::Null => serde_json::Value::Null,
+        Node::Bool(b) => serde_json::Value::Bool(b),
+        Node::Int(i) => i.into(),
+        Node::UInt(u) => u.into(),
+        // Go marshals a whole float64 without a fraction (1.0 is 1), as kubectl sends it.
+        Node::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => (f as i64).into(),
+        Node::Float(f) => serde_json::Number::from_f64(f)
+            .map(serde_json::Value::Number)
+            .ok_or_else(|| YamlError::Shape(format!("{f} is not a number JSON can hold")))?,
+        Node::Str(s) => serde_json::Value::String(s),
+        Node::Seq(items) => {
+            serde_json::Value::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?)
+        }
+        Node::Map(entries) => {
+            let mut out = serde_json::Map::with_capacity(entries.len());
+            fill_map(&mut out, entries)?;
             serde_json::Value::Object(out)
         }
-        Y::Tagged(t) => to_json(t.value)?,
     })
+}
+
+fn fill_map(
+    out: &mut serde_json::Map<String, serde_json::Value>,
+    entries: Vec<(Node, Node)>,
+) -> Result<(), YamlError> {
+    for (key, value) in entries {
+        let key = match key {
+            Node::Str(s) if s == "<<" => {
+                merge_into(out, value)?;
+                continue;
+            }
+            Node::Str(s) => s,
+            Node::Bool(b) => b.to_string(),
+            Node::Int(i) => i.to_string(),
+            Node::UInt(u) => u.to_string(),
+            Node::Float(f) => f.to_string(),
+            Node::Null => "null".to_string(),
+            Node::Seq(_) | Node::Map(_) => {
+                return Err(YamlError::Shape("a mapping key must be a scalar".into()));
+            }
+        };
+        out.insert(key, to_json(value)?);
+    }
+    Ok(())
+}
+
+fn merge_into(
+    out: &mut serde_json::Map<String, serde_json::Value>,
+    value: Node,
+) -> Result<(), YamlError> {
+    match value {
+        Node::Map(entries) => fill_map(out, entries),
+        // Earlier maps of the list take precedence: apply them last.
+        Node::Seq(items) => {
+            for item in items.into_iter().rev() {
+                match item {
+                    Node::Map(entries) => fill_map(out, entries)?,
+                    _ => {
+                        return Err(YamlError::Shape(
+                            "map merge requires map or sequence of maps as the value".into(),
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Err(YamlError::Shape(
+            "map merge requires map or sequence of maps as the value".into(),
+        )),
+    }
 }
 
 /// A document that is valid YAML but not a Kubernetes object by design (a kustomization, a
