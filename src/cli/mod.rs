@@ -2,6 +2,7 @@
 
 mod catalog;
 mod crds;
+mod gates;
 pub mod output;
 mod run;
 pub mod scan;

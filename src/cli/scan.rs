@@ -6,7 +6,7 @@
 
 use super::output::{self, Format, Scored};
 use crate::api::{ImprovementAction, SecureScoreTarget};
-use crate::engine::evaluate::implicit_cluster_target;
+use crate::engine::evaluate::{implicit_cluster_target, scope_namespaces};
 use crate::engine::{CompiledAction, Inventory, Resource, Source, TargetInput, evaluate};
 use crate::inventory::files::{self, Exclude, Expansion, Input, SkipReason, SkippedFile};
 use crate::inventory::manifests::{
@@ -18,7 +18,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// Exit code when a target is below `--min-score` or has nothing to evaluate.
+/// Exit code when a gate fails: below `--min-score`, below its goal with `--fail-below-goal`,
+/// or worse than `--baseline`.
 pub const EXIT_BELOW_MIN_SCORE: u8 = 1;
 /// Exit code for usage errors and skipped input.
 pub const EXIT_INPUT_ERROR: u8 = 2;
@@ -32,16 +33,23 @@ const PROGRESS_FROM_FILES: usize = 200;
 const AFTER_HELP: &str = "\
 Exit codes:
   0  every target was evaluated (and meets --min-score, if given)
-  1  --min-score was given and a target is below it or has nothing to evaluate
+  1  a gate failed: a target below --min-score (or with nothing to evaluate), below its own
+     spec.goal with --fail-below-goal, or worse than --baseline (score dropped, new findings)
   2  usage error, or some input was skipped: an unreadable file, invalid YAML/JSON, a document
      without apiVersion/kind/metadata.name, an ImprovementAction or SecureScoreTarget that breaks
      its CRD rules or does not load (not Ready), an Invalid exemption. Skipped input is reported
      on stderr as `file:line: message` and the rest is still evaluated (unless --strict).
      Exit 2 wins over exit 1.
 
+YAML that is not a Kubernetes object by design (kustomization, Chart.yaml and values files, CI
+workflows, compose files, plain configuration) is skipped and counted (--verbose lists it). The
+same apiVersion group/kind/namespace/name declared twice is scored once, with a warning.
+
 Input documents of kind ImprovementAction and SecureScoreTarget (securescore.io/v1alpha1) are
-used, not scored: actions add to or override the built-in catalog by name, and each target gets
-its own status. With no target in the input, one implicit cluster-wide target named `scan`
+used, not scored, once they pass their CRD's whole schema and CEL rules: targets each get their
+own status; actions found among the manifests are ignored unless --allow-input-actions (the
+input under review must not rewrite its own gate), actions given with --actions add to or
+override the built-in catalog by name. With no target in the input, one implicit cluster-wide target named `scan`
 evaluates everything. Offline, a target's scope is not a security boundary: any target may name
 other namespaces, use selectors and read cluster resources.";
 
@@ -71,6 +79,12 @@ pub struct ScanArgs {
     /// found among the manifests.
     #[arg(long = "target", value_name = "PATH")]
     pub targets: Vec<PathBuf>,
+
+    /// Read Namespace objects from PATH (file or directory; repeatable), e.g. the platform
+    /// repository's: they are judged like declared ones. Without them, a namespace the
+    /// manifests only imply is used for scope and lookups but not judged.
+    #[arg(long = "namespaces", value_name = "PATH")]
+    pub namespace_files: Vec<PathBuf>,
 
     /// Leave out paths matching GLOB (repeatable): matched against the path as given, the
     /// path relative to the directory walked, and the file or directory name; `*` also
@@ -102,6 +116,17 @@ pub struct ScanArgs {
     /// has nothing to evaluate.
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
     pub min_score: Option<f64>,
+
+    /// Fail (exit 1) when any target misses its own spec.goal (a target with nothing to
+    /// evaluate misses it; a target without a goal never does).
+    #[arg(long)]
+    pub fail_below_goal: bool,
+
+    /// Fail (exit 1) when, against FILE (an earlier `--format json` output of the same scan),
+    /// a target's score dropped, a sample finding appeared, or an action has more
+    /// non-compliant resources; each is listed on stderr. Targets match by namespace/name.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
 
     /// Abort before evaluating (exit 2, nothing on stdout) when any input is skipped.
     #[arg(long)]
@@ -189,6 +214,8 @@ enum Role {
     Manifests,
     Actions,
     Targets,
+    /// Namespace objects only (`--namespaces`).
+    Namespaces,
 }
 
 const GROUP: &str = crate::api::GROUP;
@@ -243,6 +270,7 @@ impl Loaded {
                 (_, _, Role::Manifests) => true,
                 (true, "ImprovementAction", Role::Actions) => true,
                 (true, "SecureScoreTarget", Role::Targets) => true,
+                (false, "Namespace", Role::Namespaces) => r.group.is_empty(),
                 _ => false,
             };
             if accepted && !self.first_declaration(&r, &source) {
@@ -271,6 +299,14 @@ impl Loaded {
                     }
                 }
                 (_, _, Role::Manifests) => self.objects.push(r),
+                (false, "Namespace", Role::Namespaces) if r.group.is_empty() => {
+                    self.objects.push(r)
+                }
+                (_, kind, Role::Namespaces) => self.errors.push(format!(
+                    "{}: {kind} {}: --namespaces files hold Namespace objects (v1) only",
+                    locate(&source),
+                    r.display_name()
+                )),
                 (_, kind, Role::Actions) => self.errors.push(format!(
                     "{}: {kind} {}: --actions files hold ImprovementActions (securescore.io/v1alpha1) only",
                     locate(&source),
@@ -467,6 +503,14 @@ pub fn run(args: ScanArgs) -> ExitCode {
             return ExitCode::from(EXIT_INPUT_ERROR);
         }
     };
+    let baseline = match args.baseline.as_deref().map(super::gates::read_baseline) {
+        None => None,
+        Some(Ok(b)) => Some(b),
+        Some(Err(e)) => {
+            eprintln!("securescore scan: {e}");
+            return ExitCode::from(EXIT_INPUT_ERROR);
+        }
+    };
     let reading = Reading {
         namespace: args.namespace.clone(),
         exclude,
@@ -476,6 +520,7 @@ pub fn run(args: ScanArgs) -> ExitCode {
     loaded.read_paths(&args.paths, Role::Manifests, &reading);
     loaded.read_paths(&args.actions, Role::Actions, &reading);
     loaded.read_paths(&args.targets, Role::Targets, &reading);
+    loaded.read_paths(&args.namespace_files, Role::Namespaces, &reading);
     let mut errors = std::mem::take(&mut loaded.errors);
     report_skipped(&loaded, args.verbose);
 
@@ -497,10 +542,14 @@ pub fn run(args: ScanArgs) -> ExitCode {
         ));
     }
 
-    let mut objects = loaded.objects;
-    let synthesised = synthesise_namespaces(&objects);
-    objects.extend(synthesised);
-    let inventory = Inventory::complete(objects.into_iter().map(Arc::new));
+    // Only what the input declares is judged: implied Namespaces serve scope and lookups.
+    let objects = loaded.objects;
+    let implied = synthesise_namespaces(&objects);
+    let implied_names: Vec<String> = implied.iter().map(|n| n.name.clone()).collect();
+    let mut inventory = Inventory::complete(objects.into_iter().map(Arc::new));
+    for namespace in implied {
+        inventory.imply_namespace(Arc::new(namespace));
+    }
 
     if args.strict && !errors.is_empty() {
         return abort(&errors);
@@ -518,10 +567,17 @@ pub fn run(args: ScanArgs) -> ExitCode {
                 wide_scope_allowed: true,
             });
             let source = (!source.file.is_empty()).then_some(source);
+            let scope = scope_namespaces(&target, &inventory);
+            let implied_namespaces = implied_names
+                .iter()
+                .filter(|n| scope.contains(*n))
+                .cloned()
+                .collect();
             Scored {
                 target,
                 source,
                 evaluation,
+                implied_namespaces,
             }
         })
         .collect();
@@ -575,27 +631,17 @@ pub fn run(args: ScanArgs) -> ExitCode {
     if !errors.is_empty() {
         return ExitCode::from(EXIT_INPUT_ERROR);
     }
-    if let Some(min) = args.min_score {
-        let failing: Vec<String> = scored
-            .iter()
-            .filter_map(|s| match s.evaluation.status.percentage {
-                Some(p) if p >= min => None,
-                Some(p) => Some(format!(
-                    "{}: {p:.2}% is below --min-score {min}",
-                    output::target_name(&s.target)
-                )),
-                None => Some(format!(
-                    "{}: nothing to evaluate (no percentage), --min-score {min} is not met",
-                    output::target_name(&s.target)
-                )),
-            })
-            .collect();
-        if !failing.is_empty() {
-            for f in failing {
-                eprintln!("securescore scan: {f}");
-            }
-            return ExitCode::from(EXIT_BELOW_MIN_SCORE);
+    let failing = super::gates::failures(
+        &scored,
+        args.min_score,
+        args.fail_below_goal,
+        baseline.as_deref(),
+    );
+    if !failing.is_empty() {
+        for f in failing {
+            eprintln!("securescore scan: {}", output::safe(&f));
         }
+        return ExitCode::from(EXIT_BELOW_MIN_SCORE);
     }
     ExitCode::SUCCESS
 }
@@ -604,7 +650,7 @@ pub fn run(args: ScanArgs) -> ExitCode {
 fn report_skipped(loaded: &Loaded, verbose: bool) {
     let mut stderr = std::io::stderr().lock();
     for w in &loaded.warnings {
-        let _ = writeln!(stderr, "warning: {w}");
+        let _ = writeln!(stderr, "warning: {}", output::safe(w));
     }
     let mut files: Vec<&str> = loaded
         .not_objects
@@ -633,10 +679,10 @@ fn report_skipped(loaded: &Loaded, verbose: bool) {
     }
     if verbose {
         for s in loaded.skipped_files.iter().filter(|s| s.why != SkipReason::NotRegular) {
-            let _ = writeln!(stderr, "  skipped {s}");
+            let _ = writeln!(stderr, "  skipped {}", output::safe(&s.to_string()));
         }
         for n in &loaded.not_objects {
-            let _ = writeln!(stderr, "  skipped {n}");
+            let _ = writeln!(stderr, "  skipped {}", output::safe(&n.to_string()));
         }
     }
 }
@@ -644,7 +690,7 @@ fn report_skipped(loaded: &Loaded, verbose: bool) {
 fn report_errors(errors: &[String]) {
     let mut stderr = std::io::stderr().lock();
     for e in errors {
-        let _ = writeln!(stderr, "{e}");
+        let _ = writeln!(stderr, "{}", output::safe(e));
     }
 }
 

@@ -4,7 +4,7 @@
 mod json;
 mod prometheus;
 mod sarif;
-mod table;
+pub mod table;
 
 use crate::api::SecureScoreTarget;
 use crate::engine::{CompiledAction, Source, TargetEvaluation};
@@ -31,6 +31,9 @@ pub struct Scored {
     /// Where the target was declared (None: the implicit target).
     pub source: Option<Source>,
     pub evaluation: TargetEvaluation,
+    /// Namespaces in the target's scope that the input implies but does not declare: used for
+    /// scope and lookups, not judged.
+    pub implied_namespaces: Vec<String>,
 }
 
 /// `namespace/name` of a target.
@@ -49,9 +52,26 @@ pub fn render(
     actions: &[Arc<CompiledAction>],
 ) -> Result<String, serde_json::Error> {
     match format {
-        Format::Table => Ok(table::render(scored, table::Style::detect())),
+        Format::Table => Ok(table::render(scored, actions, table::Style::detect())),
         Format::Json => json::render(scored),
         Format::Sarif => sarif::render(scored, actions),
         Format::Prometheus => Ok(prometheus::render(scored)),
     }
+}
+
+/// A user-supplied string made safe for a terminal: control characters (ANSI escapes, newlines,
+/// carriage returns) are shown escaped, so input can neither forge a line nor recolour one.
+pub fn safe(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
