@@ -139,6 +139,34 @@ pub struct ScanArgs {
     pub now: Option<jiff::Timestamp>,
 }
 
+impl ScanArgs {
+    /// The scan behind `securescore explain`: the given manifests and actions, nothing else.
+    pub fn for_explain(
+        paths: Vec<PathBuf>,
+        actions: Vec<PathBuf>,
+        namespace: String,
+        now: jiff::Timestamp,
+    ) -> ScanArgs {
+        ScanArgs {
+            paths,
+            format: Format::Table,
+            actions,
+            targets: Vec::new(),
+            namespace_files: Vec::new(),
+            exclude: Vec::new(),
+            allow_input_actions: false,
+            verbose: false,
+            no_builtin: false,
+            namespace,
+            min_score: None,
+            fail_below_goal: false,
+            baseline: None,
+            strict: false,
+            now: Some(now),
+        }
+    }
+}
+
 fn parse_percent(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .parse()
@@ -488,27 +516,29 @@ fn compile_actions(
         .collect()
 }
 
-pub fn run(args: ScanArgs) -> ExitCode {
+/// What a scan scored: each target's evaluation, the actions used, and the skipped input
+/// (already reported on stderr).
+pub(super) struct Scan {
+    pub scored: Vec<Scored>,
+    pub actions: Vec<Arc<CompiledAction>>,
+    pub errors: Vec<String>,
+}
+
+/// Read, validate and evaluate: everything but rendering and gates. `Err` is the exit code of
+/// a scan that stops early (usage error, --strict).
+pub(super) fn score(args: &ScanArgs) -> Result<Scan, ExitCode> {
     let now = args.now.unwrap_or_else(jiff::Timestamp::now);
     if args.namespace.is_empty() {
         eprintln!(
             "securescore scan: --namespace must name a namespace (it is given to namespaced objects that have none)"
         );
-        return ExitCode::from(EXIT_INPUT_ERROR);
+        return Err(ExitCode::from(EXIT_INPUT_ERROR));
     }
     let exclude = match Exclude::new(&args.exclude) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("securescore scan: {e}");
-            return ExitCode::from(EXIT_INPUT_ERROR);
-        }
-    };
-    let baseline = match args.baseline.as_deref().map(super::gates::read_baseline) {
-        None => None,
-        Some(Ok(b)) => Some(b),
-        Some(Err(e)) => {
-            eprintln!("securescore scan: {e}");
-            return ExitCode::from(EXIT_INPUT_ERROR);
+            return Err(ExitCode::from(EXIT_INPUT_ERROR));
         }
     };
     let reading = Reading {
@@ -552,7 +582,7 @@ pub fn run(args: ScanArgs) -> ExitCode {
     }
 
     if args.strict && !errors.is_empty() {
-        return abort(&errors);
+        return Err(abort(&errors));
     }
 
     let scored: Vec<Scored> = targets
@@ -603,10 +633,33 @@ pub fn run(args: ScanArgs) -> ExitCode {
         }
     }
     if args.strict && !errors.is_empty() {
-        return abort(&errors);
+        return Err(abort(&errors));
     }
     report_errors(&errors);
+    Ok(Scan {
+        scored,
+        actions,
+        errors,
+    })
+}
 
+pub fn run(args: ScanArgs) -> ExitCode {
+    let baseline = match args.baseline.as_deref().map(super::gates::read_baseline) {
+        None => None,
+        Some(Ok(b)) => Some(b),
+        Some(Err(e)) => {
+            eprintln!("securescore scan: {e}");
+            return ExitCode::from(EXIT_INPUT_ERROR);
+        }
+    };
+    let Scan {
+        scored,
+        actions,
+        errors,
+    } = match score(&args) {
+        Ok(scan) => scan,
+        Err(code) => return code,
+    };
     let rendered = match output::render(args.format, &scored, &actions) {
         Ok(text) => text,
         Err(e) => {
