@@ -14,6 +14,8 @@ use std::io::IsTerminal;
 const TOP_FINDINGS: usize = 15;
 /// Widest title shown in the action list.
 const TITLE_WIDTH: usize = 60;
+/// Narrowest title worth showing in the action list.
+const MIN_TITLE_WIDTH: usize = 12;
 /// Actions whose remediation is shown under the list.
 const REMEDIATIONS_SHOWN: usize = 3;
 /// Remediation lines shown per action (the rest: `securescore explain`).
@@ -274,7 +276,7 @@ fn target(out: &mut String, s: &Scored, actions: &[Arc<CompiledAction>], style: 
             .max(6);
         let state_width = listed
             .iter()
-            .map(|a| a.state.as_str().len() + if a.preview { 10 } else { 0 })
+            .map(|a| a.state.as_str().len() + usize::from(a.preview))
             .max()
             .unwrap_or(0)
             .max(5);
@@ -286,31 +288,50 @@ fn target(out: &mut String, s: &Scored, actions: &[Arc<CompiledAction>], style: 
                 String::new()
             }
         };
+        // The title takes what is left of the width; too little left, and it is left out.
+        let fixed = 2 + 7 + 2 + width + 2 + category("").len() + 9 + 2 + state_width + 2;
+        let title_width = style.width.saturating_sub(fixed).min(TITLE_WIDTH);
+        let with_title = title_width >= MIN_TITLE_WIDTH;
+        let title = |t: &str| {
+            if with_title {
+                format!("  {}", clip(t, title_width))
+            } else {
+                String::new()
+            }
+        };
         out.push('\n');
         let header = format!(
-            "  {:>7}  {}  {}{:>9}  {}  TITLE",
+            "  {:>7}  {}  {}{:>9}  {}{}",
             "TO GAIN",
             pad("ACTION", width),
             category("CATEGORY"),
             "COMPLIANT",
             pad("STATE", state_width),
+            title("TITLE"),
         );
-        let _ = writeln!(out, "{}", style.bold(&clip(&header, style.width)));
+        let _ = writeln!(out, "{}", style.bold(clip(&header, style.width).trim_end()));
         for a in &listed {
             let mut state = a.state.as_str().to_string();
             if a.preview {
-                state.push_str(" (preview)");
+                state.push('*');
             }
             let row = format!(
-                "  {:>7.2}  {}  {}{:>9}  {}  {}",
+                "  {:>7.2}  {}  {}{:>9}  {}{}",
                 a.points_to_gain,
                 pad(&safe(&a.name), width),
                 category(a.category.as_str()),
                 format!("{}/{}", a.compliant, a.applicable),
                 pad(&state, state_width),
-                clip(&safe(&a.title), TITLE_WIDTH)
+                title(&safe(&a.title))
             );
-            let _ = writeln!(out, "{}", clip(&row, style.width));
+            let _ = writeln!(out, "{}", clip(&row, style.width).trim_end());
+        }
+        if listed.iter().any(|a| a.preview) {
+            let _ = writeln!(
+                out,
+                "  {}",
+                style.dim("* preview: evaluated and reported, never scored")
+            );
         }
         remediations(out, &listed, actions, style);
     }
