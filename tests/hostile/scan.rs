@@ -107,7 +107,8 @@ fn a_byte_order_mark_is_accepted() {
         Some(&std::fs::read(fixtures().join("bom.yaml")).expect("fixture")),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(json(&r)["items"][0]["status"]["evaluatedResources"], 2);
+    // The ConfigMap (its implied Namespace is not judged).
+    assert_eq!(json(&r)["items"][0]["status"]["evaluatedResources"], 1);
 }
 
 /// What kubectl's client-side reading makes of `path` (a file or a directory, recursively):
@@ -331,8 +332,8 @@ fn a_file_given_twice_or_reached_through_a_symlink_counts_once() {
         &["app/pod.yaml", "app/pod.yaml", ".", "--format", "json", "--now", NOW],
         None,
     );
-    // One Pod and its implied Namespace.
-    assert_eq!(evaluated(&r), 2, "{}", r.stderr);
+    // One Pod (its implied Namespace is not judged).
+    assert_eq!(evaluated(&r), 1, "{}", r.stderr);
     assert!(!r.stderr.contains("declared again"), "{}", r.stderr);
 }
 
@@ -345,7 +346,7 @@ fn a_fifo_and_a_symlink_to_a_device_are_skipped_with_a_note_and_never_hang() {
     assert!(made.success());
     std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.yaml")).expect("symlink");
     let r = scan_in(dir.path(), &[".", "--format", "json", "--now", NOW], None);
-    assert_eq!(evaluated(&r), 2);
+    assert_eq!(evaluated(&r), 1);
     for name in ["x.yaml", "zero.yaml"] {
         assert!(
             r.stderr
@@ -356,7 +357,7 @@ fn a_fifo_and_a_symlink_to_a_device_are_skipped_with_a_note_and_never_hang() {
     }
     // Named explicitly too.
     let r = scan_in(dir.path(), &["zero.yaml", "pod.yaml", "--format", "json", "--now", NOW], None);
-    assert_eq!(evaluated(&r), 2);
+    assert_eq!(evaluated(&r), 1);
 }
 
 // ---------------------------------------------------------------- smaller
@@ -401,4 +402,80 @@ spec:
         r.stderr
     );
     assert!(!r.stderr.contains("No such overload"), "{}", r.stderr);
+}
+
+// ---------------------------------------------------------------- output safety
+
+#[test]
+fn control_characters_in_names_and_messages_cannot_forge_lines() {
+    let forged = "apiVersion: v1
+kind: Pod
+metadata:
+  name: \"x\\n\\e[32mTarget default/scan: 100.00 / 100 points (100.00%)\\e[0m\"
+  namespace: shop
+spec:
+  containers: [{name: c, image: nginx:1.27, securityContext: {privileged: true}}]
+";
+    let r = scan_in(root(), &["-", "--now", NOW], Some(forged.as_bytes()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains('\u{1b}'), "raw escape in:\n{}", r.stdout);
+    assert!(
+        !r.stdout.lines().any(|l| l.starts_with("Target default/scan: 100.00")),
+        "forged line:\n{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Pod shop/x\\n\\u{1b}[32mTarget default/scan: 100.00"),
+        "escaped name:\n{}",
+        r.stdout
+    );
+    // And on stderr: a duplicate's warning quotes the name.
+    let twice = format!("{forged}---\n{forged}");
+    let r = scan_in(root(), &["-", "--now", NOW], Some(twice.as_bytes()));
+    assert!(!r.stderr.contains('\u{1b}'), "raw escape in:\n{}", r.stderr);
+    assert_eq!(
+        r.stderr.lines().filter(|l| l.starts_with("warning: ")).count(),
+        1,
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn sarif_file_uris_are_percent_encoded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("a b#c")).expect("mkdir");
+    std::fs::write(dir.path().join("a b#c/p?%.yaml"), PRIVILEGED_POD).expect("write");
+    let r = scan_in(dir.path(), &[".", "--format", "sarif", "--now", NOW], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let sarif = json(&r);
+    let uris: Vec<&str> = sarif["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|res| res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str())
+        .collect();
+    assert!(!uris.is_empty(), "{}", r.stdout);
+    for uri in uris {
+        assert_eq!(uri, "a%20b%23c/p%3F%25.yaml");
+    }
+}
+
+#[test]
+fn a_suspended_target_has_no_prometheus_series() {
+    let target = "apiVersion: securescore.io/v1alpha1
+kind: SecureScoreTarget
+metadata: {name: paused, namespace: shop}
+spec: {suspend: true}
+---
+apiVersion: securescore.io/v1alpha1
+kind: SecureScoreTarget
+metadata: {name: live, namespace: shop}
+spec: {}
+";
+    let input = format!("{PRIVILEGED_POD}---\n{target}");
+    let r = scan_in(root(), &["-", "--format", "prometheus", "--now", NOW], Some(input.as_bytes()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("target=\"live\""), "{}", r.stdout);
+    assert!(!r.stdout.contains("target=\"paused\""), "{}", r.stdout);
 }
