@@ -467,6 +467,31 @@ mod tests {
         assert!(v[0].message.starts_with("Duplicate value"), "{v:?}");
     }
 
+    /// Every field of both CRDs is described (it is `kubectl explain` text), status included.
+    #[test]
+    fn every_crd_field_has_a_description() {
+        fn walk(s: &JSONSchemaProps, path: &str, missing: &mut Vec<String>) {
+            for (name, p) in s.properties.iter().flatten() {
+                let at = format!("{path}.{name}");
+                if p.description.as_deref().is_none_or(str::is_empty) {
+                    missing.push(at.clone());
+                }
+                walk(p, &at, missing);
+            }
+            if let Some(JSONSchemaPropsOrArray::Schema(items)) = &s.items {
+                walk(items, &format!("{path}[]"), missing);
+            }
+            if let Some(JSONSchemaPropsOrBool::Schema(extra)) = &s.additional_properties {
+                walk(extra, &format!("{path}{{}}"), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        for (kind, schema) in schemas() {
+            walk(schema, kind, &mut missing);
+        }
+        assert!(missing.is_empty(), "fields without a description: {missing:#?}");
+    }
+
     #[test]
     fn metadata_is_object_meta() {
         let mut t = target(json!({}));
