@@ -914,10 +914,18 @@ fn a_gitops_repository_exits_0_and_counts_what_is_not_a_kubernetes_object() {
         "skipped tests/fixtures/gitops/compose.yaml:1: compose file",
         "skipped tests/fixtures/gitops/renovate.yaml:1: no apiVersion and kind: plain configuration",
     ] {
-        assert!(r.stderr.lines().any(|l| l.trim() == listed), "{listed}\n{}", r.stderr);
+        assert!(
+            r.stderr.lines().any(|l| l.trim() == listed),
+            "{listed}\n{}",
+            r.stderr
+        );
     }
     // At 80 columns every action is one line.
-    for line in r.stdout.lines().skip_while(|l| !l.contains("TO GAIN  ACTION")) {
+    for line in r
+        .stdout
+        .lines()
+        .skip_while(|l| !l.contains("TO GAIN  ACTION"))
+    {
         if line.is_empty() {
             break;
         }
@@ -937,7 +945,13 @@ fn a_gitops_repository_exits_0_and_counts_what_is_not_a_kubernetes_object() {
 fn without_verbose_the_skipped_files_are_only_counted() {
     let r = run(&["scan", GITOPS, "--now", NOW, "--format", "json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("skipped 6 files that are not Kubernetes objects (5 documents); --verbose lists them"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "skipped 6 files that are not Kubernetes objects (5 documents); --verbose lists them"
+        ),
+        "{}",
+        r.stderr
+    );
     assert!(!r.stderr.contains("  skipped "), "{}", r.stderr);
 }
 
@@ -959,7 +973,11 @@ fn the_same_object_declared_twice_is_scored_once_with_a_warning_naming_both_plac
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.yaml", POD_ROOT);
     write(dir.path(), "b.yaml", &format!("# copy\n{POD_ROOT}"));
-    let r = run_in(dir.path(), &["scan", ".", "--now", NOW, "--format", "json"], None);
+    let r = run_in(
+        dir.path(),
+        &["scan", ".", "--now", NOW, "--format", "json"],
+        None,
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr.lines().any(|l| l
@@ -980,21 +998,43 @@ fn exclude_leaves_out_matching_paths() {
         "vendor/other.yaml",
         &POD_ROOT.replace("root-pod", "vendored"),
     );
-    write(dir.path(), "app/pod.tmpl.yaml", &POD_ROOT.replace("root-pod", "template"));
+    write(
+        dir.path(),
+        "app/pod.tmpl.yaml",
+        &POD_ROOT.replace("root-pod", "template"),
+    );
     let r = run_in(
         dir.path(),
-        &["scan", ".", "--exclude", "vendor", "--exclude", "*.tmpl.yaml", "--now", NOW, "--format", "json"],
+        &[
+            "scan",
+            ".",
+            "--exclude",
+            "vendor",
+            "--exclude",
+            "*.tmpl.yaml",
+            "--now",
+            NOW,
+            "--format",
+            "json",
+        ],
         None,
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(json(&r)["items"][0]["status"]["evaluatedResources"], 1);
-    let r = run_in(dir.path(), &["scan", ".", "--exclude", "[", "--now", NOW], None);
+    let r = run_in(
+        dir.path(),
+        &["scan", ".", "--exclude", "[", "--now", NOW],
+        None,
+    );
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("--exclude \"[\": not a glob"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--exclude \"[\": not a glob"),
+        "{}",
+        r.stderr
+    );
 }
 
 // ---------------------------------------------------------------- the whole CRD schema
-
 
 fn action_yaml(name: &str, extra_spec: &str) -> String {
     format!(
@@ -1003,7 +1043,9 @@ fn action_yaml(name: &str, extra_spec: &str) -> String {
 }
 
 fn exemption(name: &str) -> String {
-    format!("  - {{name: {name}, action: pss-run-as-non-root, resolution: RiskAccepted, owner: o, reason: r, approvedAt: '2026-01-01T00:00:00Z', expiresAt: '2026-12-01T00:00:00Z'}}\n")
+    format!(
+        "  - {{name: {name}, action: pss-run-as-non-root, resolution: RiskAccepted, owner: o, reason: r, approvedAt: '2026-01-01T00:00:00Z', expiresAt: '2026-12-01T00:00:00Z'}}\n"
+    )
 }
 
 /// What the API server would reject is skipped input (exit 2), with file:line and field path.
@@ -1024,17 +1066,26 @@ fn actions_and_targets_breaking_their_crd_schema_are_skipped_with_the_field() {
             "action.yaml:1: SecureScoreTarget default/t: spec.interval: \"forever\" does not match the pattern ^([0-9]+(ms|s|m|h))+$",
         ),
         (
-            format!("{TARGET_HEAD}spec:\n  exemptions:\n{}", exemption(&"e".repeat(71))),
+            format!(
+                "{TARGET_HEAD}spec:\n  exemptions:\n{}",
+                exemption(&"e".repeat(71))
+            ),
             "action.yaml:1: SecureScoreTarget default/t: spec.exemptions[0].name: Too long: may not be more than 63 characters (is 71)",
         ),
         (
-            format!("{TARGET_HEAD}spec:\n  exemptions:\n{}{}", exemption("same"), exemption("same")),
+            format!(
+                "{TARGET_HEAD}spec:\n  exemptions:\n{}{}",
+                exemption("same"),
+                exemption("same")
+            ),
             "action.yaml:1: SecureScoreTarget default/t: spec.exemptions[1]: Duplicate value: name=\"same\"",
         ),
         (
             format!(
                 "{TARGET_HEAD}spec:\n  exemptions:\n{}",
-                (0..201).map(|i| exemption(&format!("e{i}"))).collect::<String>()
+                (0..201)
+                    .map(|i| exemption(&format!("e{i}")))
+                    .collect::<String>()
             ),
             "action.yaml:1: SecureScoreTarget default/t: spec.exemptions: Too many: 201: must have at most 200 items",
         ),
@@ -1062,14 +1113,32 @@ fn actions_and_targets_breaking_their_crd_schema_are_skipped_with_the_field() {
 fn two_targets_with_the_same_namespace_and_name_are_one_target() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "pod.yaml", POD_ROOT);
-    write(dir.path(), "t1.yaml", &format!("{TARGET_HEAD}spec: {{goal: 10}}\n"));
-    write(dir.path(), "t2.yaml", &format!("{TARGET_HEAD}spec: {{goal: 90}}\n"));
-    let r = run_in(dir.path(), &["scan", ".", "--now", NOW, "--format", "json"], None);
+    write(
+        dir.path(),
+        "t1.yaml",
+        &format!("{TARGET_HEAD}spec: {{goal: 10}}\n"),
+    );
+    write(
+        dir.path(),
+        "t2.yaml",
+        &format!("{TARGET_HEAD}spec: {{goal: 90}}\n"),
+    );
+    let r = run_in(
+        dir.path(),
+        &["scan", ".", "--now", NOW, "--format", "json"],
+        None,
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = json(&r);
     assert_eq!(v["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(v["items"][0]["spec"]["goal"], 10);
-    assert!(r.stderr.contains("./t2.yaml:1: SecureScoreTarget default/t is declared again (first at ./t1.yaml:1)"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "./t2.yaml:1: SecureScoreTarget default/t is declared again (first at ./t1.yaml:1)"
+        ),
+        "{}",
+        r.stderr
+    );
 }
 
 // ---------------------------------------------------------------- implied namespaces
@@ -1098,9 +1167,21 @@ fn an_implied_namespace_is_not_judged_and_is_listed() {
     );
     // Declared with --namespaces, the Namespace is judged (and enforces a profile).
     let ns = format!("{GITOPS}/platform");
-    let r = run(&["scan", &app, "--namespaces", &ns, "--now", NOW, "--format", "json"]);
+    let r = run(&[
+        "scan",
+        &app,
+        "--namespaces",
+        &ns,
+        "--now",
+        NOW,
+        "--format",
+        "json",
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(state(&json(&r), "namespace-pod-security-enforce"), "Completed");
+    assert_eq!(
+        state(&json(&r), "namespace-pod-security-enforce"),
+        "Completed"
+    );
 }
 
 // ---------------------------------------------------------------- explain
@@ -1122,12 +1203,18 @@ fn explain_prints_the_check_the_failing_resources_and_an_exemption_that_is_accep
     }
     golden("explain.txt", &r.stdout);
     // The exemption, pasted into a target, is valid and covers the failing Job.
-    let block = r.stdout.split("spec.exemptions)\n").nth(1).expect("exemption block");
+    let block = r
+        .stdout
+        .split("spec.exemptions)\n")
+        .nth(1)
+        .expect("exemption block");
     let dir = tempfile::tempdir().unwrap();
     write(
         dir.path(),
         "target.yaml",
-        &format!("apiVersion: securescore.io/v1alpha1\nkind: SecureScoreTarget\nmetadata: {{name: t, namespace: shop}}\nspec:\n  exemptions:\n{block}"),
+        &format!(
+            "apiVersion: securescore.io/v1alpha1\nkind: SecureScoreTarget\nmetadata: {{name: t, namespace: shop}}\nspec:\n  exemptions:\n{block}"
+        ),
     );
     let target = dir.path().join("target.yaml");
     let r = run(&[
@@ -1142,10 +1229,20 @@ fn explain_prints_the_check_the_failing_resources_and_an_exemption_that_is_accep
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = json(&r);
-    assert_eq!(v["items"][0]["status"]["exemptions"][0]["state"], "Active", "{}", v["items"][0]["status"]["exemptions"]);
+    assert_eq!(
+        v["items"][0]["status"]["exemptions"][0]["state"], "Active",
+        "{}",
+        v["items"][0]["status"]["exemptions"]
+    );
     let unknown = run(&["explain", "no-such-action"]);
     assert_eq!(unknown.code, 2);
-    assert!(unknown.stderr.contains("no action named \"no-such-action\""), "{}", unknown.stderr);
+    assert!(
+        unknown
+            .stderr
+            .contains("no action named \"no-such-action\""),
+        "{}",
+        unknown.stderr
+    );
 }
 
 // ---------------------------------------------------------------- gates
@@ -1166,14 +1263,35 @@ fn several_targets_get_a_summary_first_and_fail_below_goal_exits_1() {
     let r = run_in(dir.path(), &["scan", ".", "--now", NOW], None);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let head: Vec<&str> = r.stdout.lines().take(3).collect();
-    assert!(head[0].starts_with("TARGET ") && head[0].ends_with("MET"), "{head:?}");
-    assert!(head[1].starts_with("default/easy ") && head[1].ends_with("10%  yes"), "{head:?}");
-    assert!(head[2].starts_with("default/hard ") && head[2].ends_with("95%  no"), "{head:?}");
+    assert!(
+        head[0].starts_with("TARGET ") && head[0].ends_with("MET"),
+        "{head:?}"
+    );
+    assert!(
+        head[1].starts_with("default/easy ") && head[1].ends_with("10%  yes"),
+        "{head:?}"
+    );
+    assert!(
+        head[2].starts_with("default/hard ") && head[2].ends_with("95%  no"),
+        "{head:?}"
+    );
     golden("targets.summary.txt", &head.join("\n"));
-    let r = run_in(dir.path(), &["scan", ".", "--fail-below-goal", "--now", NOW], None);
+    let r = run_in(
+        dir.path(),
+        &["scan", ".", "--fail-below-goal", "--now", NOW],
+        None,
+    );
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("securescore scan: default/hard: "), "{}", r.stderr);
-    assert!(r.stderr.contains("misses its goal 95% (--fail-below-goal)"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("securescore scan: default/hard: "),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("misses its goal 95% (--fail-below-goal)"),
+        "{}",
+        r.stderr
+    );
     assert!(!r.stderr.contains("default/easy"), "{}", r.stderr);
 }
 
@@ -1181,25 +1299,73 @@ fn several_targets_get_a_summary_first_and_fail_below_goal_exits_1() {
 fn baseline_fails_on_new_findings_and_a_lower_score_and_lists_exactly_those() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "pod.yaml", POD_ROOT);
-    let before = run_in(dir.path(), &["scan", ".", "--now", NOW, "--format", "json"], None);
+    let before = run_in(
+        dir.path(),
+        &["scan", ".", "--now", NOW, "--format", "json"],
+        None,
+    );
     assert_eq!(before.code, 0, "{}", before.stderr);
     write(dir.path(), "baseline.json", &before.stdout);
-    let same = run_in(dir.path(), &["scan", "pod.yaml", "--baseline", "baseline.json", "--now", NOW], None);
+    let same = run_in(
+        dir.path(),
+        &[
+            "scan",
+            "pod.yaml",
+            "--baseline",
+            "baseline.json",
+            "--now",
+            NOW,
+        ],
+        None,
+    );
     assert_eq!(same.code, 0, "{}", same.stderr);
     write(
         dir.path(),
         "new.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata: {name: priv}\nspec:\n  containers: [{name: c, image: nginx:1.27, securityContext: {privileged: true}}]\n",
     );
-    let after = run_in(dir.path(), &["scan", "pod.yaml", "new.yaml", "--baseline", "baseline.json", "--now", NOW], None);
+    let after = run_in(
+        dir.path(),
+        &[
+            "scan",
+            "pod.yaml",
+            "new.yaml",
+            "--baseline",
+            "baseline.json",
+            "--now",
+            NOW,
+        ],
+        None,
+    );
     assert_eq!(after.code, 1, "{}", after.stderr);
-    let lines: Vec<&str> = after.stderr.lines().filter(|l| l.contains("(--baseline)")).collect();
+    let lines: Vec<&str> = after
+        .stderr
+        .lines()
+        .filter(|l| l.contains("(--baseline)"))
+        .collect();
     assert!(lines.contains(&"securescore scan: default/scan: new finding: pss-privileged-containers: Pod default/priv (v1) (--baseline)"), "{lines:#?}");
-    assert!(lines.iter().any(|l| l.starts_with("securescore scan: default/scan: score dropped from ")), "{lines:#?}");
-    assert!(lines.iter().all(|l| !l.contains("root-pod")), "only what is new: {lines:#?}");
-    let bad = run_in(dir.path(), &["scan", "pod.yaml", "--baseline", "pod.yaml"], None);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("securescore scan: default/scan: score dropped from ")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().all(|l| !l.contains("root-pod")),
+        "only what is new: {lines:#?}"
+    );
+    let bad = run_in(
+        dir.path(),
+        &["scan", "pod.yaml", "--baseline", "pod.yaml"],
+        None,
+    );
     assert_eq!(bad.code, 2);
-    assert!(bad.stderr.contains("--baseline pod.yaml: not a `securescore scan --format json` output"), "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("--baseline pod.yaml: not a `securescore scan --format json` output"),
+        "{}",
+        bad.stderr
+    );
 }
 
 // ---------------------------------------------------------------- the corpus
@@ -1210,7 +1376,11 @@ fn corpus() -> PathBuf {
     let dir = std::env::var_os("SECURESCORE_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("../shared/corpus"));
-    assert!(dir.is_dir(), "{} is missing (the repository is cloned next to shared/)", dir.display());
+    assert!(
+        dir.is_dir(),
+        "{} is missing (the repository is cloned next to shared/)",
+        dir.display()
+    );
     dir
 }
 
@@ -1227,21 +1397,42 @@ fn the_corpus_scans_with_exit_0_and_every_document_accounted_for() {
     dirs.sort();
     assert!(dirs.len() >= 8);
     for dir in dirs {
-        let r = run(&["scan", dir.to_str().unwrap(), "-v", "--now", NOW, "--format", "json"]);
+        let r = run(&[
+            "scan",
+            dir.to_str().unwrap(),
+            "-v",
+            "--now",
+            NOW,
+            "--format",
+            "json",
+        ]);
         assert_eq!(r.code, 0, "{}: {}", dir.display(), r.stderr);
-        let evaluated = json(&r)["items"][0]["status"]["evaluatedResources"].as_u64().unwrap();
-        let skipped = r.stderr.lines().filter(|l| l.starts_with("  skipped ") && l.contains(".y")).count() as u64;
-        let duplicates = r.stderr.lines().filter(|l| l.contains(" is declared again (first at ")).count() as u64;
+        let evaluated = json(&r)["items"][0]["status"]["evaluatedResources"]
+            .as_u64()
+            .unwrap();
+        let skipped = r
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("  skipped ") && l.contains(".y"))
+            .count() as u64;
+        let duplicates = r
+            .stderr
+            .lines()
+            .filter(|l| l.contains(" is declared again (first at "))
+            .count() as u64;
         let mut documents = 0u64;
         let mut files = Vec::new();
         collect_manifests(&dir, &mut files);
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap();
-            let (docs, errors) = securescore::inventory::manifests::parse_documents(&f.display().to_string(), &text);
+            let (docs, errors) =
+                securescore::inventory::manifests::parse_documents(&f.display().to_string(), &text);
             assert!(errors.is_empty(), "{errors:?}");
             for (d, _) in docs {
                 documents += match d["items"].as_array() {
-                    Some(items) if d["kind"].as_str().is_some_and(|k| k.ends_with("List")) => items.len() as u64,
+                    Some(items) if d["kind"].as_str().is_some_and(|k| k.ends_with("List")) => {
+                        items.len() as u64
+                    }
                     _ => 1,
                 };
             }
@@ -1261,7 +1452,11 @@ fn collect_manifests(path: &Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(path).unwrap() {
             collect_manifests(&e.unwrap().path(), out);
         }
-    } else if path.extension().and_then(|x| x.to_str()).is_some_and(|x| ["yaml", "yml", "json"].contains(&x)) {
+    } else if path
+        .extension()
+        .and_then(|x| x.to_str())
+        .is_some_and(|x| ["yaml", "yml", "json"].contains(&x))
+    {
         out.push(path.to_path_buf());
     }
 }

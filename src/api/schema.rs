@@ -136,8 +136,7 @@ fn dns_subdomain_problem(name: &str) -> Option<String> {
     }
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
     let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if name.chars().all(ok_char) && ends_ok(name.chars().next()) && ends_ok(name.chars().last())
-    {
+    if name.chars().all(ok_char) && ends_ok(name.chars().next()) && ends_ok(name.chars().last()) {
         None
     } else {
         Some("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character".into())
@@ -288,10 +287,16 @@ fn string(schema: &JSONSchemaProps, s: &str, path: &str, out: &mut Vec<SchemaVio
         match pattern_regex(pattern) {
             Some(re) if !re.is_match(s) => out.push(violation(
                 path,
-                format!("{} does not match the pattern {pattern}", describe(&s.into())),
+                format!(
+                    "{} does not match the pattern {pattern}",
+                    describe(&s.into())
+                ),
             )),
             Some(_) => {}
-            None => out.push(violation(path, format!("the schema's pattern {pattern} is not a regular expression"))),
+            None => out.push(violation(
+                path,
+                format!("the schema's pattern {pattern} is not a regular expression"),
+            )),
         }
     }
     if schema.format.as_deref() == Some("date-time") && s.parse::<jiff::Timestamp>().is_err() {
@@ -344,7 +349,10 @@ fn array(schema: &JSONSchemaProps, items: &[Value], path: &str, out: &mut Vec<Sc
     }
     match schema.x_kubernetes_list_type.as_deref() {
         Some("map") => {
-            let keys = schema.x_kubernetes_list_map_keys.clone().unwrap_or_default();
+            let keys = schema
+                .x_kubernetes_list_map_keys
+                .clone()
+                .unwrap_or_default();
             let mut seen = HashSet::new();
             for (i, v) in items.iter().enumerate() {
                 let key: Vec<String> = keys
@@ -389,7 +397,10 @@ fn object(
         Some(JSONSchemaPropsOrBool::Schema(s)) => Some(s.as_ref()),
         _ => None,
     };
-    let extra_allowed = matches!(schema.additional_properties, Some(JSONSchemaPropsOrBool::Bool(true)));
+    let extra_allowed = matches!(
+        schema.additional_properties,
+        Some(JSONSchemaPropsOrBool::Bool(true))
+    );
     for (key, value) in map {
         let at = format!("{path}.{key}");
         match schema.properties.as_ref().and_then(|p| p.get(key)) {
@@ -407,7 +418,10 @@ fn object(
     {
         out.push(violation(
             path,
-            format!("Too many: {}: must have at most {max} properties", map.len()),
+            format!(
+                "Too many: {}: must have at most {max} properties",
+                map.len()
+            ),
         ));
     }
     if let Some(required) = &schema.required {
@@ -435,7 +449,10 @@ mod tests {
 
     #[test]
     fn a_valid_target_has_no_violation() {
-        let v = validate("SecureScoreTarget", &target(json!({"goal": 80, "interval": "10m"})));
+        let v = validate(
+            "SecureScoreTarget",
+            &target(json!({"goal": 80, "interval": "10m"})),
+        );
         assert!(v.is_empty(), "{v:?}");
     }
 
@@ -451,8 +468,14 @@ mod tests {
         let got = paths(&v);
         assert!(got.contains(&"spec.interval".to_string()), "{v:?}");
         assert!(got.contains(&"spec.colour".to_string()), "{v:?}");
-        assert!(got.contains(&"spec.exemptions[0].resolution".to_string()), "{v:?}");
-        assert!(got.contains(&"spec.exemptions[0].approvedAt".to_string()), "{v:?}");
+        assert!(
+            got.contains(&"spec.exemptions[0].resolution".to_string()),
+            "{v:?}"
+        );
+        assert!(
+            got.contains(&"spec.exemptions[0].approvedAt".to_string()),
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -489,7 +512,10 @@ mod tests {
         for (kind, schema) in schemas() {
             walk(schema, kind, &mut missing);
         }
-        assert!(missing.is_empty(), "fields without a description: {missing:#?}");
+        assert!(
+            missing.is_empty(),
+            "fields without a description: {missing:#?}"
+        );
     }
 
     #[test]

@@ -78,7 +78,10 @@ pub fn run(args: ExplainArgs) -> ExitCode {
             })
         })
         .collect();
-    print!("{}", explain(action, &failing, !scan_args.paths.is_empty(), now));
+    print!(
+        "{}",
+        explain(action, &failing, !scan_args.paths.is_empty(), now)
+    );
     if errors.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -102,7 +105,12 @@ fn indent(text: &str, by: &str) -> String {
         .join("\n")
 }
 
-fn explain(action: &CompiledAction, failing: &[Failing], had_input: bool, now: jiff::Timestamp) -> String {
+fn explain(
+    action: &CompiledAction,
+    failing: &[Failing],
+    had_input: bool,
+    now: jiff::Timestamp,
+) -> String {
     let spec = &action.spec;
     let mut out = String::new();
     let _ = writeln!(out, "{}: {}", safe(&action.name), safe(&spec.title));
@@ -114,12 +122,24 @@ fn explain(action: &CompiledAction, failing: &[Failing], had_input: bool, now: j
         spec.check.scoring,
         spec.user_impact,
         spec.implementation_cost,
-        if spec.preview { " · preview (never scored)" } else { "" }
+        if spec.preview {
+            " · preview (never scored)"
+        } else {
+            ""
+        }
     );
     if let Some(p) = &action.problem {
-        let _ = writeln!(out, "  NOT READY: {}: {}", p.reason.as_str(), safe(&p.message));
+        let _ = writeln!(
+            out,
+            "  NOT READY: {}: {}",
+            p.reason.as_str(),
+            safe(&p.message)
+        );
     }
-    for (heading, text) in [("DESCRIPTION", &spec.description), ("REMEDIATION", &spec.remediation)] {
+    for (heading, text) in [
+        ("DESCRIPTION", &spec.description),
+        ("REMEDIATION", &spec.remediation),
+    ] {
         if !text.trim().is_empty() {
             let _ = writeln!(out, "\n{heading}\n{}", indent(text.trim_end(), "  "));
         }
@@ -128,7 +148,10 @@ fn explain(action: &CompiledAction, failing: &[Failing], had_input: bool, now: j
     let check = &spec.check;
     let _ = writeln!(out, "\nCHECK (Kubernetes CEL)");
     if check.pod_spec {
-        let _ = writeln!(out, "  applies to: every workload with a pod template (podSpec)");
+        let _ = writeln!(
+            out,
+            "  applies to: every workload with a pod template (podSpec)"
+        );
     } else {
         let kinds: Vec<String> = check
             .resources
@@ -144,19 +167,44 @@ fn explain(action: &CompiledAction, failing: &[Failing], had_input: bool, now: j
         let _ = writeln!(out, "  applies to: {}", safe(&kinds.join(", ")));
     }
     if !check.exclude_namespaces.is_empty() {
-        let _ = writeln!(out, "  except namespaces: {}", safe(&check.exclude_namespaces.join(", ")));
+        let _ = writeln!(
+            out,
+            "  except namespaces: {}",
+            safe(&check.exclude_namespaces.join(", "))
+        );
     }
     for l in &check.lookups {
-        let _ = writeln!(out, "  lookup {}: {} {}", safe(&l.name), safe(&l.api_group), safe(&l.kind));
+        let _ = writeln!(
+            out,
+            "  lookup {}: {} {}",
+            safe(&l.name),
+            safe(&l.api_group),
+            safe(&l.kind)
+        );
     }
     for m in &check.match_conditions {
-        let _ = writeln!(out, "  matchCondition {}:\n{}", safe(&m.name), indent(&m.expression, "    "));
+        let _ = writeln!(
+            out,
+            "  matchCondition {}:\n{}",
+            safe(&m.name),
+            indent(&m.expression, "    ")
+        );
     }
     for v in &check.variables {
-        let _ = writeln!(out, "  variable {}:\n{}", safe(&v.name), indent(&v.expression, "    "));
+        let _ = writeln!(
+            out,
+            "  variable {}:\n{}",
+            safe(&v.name),
+            indent(&v.expression, "    ")
+        );
     }
     for (i, v) in check.validations.iter().enumerate() {
-        let _ = writeln!(out, "  validation {}:\n{}", i + 1, indent(&v.expression, "    "));
+        let _ = writeln!(
+            out,
+            "  validation {}:\n{}",
+            i + 1,
+            indent(&v.expression, "    ")
+        );
         if let Some(m) = &v.message {
             let _ = writeln!(out, "    message: {}", safe(m));
         }
@@ -181,12 +229,17 @@ fn explain(action: &CompiledAction, failing: &[Failing], had_input: bool, now: j
                 "  - {}: {}{}",
                 safe(&f.display),
                 safe(&f.message),
-                f.at.as_deref().map(|a| format!("\n      {}", safe(a))).unwrap_or_default()
+                f.at.as_deref()
+                    .map(|a| format!("\n      {}", safe(a)))
+                    .unwrap_or_default()
             );
         }
     }
 
-    let _ = writeln!(out, "\nEXEMPTION (paste under a SecureScoreTarget's spec.exemptions)");
+    let _ = writeln!(
+        out,
+        "\nEXEMPTION (paste under a SecureScoreTarget's spec.exemptions)"
+    );
     out.push_str(&exemption(action, failing, now));
     out
 }
@@ -195,13 +248,18 @@ fn explain(action: &CompiledAction, failing: &[Failing], had_input: bool, now: j
 /// longest allowed span, and the failing resources (when there are any).
 fn exemption(action: &CompiledAction, failing: &[Failing], now: jiff::Timestamp) -> String {
     let default_policy = ExemptionPolicy::default();
-    let policy = action.spec.exemption_policy.as_ref().unwrap_or(&default_policy);
+    let policy = action
+        .spec
+        .exemption_policy
+        .as_ref()
+        .unwrap_or(&default_policy);
     let allowed: Vec<ResolutionState> = policy
         .allowed_resolutions
         .clone()
         .unwrap_or_else(|| ResolutionState::ALL.to_vec());
     let Some(resolution) = allowed.iter().copied().min_by_key(|r| r.generosity()) else {
-        return "  # this action's exemptionPolicy allows no resolution: it cannot be exempted\n".into();
+        return "  # this action's exemptionPolicy allows no resolution: it cannot be exempted\n"
+            .into();
     };
     let max_days = policy.max_days.unwrap_or(DEFAULT_MAX_DAYS);
     let day = now.to_zoned(jiff::tz::TimeZone::UTC).date();
@@ -228,7 +286,10 @@ fn exemption(action: &CompiledAction, failing: &[Failing], now: jiff::Timestamp)
         allowed_names.join(", ")
     );
     let _ = writeln!(out, "    owner: team@example.com   # who answers for it");
-    let _ = writeln!(out, "    reason: \"why the risk is acceptable or mitigated\"");
+    let _ = writeln!(
+        out,
+        "    reason: \"why the risk is acceptable or mitigated\""
+    );
     let _ = writeln!(out, "    ticket: \"\"");
     let _ = writeln!(out, "    approvedAt: \"{approved}\"");
     let _ = writeln!(
@@ -244,7 +305,10 @@ fn exemption(action: &CompiledAction, failing: &[Failing], now: jiff::Timestamp)
         let _ = writeln!(out, "    dueDate: \"{until}\"");
     }
     let names: BTreeSet<&str> = failing.iter().map(|f| f.name.as_str()).collect();
-    let namespaces: BTreeSet<&str> = failing.iter().filter_map(|f| f.namespace.as_deref()).collect();
+    let namespaces: BTreeSet<&str> = failing
+        .iter()
+        .filter_map(|f| f.namespace.as_deref())
+        .collect();
     if !names.is_empty() {
         let quote = |set: &BTreeSet<&str>| {
             set.iter()
@@ -252,7 +316,10 @@ fn exemption(action: &CompiledAction, failing: &[Failing], now: jiff::Timestamp)
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let _ = writeln!(out, "    resources:   # the failing resources above; drop to exempt the whole action");
+        let _ = writeln!(
+            out,
+            "    resources:   # the failing resources above; drop to exempt the whole action"
+        );
         if !namespaces.is_empty() {
             let _ = writeln!(out, "      namespaces: [{}]", quote(&namespaces));
         }

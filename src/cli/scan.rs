@@ -66,7 +66,8 @@ pub struct ScanArgs {
 
     /// Output: `table` for people, `json` for a SecureScoreTargetList (each item with the
     /// status the operator would write), `sarif` for code-scanning tools (SARIF 2.1.0),
-    /// `prometheus` for the operator's per-target series (textfile collector, Pushgateway).
+    /// `prometheus` for the operator's per-target series (textfile collector, Pushgateway),
+    /// `html` for one self-contained page (CI artefacts).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
@@ -285,7 +286,8 @@ impl Loaded {
         let (documents, errors) = parse_documents(&name, text);
         self.errors.extend(errors.iter().map(ToString::to_string));
         let read = read_objects(documents, &reading.namespace);
-        self.errors.extend(read.errors.iter().map(ToString::to_string));
+        self.errors
+            .extend(read.errors.iter().map(ToString::to_string));
         self.not_objects.extend(read.not_objects);
         for r in read.objects {
             let source = r.source.clone().unwrap_or(Source {
@@ -727,11 +729,19 @@ fn report_skipped(loaded: &Loaded, verbose: bool) {
             if files.len() == 1 { "file" } else { "files" },
             if files.len() == 1 { "is" } else { "are" },
             loaded.not_objects.len(),
-            if verbose { ":" } else { "; --verbose lists them" }
+            if verbose {
+                ":"
+            } else {
+                "; --verbose lists them"
+            }
         );
     }
     if verbose {
-        for s in loaded.skipped_files.iter().filter(|s| s.why != SkipReason::NotRegular) {
+        for s in loaded
+            .skipped_files
+            .iter()
+            .filter(|s| s.why != SkipReason::NotRegular)
+        {
             let _ = writeln!(stderr, "  skipped {}", output::safe(&s.to_string()));
         }
         for n in &loaded.not_objects {

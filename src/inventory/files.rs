@@ -108,9 +108,7 @@ impl Exclude {
             return false;
         };
         let name = shown.file_name().map(Path::new);
-        globs.is_match(shown)
-            || globs.is_match(relative)
-            || name.is_some_and(|n| globs.is_match(n))
+        globs.is_match(shown) || globs.is_match(relative) || name.is_some_and(|n| globs.is_match(n))
     }
 }
 
@@ -166,7 +164,12 @@ struct Seen {
 
 impl Seen {
     /// The input for a file, or None when it is set aside (not regular, already read).
-    fn file(&mut self, path: &Path, meta: &std::fs::Metadata, out: &mut Expansion) -> Option<Input> {
+    fn file(
+        &mut self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        out: &mut Expansion,
+    ) -> Option<Input> {
         let shown = path.display().to_string();
         if !meta.is_file() {
             out.skipped.push(SkippedFile {
@@ -391,8 +394,10 @@ mod tests {
 
     #[test]
     fn a_missing_path_is_an_error_and_dash_is_stdin() {
-        let Expansion { inputs, errors, .. } =
-            expand(&["-".into(), "/no/such/file.yaml".into()], &Exclude::default());
+        let Expansion { inputs, errors, .. } = expand(
+            &["-".into(), "/no/such/file.yaml".into()],
+            &Exclude::default(),
+        );
         assert_eq!(inputs, [Input::Stdin]);
         assert_eq!(
             errors[0].to_string(),

@@ -471,7 +471,11 @@ impl std::fmt::Display for NotAnObject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.line {
             Some(line) => write!(f, "{}:{line}: {}", self.file, self.what),
-            None => write!(f, "{}: document {}: {}", self.file, self.document, self.what),
+            None => write!(
+                f,
+                "{}: document {}: {}",
+                self.file, self.document, self.what
+            ),
         }
     }
 }
@@ -509,7 +513,11 @@ pub fn not_an_object_by_design(file: &str, value: &serde_json::Value) -> Option<
             _ => "a scalar, not an object".into(),
         });
     };
-    let text = |k: &str| map.get(k).and_then(|v| v.as_str()).filter(|s| !s.is_empty());
+    let text = |k: &str| {
+        map.get(k)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+    };
     let (api_version, kind) = (text("apiVersion"), text("kind"));
     let has_metadata = map.get("metadata").is_some_and(|m| m.is_object());
     if let Some(api) = api_version {
@@ -541,12 +549,12 @@ pub fn not_an_object_by_design(file: &str, value: &serde_json::Value) -> Option<
             if is_kubernetes_group(group) && kind != "Config" {
                 None
             } else {
-                Some(format!("configuration file ({api} {kind} without metadata)"))
+                Some(format!(
+                    "configuration file ({api} {kind} without metadata)"
+                ))
             }
         }
-        _ if map.contains_key("jobs")
-            && (map.contains_key("on") || map.contains_key("true")) =>
-        {
+        _ if map.contains_key("jobs") && (map.contains_key("on") || map.contains_key("true")) => {
             Some("CI workflow".into())
         }
         _ if map.contains_key("stages") || base == ".gitlab-ci.yml" => Some("CI pipeline".into()),

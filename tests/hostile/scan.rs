@@ -90,7 +90,13 @@ fn action<'a>(list: &'a Value, name: &str) -> &'a Value {
 #[test]
 fn a_privileged_container_behind_a_merge_key_is_judged_privileged() {
     let file = fixtures().join("merge-key-privileged.yaml");
-    let r = scan(&[file.to_str().expect("utf-8"), "--format", "json", "--now", NOW]);
+    let r = scan(&[
+        file.to_str().expect("utf-8"),
+        "--format",
+        "json",
+        "--now",
+        NOW,
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let list = json(&r);
     let row = action(&list, "pss-privileged-containers");
@@ -204,8 +210,16 @@ fn differences(path: &Path) -> (Vec<String>, Vec<String>, usize, usize) {
     let mut ours: Vec<String> = scan_objects(path).iter().map(Value::to_string).collect();
     theirs.sort();
     ours.sort();
-    let only_kubectl = theirs.iter().filter(|t| !ours.contains(t)).cloned().collect();
-    let only_scan = ours.iter().filter(|o| !theirs.contains(o)).cloned().collect();
+    let only_kubectl = theirs
+        .iter()
+        .filter(|t| !ours.contains(t))
+        .cloned()
+        .collect();
+    let only_scan = ours
+        .iter()
+        .filter(|o| !theirs.contains(o))
+        .cloned()
+        .collect();
     (only_kubectl, only_scan, theirs.len(), ours.len())
 }
 
@@ -287,7 +301,11 @@ fn an_action_in_the_scanned_input_cannot_replace_the_builtin_gate() {
         format!("{PRIVILEGED_POD}---\n{ALWAYS_PASSES}"),
     )
     .expect("write");
-    let r = scan_in(dir.path(), &["pr.yaml", "--format", "json", "--now", NOW], None);
+    let r = scan_in(
+        dir.path(),
+        &["pr.yaml", "--format", "json", "--now", NOW],
+        None,
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr.contains(
@@ -303,11 +321,21 @@ fn an_action_in_the_scanned_input_cannot_replace_the_builtin_gate() {
     // Opted in, the input's action is used (and the Pod passes the forged check).
     let r = scan_in(
         dir.path(),
-        &["pr.yaml", "--allow-input-actions", "--format", "json", "--now", NOW],
+        &[
+            "pr.yaml",
+            "--allow-input-actions",
+            "--format",
+            "json",
+            "--now",
+            NOW,
+        ],
         None,
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(action(&json(&r), "pss-privileged-containers")["compliant"], 1);
+    assert_eq!(
+        action(&json(&r), "pss-privileged-containers")["compliant"],
+        1
+    );
 }
 
 // ---------------------------------------------------------------- files
@@ -329,7 +357,15 @@ fn a_file_given_twice_or_reached_through_a_symlink_counts_once() {
     std::os::unix::fs::symlink("..", dir.path().join("app/loop")).expect("symlink");
     let r = scan_in(
         dir.path(),
-        &["app/pod.yaml", "app/pod.yaml", ".", "--format", "json", "--now", NOW],
+        &[
+            "app/pod.yaml",
+            "app/pod.yaml",
+            ".",
+            "--format",
+            "json",
+            "--now",
+            NOW,
+        ],
         None,
     );
     // One Pod (its implied Namespace is not judged).
@@ -342,21 +378,29 @@ fn a_fifo_and_a_symlink_to_a_device_are_skipped_with_a_note_and_never_hang() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("pod.yaml"), PRIVILEGED_POD).expect("write");
     let fifo = dir.path().join("x.yaml");
-    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
     assert!(made.success());
     std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.yaml")).expect("symlink");
     let r = scan_in(dir.path(), &[".", "--format", "json", "--now", NOW], None);
     assert_eq!(evaluated(&r), 1);
     for name in ["x.yaml", "zero.yaml"] {
         assert!(
-            r.stderr
-                .contains(&format!("./{name}: not a regular file (FIFO, device or socket): skipped")),
+            r.stderr.contains(&format!(
+                "./{name}: not a regular file (FIFO, device or socket): skipped"
+            )),
             "{name}: {}",
             r.stderr
         );
     }
     // Named explicitly too.
-    let r = scan_in(dir.path(), &["zero.yaml", "pod.yaml", "--format", "json", "--now", NOW], None);
+    let r = scan_in(
+        dir.path(),
+        &["zero.yaml", "pod.yaml", "--format", "json", "--now", NOW],
+        None,
+    );
     assert_eq!(evaluated(&r), 1);
 }
 
@@ -364,7 +408,11 @@ fn a_fifo_and_a_symlink_to_a_device_are_skipped_with_a_note_and_never_hang() {
 
 #[test]
 fn an_empty_namespace_flag_is_rejected_clearly() {
-    let r = scan_in(root(), &["-", "--namespace", ""], Some(PRIVILEGED_POD.as_bytes()));
+    let r = scan_in(
+        root(),
+        &["-", "--namespace", ""],
+        Some(PRIVILEGED_POD.as_bytes()),
+    );
     assert_eq!(r.code, 2);
     assert!(
         r.stderr.contains("--namespace must name a namespace"),
@@ -420,12 +468,15 @@ spec:
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stdout.contains('\u{1b}'), "raw escape in:\n{}", r.stdout);
     assert!(
-        !r.stdout.lines().any(|l| l.starts_with("Target default/scan: 100.00")),
+        !r.stdout
+            .lines()
+            .any(|l| l.starts_with("Target default/scan: 100.00")),
         "forged line:\n{}",
         r.stdout
     );
     assert!(
-        r.stdout.contains("Pod shop/x\\n\\u{1b}[32mTarget default/scan: 100.00"),
+        r.stdout
+            .contains("Pod shop/x\\n\\u{1b}[32mTarget default/scan: 100.00"),
         "escaped name:\n{}",
         r.stdout
     );
@@ -434,7 +485,10 @@ spec:
     let r = scan_in(root(), &["-", "--now", NOW], Some(twice.as_bytes()));
     assert!(!r.stderr.contains('\u{1b}'), "raw escape in:\n{}", r.stderr);
     assert_eq!(
-        r.stderr.lines().filter(|l| l.starts_with("warning: ")).count(),
+        r.stderr
+            .lines()
+            .filter(|l| l.starts_with("warning: "))
+            .count(),
         1,
         "{}",
         r.stderr
@@ -453,7 +507,9 @@ fn sarif_file_uris_are_percent_encoded() {
         .as_array()
         .expect("results")
         .iter()
-        .filter_map(|res| res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str())
+        .filter_map(|res| {
+            res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str()
+        })
         .collect();
     assert!(!uris.is_empty(), "{}", r.stdout);
     for uri in uris {
@@ -474,7 +530,11 @@ metadata: {name: live, namespace: shop}
 spec: {}
 ";
     let input = format!("{PRIVILEGED_POD}---\n{target}");
-    let r = scan_in(root(), &["-", "--format", "prometheus", "--now", NOW], Some(input.as_bytes()));
+    let r = scan_in(
+        root(),
+        &["-", "--format", "prometheus", "--now", NOW],
+        Some(input.as_bytes()),
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("target=\"live\""), "{}", r.stdout);
     assert!(!r.stdout.contains("target=\"paused\""), "{}", r.stdout);

@@ -1,6 +1,7 @@
 //! Renderers of a scan: `table` for people, `json` (a SecureScoreTargetList, as the operator
 //! would write it), `sarif` (2.1.0, for code-scanning tools), `prometheus` (the operator's series).
 
+mod html;
 mod json;
 mod prometheus;
 mod sarif;
@@ -23,6 +24,9 @@ pub enum Format {
     /// The operator's per-target series (securescore_*), in the Prometheus text format: for the
     /// node-exporter textfile collector or a Pushgateway.
     Prometheus,
+    /// One self-contained HTML page (no script, no external asset) for CI artefacts: score,
+    /// categories, ranked actions with remediation, findings with file:line, exemptions.
+    Html,
 }
 
 /// One target and its evaluation.
@@ -56,6 +60,7 @@ pub fn render(
         Format::Json => json::render(scored),
         Format::Sarif => sarif::render(scored, actions),
         Format::Prometheus => Ok(prometheus::render(scored)),
+        Format::Html => Ok(html::render(scored, actions)),
     }
 }
 

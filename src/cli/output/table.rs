@@ -2,13 +2,13 @@
 //! ranked by points to gain, the exemptions and the top findings located by file and line.
 
 use super::{Scored, safe, target_name};
-use crate::engine::CompiledAction;
-use std::sync::Arc;
 use crate::api::{ActionState, ResolutionState, Zone};
 use crate::cli::scan::locate;
+use crate::engine::CompiledAction;
 use crate::engine::Verdict;
 use std::fmt::Write;
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 /// Findings listed per target.
 const TOP_FINDINGS: usize = 15;
@@ -145,7 +145,11 @@ fn summary(out: &mut String, scored: &[Scored], style: Style) {
             .percentage
             .filter(|_| evaluated)
             .map_or("-".to_string(), |p| format!("{p:.2}%"));
-        let goal = s.target.spec.goal.map_or("-".to_string(), |g| format!("{g}%"));
+        let goal = s
+            .target
+            .spec
+            .goal
+            .map_or("-".to_string(), |g| format!("{g}%"));
         let met = match goal_met(s) {
             Some(true) => "yes",
             Some(false) => "no",
@@ -174,7 +178,13 @@ pub fn goal_met(s: &Scored) -> Option<bool> {
         .iter()
         .find(|c| c.type_ == "Ready")
         .is_none_or(|c| c.status == "True");
-    Some(ready && s.evaluation.status.percentage.is_some_and(|p| p >= f64::from(goal)))
+    Some(
+        ready
+            && s.evaluation
+                .status
+                .percentage
+                .is_some_and(|p| p >= f64::from(goal)),
+    )
 }
 
 fn target(out: &mut String, s: &Scored, actions: &[Arc<CompiledAction>], style: Style) {
@@ -483,7 +493,11 @@ fn remediations(
             .filter(|l| !l.trim_start().starts_with("```"))
             .collect();
         for l in lines.iter().take(REMEDIATION_LINES) {
-            let _ = writeln!(out, "{}", clip(&format!("      {}", safe(l)), style.width).trim_end());
+            let _ = writeln!(
+                out,
+                "{}",
+                clip(&format!("      {}", safe(l)), style.width).trim_end()
+            );
         }
         if lines.len() > REMEDIATION_LINES {
             let _ = writeln!(out, "      …");
