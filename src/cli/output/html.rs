@@ -41,9 +41,9 @@ pub fn render(scored: &[Scored], actions: &[Arc<CompiledAction>]) -> String {
     out.push_str("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">");
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
     out.push_str("<title>Secure Score</title>");
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<style>{STYLE}</style></head><body><h1>Secure Score</h1>\n"
+        "<style>{STYLE}</style></head><body><h1>Secure Score</h1>"
     );
     for s in scored {
         target(&mut out, s, actions);
@@ -55,15 +55,15 @@ pub fn render(scored: &[Scored], actions: &[Arc<CompiledAction>]) -> String {
 fn target(out: &mut String, s: &Scored, actions: &[Arc<CompiledAction>]) {
     let status = &s.evaluation.status;
     let name = esc(&target_name(&s.target));
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<section data-target=\"{name}\"><h2>Target {name}</h2>\n"
+        "<section data-target=\"{name}\"><h2>Target {name}</h2>"
     );
     let zone = status.zone.map(|z| format!("{z:?}")).unwrap_or_default();
     let percentage = status
         .percentage
         .map_or("-".to_string(), |p| format!("{p:.2}"));
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<p class=\"{zone}\"><b><span data-field=\"score\">{:.2}</span> / <span data-field=\"maxScore\">{:.2}</span> points (<span data-field=\"percentage\">{percentage}</span>%)</b>{}{}</p>\n",
         status.score.unwrap_or(0.0),
