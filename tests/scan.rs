@@ -26,10 +26,17 @@ fn root() -> &'static Path {
 }
 
 fn run_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    run_env(dir, args, stdin, &[("COLUMNS", "100")])
+}
+
+/// Run with extra environment (e.g. COLUMNS: the table's width; outputs never depend on the
+/// test runner's terminal).
+fn run_env(dir: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_securescore"))
         .args(args)
         .current_dir(dir)
         .env_remove("NO_COLOR")
+        .envs(env.iter().copied())
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -60,8 +67,8 @@ fn run(args: &[&str]) -> Run {
 }
 
 fn scan_examples(extra: &[&str]) -> Run {
-    let mut args = vec!["scan"];
-    args.extend(EXAMPLES);
+    // The example's custom action is trusted: passed with --actions, not found in the input.
+    let mut args = vec!["scan", EXAMPLES[0], EXAMPLES[1], "--actions", EXAMPLES[2]];
     args.extend(["--now", NOW]);
     args.extend(extra);
     run(&args)
@@ -443,7 +450,17 @@ fn scan_file(name: &str, text: &str, extra: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), name, text);
     write(dir.path(), "good.yaml", POD_ROOT);
-    let mut args = vec!["scan", name, "good.yaml", "--now", NOW, "--format", "json"];
+    // Actions in these files are the subject of the tests: used, as with --actions.
+    let mut args = vec![
+        "scan",
+        name,
+        "good.yaml",
+        "--allow-input-actions",
+        "--now",
+        NOW,
+        "--format",
+        "json",
+    ];
     args.extend(extra);
     run_in(dir.path(), &args, None)
 }
@@ -566,7 +583,7 @@ fn an_action_breaking_a_crd_rule_is_skipped_with_its_field() {
     );
     assert_skipped(
         &r,
-        "action.yaml:1: ImprovementAction zero: spec.maxScore: maxScore must be between 1 and 100",
+        "action.yaml:1: ImprovementAction zero: spec.maxScore: 0 is below the minimum 1",
     );
     assert!(
         !r.stdout.contains("\"name\": \"zero\""),
@@ -866,6 +883,580 @@ fn a_malformed_action_is_skipped_naming_the_field_path() {
     );
     assert_skipped(
         &r,
-        "action.yaml:1: ImprovementAction shape: invalid: spec.check.validations[0]: missing field `expression`",
+        "action.yaml:1: ImprovementAction shape: spec.check.validations[0].expression: Required value",
     );
+}
+
+// ---------------------------------------------------------------- real GitOps repositories (#12)
+
+const GITOPS: &str = "tests/fixtures/gitops";
+
+/// A repository as teams keep them: kustomizations, a Helm chart, a CI workflow, a compose file,
+/// plain configuration, generateName objects and an overlay patch re-declaring a Deployment.
+#[test]
+fn a_gitops_repository_exits_0_and_counts_what_is_not_a_kubernetes_object() {
+    let r = run_env(
+        root(),
+        &["scan", GITOPS, "--exclude", "platform", "-v", "--now", NOW],
+        None,
+        &[("COLUMNS", "80")],
+    );
+    assert_eq!(r.code, 0, "stderr:\n{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("skipped 6 files that are not Kubernetes objects (5 documents):"),
+        "{}",
+        r.stderr
+    );
+    for listed in [
+        "skipped tests/fixtures/gitops/app/kustomization.yaml:1: tool configuration (kustomize.config.k8s.io/v1beta1 Kustomization)",
+        "skipped tests/fixtures/gitops/ci/workflow.yml:1: CI workflow",
+        "skipped tests/fixtures/gitops/compose.yaml:1: compose file",
+        "skipped tests/fixtures/gitops/renovate.yaml:1: no apiVersion and kind: plain configuration",
+    ] {
+        assert!(
+            r.stderr.lines().any(|l| l.trim() == listed),
+            "{listed}\n{}",
+            r.stderr
+        );
+    }
+    // At 80 columns every action is one line.
+    for line in r
+        .stdout
+        .lines()
+        .skip_while(|l| !l.contains("TO GAIN  ACTION"))
+    {
+        if line.is_empty() {
+            break;
+        }
+        assert!(line.chars().count() <= 80, "{line:?}");
+    }
+    // generateName objects are scored under `prefix*`, located by file and line.
+    assert!(
+        r.stdout.contains("- Job shop/migrate-*: ") && r.stdout.contains("gitops/app/jobs.yaml:2"),
+        "{}",
+        r.stdout
+    );
+    golden("gitops.table.txt", &r.stdout);
+    golden("gitops.stderr.txt", &r.stderr);
+}
+
+#[test]
+fn without_verbose_the_skipped_files_are_only_counted() {
+    let r = run(&["scan", GITOPS, "--now", NOW, "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "skipped 6 files that are not Kubernetes objects (5 documents); --verbose lists them"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("  skipped "), "{}", r.stderr);
+}
+
+#[test]
+fn a_document_that_looks_like_an_object_and_is_broken_still_exits_2() {
+    let r = scan_file(
+        "broken.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {labels: {app: x}}\nspec: {}\n",
+        &[],
+    );
+    assert_skipped(
+        &r,
+        "broken.yaml:1: not a Kubernetes object: metadata.name is missing",
+    );
+}
+
+#[test]
+fn the_same_object_declared_twice_is_scored_once_with_a_warning_naming_both_places() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.yaml", POD_ROOT);
+    write(dir.path(), "b.yaml", &format!("# copy\n{POD_ROOT}"));
+    let r = run_in(
+        dir.path(),
+        &["scan", ".", "--now", NOW, "--format", "json"],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.lines().any(|l| l
+            == "warning: ./b.yaml:2: Pod default/root-pod is declared again (first at ./a.yaml:1): scored once, this one ignored"),
+        "{}",
+        r.stderr
+    );
+    // The Pod, once (its implied Namespace is not judged).
+    assert_eq!(json(&r)["items"][0]["status"]["evaluatedResources"], 1);
+}
+
+#[test]
+fn exclude_leaves_out_matching_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "app/pod.yaml", POD_ROOT);
+    write(
+        dir.path(),
+        "vendor/other.yaml",
+        &POD_ROOT.replace("root-pod", "vendored"),
+    );
+    write(
+        dir.path(),
+        "app/pod.tmpl.yaml",
+        &POD_ROOT.replace("root-pod", "template"),
+    );
+    let r = run_in(
+        dir.path(),
+        &[
+            "scan",
+            ".",
+            "--exclude",
+            "vendor",
+            "--exclude",
+            "*.tmpl.yaml",
+            "--now",
+            NOW,
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(json(&r)["items"][0]["status"]["evaluatedResources"], 1);
+    let r = run_in(
+        dir.path(),
+        &["scan", ".", "--exclude", "[", "--now", NOW],
+        None,
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("--exclude \"[\": not a glob"),
+        "{}",
+        r.stderr
+    );
+}
+
+// ---------------------------------------------------------------- the whole CRD schema
+
+fn action_yaml(name: &str, extra_spec: &str) -> String {
+    format!(
+        "{ACTION_HEAD}metadata: {{name: {name}}}\nspec:\n  title: T\n  category: Apps\n  maxScore: 3\n  check:\n    podSpec: true\n    validations: [{{expression: 'true', message: m}}]\n{extra_spec}"
+    )
+}
+
+fn exemption(name: &str) -> String {
+    format!(
+        "  - {{name: {name}, action: pss-run-as-non-root, resolution: RiskAccepted, owner: o, reason: r, approvedAt: '2026-01-01T00:00:00Z', expiresAt: '2026-12-01T00:00:00Z'}}\n"
+    )
+}
+
+/// What the API server would reject is skipped input (exit 2), with file:line and field path.
+#[test]
+fn actions_and_targets_breaking_their_crd_schema_are_skipped_with_the_field() {
+    let long_title = "x".repeat(165);
+    let cases: Vec<(String, &str)> = vec![
+        (
+            action_yaml("too-long", "  exemptionPolicy: {maxDays: 40000}\n"),
+            "action.yaml:1: ImprovementAction too-long: spec.exemptionPolicy.maxDays: 40000 is above the maximum 3650",
+        ),
+        (
+            action_yaml("title", "").replace("title: T", &format!("title: {long_title}")),
+            "action.yaml:1: ImprovementAction title: spec.title: Too long: may not be more than 128 characters (is 165)",
+        ),
+        (
+            format!("{TARGET_HEAD}spec:\n  interval: forever\n"),
+            "action.yaml:1: SecureScoreTarget default/t: spec.interval: \"forever\" does not match the pattern ^([0-9]+(ms|s|m|h))+$",
+        ),
+        (
+            format!(
+                "{TARGET_HEAD}spec:\n  exemptions:\n{}",
+                exemption(&"e".repeat(71))
+            ),
+            "action.yaml:1: SecureScoreTarget default/t: spec.exemptions[0].name: Too long: may not be more than 63 characters (is 71)",
+        ),
+        (
+            format!(
+                "{TARGET_HEAD}spec:\n  exemptions:\n{}{}",
+                exemption("same"),
+                exemption("same")
+            ),
+            "action.yaml:1: SecureScoreTarget default/t: spec.exemptions[1]: Duplicate value: name=\"same\"",
+        ),
+        (
+            format!(
+                "{TARGET_HEAD}spec:\n  exemptions:\n{}",
+                (0..201)
+                    .map(|i| exemption(&format!("e{i}")))
+                    .collect::<String>()
+            ),
+            "action.yaml:1: SecureScoreTarget default/t: spec.exemptions: Too many: 201: must have at most 200 items",
+        ),
+        (
+            format!("{TARGET_HEAD}spec:\n  goal: 80\n  colour: red\n"),
+            "action.yaml:1: SecureScoreTarget default/t: spec.colour: unknown field",
+        ),
+    ];
+    let mut transcript = String::new();
+    for (text, message) in cases {
+        let r = scan_file("action.yaml", &text, &[]);
+        // Skipped input: exit 2 and the located message (an invalid target is not evaluated).
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(
+            r.stderr.lines().any(|l| l == message),
+            "want line {message:?} in stderr:\n{}",
+            r.stderr
+        );
+        transcript.push_str(&r.stderr);
+    }
+    golden("schema.stderr.txt", &transcript);
+}
+
+#[test]
+fn two_targets_with_the_same_namespace_and_name_are_one_target() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "pod.yaml", POD_ROOT);
+    write(
+        dir.path(),
+        "t1.yaml",
+        &format!("{TARGET_HEAD}spec: {{goal: 10}}\n"),
+    );
+    write(
+        dir.path(),
+        "t2.yaml",
+        &format!("{TARGET_HEAD}spec: {{goal: 90}}\n"),
+    );
+    let r = run_in(
+        dir.path(),
+        &["scan", ".", "--now", NOW, "--format", "json"],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["items"][0]["spec"]["goal"], 10);
+    assert!(
+        r.stderr.contains(
+            "./t2.yaml:1: SecureScoreTarget default/t is declared again (first at ./t1.yaml:1)"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+// ---------------------------------------------------------------- implied namespaces
+
+#[test]
+fn an_implied_namespace_is_not_judged_and_is_listed() {
+    let app = format!("{GITOPS}/app");
+    let r = run(&["scan", &app, "--now", NOW, "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    let state = |v: &serde_json::Value, name: &str| {
+        v["items"][0]["status"]["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .map(|a| a["state"].clone())
+            .unwrap()
+    };
+    assert_eq!(state(&v, "namespace-pod-security-enforce"), "NotApplicable");
+    let table = run(&["scan", &app, "--now", NOW]);
+    assert!(
+        table.stdout.contains("  implied, not judged: namespace shop (declare the Namespace objects, or pass them with --namespaces PATH)"),
+        "{}",
+        table.stdout
+    );
+    // Declared with --namespaces, the Namespace is judged (and enforces a profile).
+    let ns = format!("{GITOPS}/platform");
+    let r = run(&[
+        "scan",
+        &app,
+        "--namespaces",
+        &ns,
+        "--now",
+        NOW,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        state(&json(&r), "namespace-pod-security-enforce"),
+        "Completed"
+    );
+}
+
+// ---------------------------------------------------------------- explain
+
+#[test]
+fn explain_prints_the_check_the_failing_resources_and_an_exemption_that_is_accepted() {
+    let r = run(&["explain", "pss-run-as-non-root", GITOPS, "--now", NOW]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for part in [
+        "pss-run-as-non-root: ",
+        "\nREMEDIATION\n",
+        "\nCHECK (Kubernetes CEL)\n",
+        "\nEXAMPLES\n",
+        "\nFAILING IN THE INPUT (1)\n  - Job shop/migrate-*: ",
+        "tests/fixtures/gitops/app/jobs.yaml:2",
+        "    expiresAt: \"2027-11-27T00:00:00Z\"   # the policy allows at most 365 days",
+    ] {
+        assert!(r.stdout.contains(part), "{part:?} in:\n{}", r.stdout);
+    }
+    golden("explain.txt", &r.stdout);
+    // The exemption, pasted into a target, is valid and covers the failing Job.
+    let block = r
+        .stdout
+        .split("spec.exemptions)\n")
+        .nth(1)
+        .expect("exemption block");
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "target.yaml",
+        &format!(
+            "apiVersion: securescore.io/v1alpha1\nkind: SecureScoreTarget\nmetadata: {{name: t, namespace: shop}}\nspec:\n  exemptions:\n{block}"
+        ),
+    );
+    let target = dir.path().join("target.yaml");
+    let r = run(&[
+        "scan",
+        GITOPS,
+        "--target",
+        target.to_str().unwrap(),
+        "--now",
+        NOW,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r);
+    assert_eq!(
+        v["items"][0]["status"]["exemptions"][0]["state"], "Active",
+        "{}",
+        v["items"][0]["status"]["exemptions"]
+    );
+    let unknown = run(&["explain", "no-such-action"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown
+            .stderr
+            .contains("no action named \"no-such-action\""),
+        "{}",
+        unknown.stderr
+    );
+}
+
+// ---------------------------------------------------------------- gates
+
+fn two_targets(dir: &Path) {
+    write(dir, "pod.yaml", POD_ROOT);
+    write(
+        dir,
+        "targets.yaml",
+        "apiVersion: securescore.io/v1alpha1\nkind: SecureScoreTarget\nmetadata: {name: easy, namespace: default}\nspec: {goal: 10}\n---\napiVersion: securescore.io/v1alpha1\nkind: SecureScoreTarget\nmetadata: {name: hard, namespace: default}\nspec: {goal: 95}\n",
+    );
+}
+
+#[test]
+fn several_targets_get_a_summary_first_and_fail_below_goal_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    two_targets(dir.path());
+    let r = run_in(dir.path(), &["scan", ".", "--now", NOW], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let head: Vec<&str> = r.stdout.lines().take(3).collect();
+    assert!(
+        head[0].starts_with("TARGET ") && head[0].ends_with("MET"),
+        "{head:?}"
+    );
+    assert!(
+        head[1].starts_with("default/easy ") && head[1].ends_with("10%  yes"),
+        "{head:?}"
+    );
+    assert!(
+        head[2].starts_with("default/hard ") && head[2].ends_with("95%  no"),
+        "{head:?}"
+    );
+    golden("targets.summary.txt", &head.join("\n"));
+    let r = run_in(
+        dir.path(),
+        &["scan", ".", "--fail-below-goal", "--now", NOW],
+        None,
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("securescore scan: default/hard: "),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("misses its goal 95% (--fail-below-goal)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("default/easy"), "{}", r.stderr);
+}
+
+#[test]
+fn baseline_fails_on_new_findings_and_a_lower_score_and_lists_exactly_those() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "pod.yaml", POD_ROOT);
+    let before = run_in(
+        dir.path(),
+        &["scan", ".", "--now", NOW, "--format", "json"],
+        None,
+    );
+    assert_eq!(before.code, 0, "{}", before.stderr);
+    write(dir.path(), "baseline.json", &before.stdout);
+    let same = run_in(
+        dir.path(),
+        &[
+            "scan",
+            "pod.yaml",
+            "--baseline",
+            "baseline.json",
+            "--now",
+            NOW,
+        ],
+        None,
+    );
+    assert_eq!(same.code, 0, "{}", same.stderr);
+    write(
+        dir.path(),
+        "new.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: priv}\nspec:\n  containers: [{name: c, image: nginx:1.27, securityContext: {privileged: true}}]\n",
+    );
+    let after = run_in(
+        dir.path(),
+        &[
+            "scan",
+            "pod.yaml",
+            "new.yaml",
+            "--baseline",
+            "baseline.json",
+            "--now",
+            NOW,
+        ],
+        None,
+    );
+    assert_eq!(after.code, 1, "{}", after.stderr);
+    let lines: Vec<&str> = after
+        .stderr
+        .lines()
+        .filter(|l| l.contains("(--baseline)"))
+        .collect();
+    assert!(lines.contains(&"securescore scan: default/scan: new finding: pss-privileged-containers: Pod default/priv (v1) (--baseline)"), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("securescore scan: default/scan: score dropped from ")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().all(|l| !l.contains("root-pod")),
+        "only what is new: {lines:#?}"
+    );
+    let bad = run_in(
+        dir.path(),
+        &["scan", "pod.yaml", "--baseline", "pod.yaml"],
+        None,
+    );
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr
+            .contains("--baseline pod.yaml: not a `securescore scan --format json` output"),
+        "{}",
+        bad.stderr
+    );
+}
+
+// ---------------------------------------------------------------- the corpus
+
+/// `../shared/corpus` (or `$SECURESCORE_CORPUS`): eight real third-party repositories. Missing
+/// is a failure, never a skip.
+fn corpus() -> PathBuf {
+    let dir = std::env::var_os("SECURESCORE_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/corpus"));
+    assert!(
+        dir.is_dir(),
+        "{} is missing (the repository is cloned next to shared/)",
+        dir.display()
+    );
+    dir
+}
+
+/// Every document of every corpus repository is either scored, skipped by design, or a
+/// duplicate warned about: none lost, and the scan exits 0.
+#[test]
+fn the_corpus_scans_with_exit_0_and_every_document_accounted_for() {
+    let corpus = corpus();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 8);
+    for dir in dirs {
+        let r = run(&[
+            "scan",
+            dir.to_str().unwrap(),
+            "-v",
+            "--now",
+            NOW,
+            "--format",
+            "json",
+        ]);
+        assert_eq!(r.code, 0, "{}: {}", dir.display(), r.stderr);
+        let evaluated = json(&r)["items"][0]["status"]["evaluatedResources"]
+            .as_u64()
+            .unwrap();
+        let skipped = r
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("  skipped ") && l.contains(".y"))
+            .count() as u64;
+        let duplicates = r
+            .stderr
+            .lines()
+            .filter(|l| l.contains(" is declared again (first at "))
+            .count() as u64;
+        let mut documents = 0u64;
+        let mut files = Vec::new();
+        collect_manifests(&dir, &mut files);
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let (docs, errors) =
+                securescore::inventory::manifests::parse_documents(&f.display().to_string(), &text);
+            assert!(errors.is_empty(), "{errors:?}");
+            for (d, _) in docs {
+                documents += match d["items"].as_array() {
+                    Some(items) if d["kind"].as_str().is_some_and(|k| k.ends_with("List")) => {
+                        items.len() as u64
+                    }
+                    _ => 1,
+                };
+            }
+        }
+        assert!(documents > 0, "{}", dir.display());
+        assert_eq!(
+            evaluated + skipped + duplicates,
+            documents,
+            "{}: {evaluated} scored + {skipped} skipped + {duplicates} duplicates != {documents} documents",
+            dir.display()
+        );
+    }
+}
+
+fn collect_manifests(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_dir() {
+        for e in std::fs::read_dir(path).unwrap() {
+            collect_manifests(&e.unwrap().path(), out);
+        }
+    } else if path
+        .extension()
+        .and_then(|x| x.to_str())
+        .is_some_and(|x| ["yaml", "yml", "json"].contains(&x))
+    {
+        out.push(path.to_path_buf());
+    }
 }

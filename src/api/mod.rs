@@ -6,6 +6,7 @@
 mod action;
 mod common;
 mod interval;
+pub mod schema;
 mod target;
 
 pub use action::*;

@@ -355,9 +355,13 @@ pub struct Breakdown {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CategoryScore {
+    /// The category (Identity, Data, Device, Apps, Infrastructure).
     pub category: Category,
+    /// Points achieved in the category (2 decimals).
     pub score: f64,
+    /// Points available in the category: the maxScore of its applicable actions.
     pub max_score: f64,
+    /// Points still to gain in the category by addressing its actions.
     pub points_to_gain: f64,
 }
 
@@ -365,18 +369,29 @@ pub struct CategoryScore {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionResult {
+    /// Name of the ImprovementAction.
     #[schemars(length(max = 253))]
     pub name: String,
+    /// Title of the action.
     #[schemars(length(max = 128))]
     pub title: String,
+    /// Category of the action.
     pub category: Category,
+    /// State of the action for this target (first match: NotApplicable, Unknown, Completed, ToAddress, Planned, RiskAccepted, ResolvedAlternate, ResolvedThirdParty).
     pub state: ActionState,
+    /// Points the action contributes to the target (2 decimals).
     pub score: f64,
+    /// The action's maxScore (0 when NotApplicable or preview).
     pub max_score: f64,
+    /// Points still to gain by addressing the action (what the ranking sorts by).
     pub points_to_gain: f64,
+    /// Applicable resources that are compliant.
     pub compliant: u64,
+    /// Applicable resources that are non-compliant or failed to evaluate, Planned ones included.
     pub non_compliant: u64,
+    /// Applicable resources covered by an active exemption or resolution (other than Planned).
     pub exempt: u64,
+    /// Resources the action applies to in the target's scope.
     pub applicable: u64,
     /// Resources whose check failed to evaluate (counted as non-compliant).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -409,15 +424,20 @@ fn is_zero(n: &u64) -> bool {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
+    /// apiVersion of the resource.
     #[schemars(length(max = 253))]
     pub api_version: String,
+    /// Kind of the resource.
     #[schemars(length(max = 63))]
     pub kind: String,
+    /// Namespace of the resource (absent for cluster-scoped resources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub namespace: Option<String>,
+    /// Name of the resource.
     #[schemars(length(max = 253))]
     pub name: String,
+    /// Why the resource is not compliant (never quotes secret values).
     #[schemars(length(max = 512))]
     pub message: String,
 }
@@ -426,10 +446,13 @@ pub struct Finding {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ExemptionStatus {
+    /// Name of the exemption in spec.exemptions.
     #[schemars(length(max = 63))]
     pub name: String,
+    /// The ImprovementAction it exempts.
     #[schemars(length(max = 253))]
     pub action: String,
+    /// Active, Expired, Invalid, Unused or Overdue.
     pub state: ExemptionState,
     /// Whole days until expiry (absent when open-ended or no longer active).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -437,6 +460,7 @@ pub struct ExemptionStatus {
     /// Resources it covers in this evaluation.
     #[serde(default)]
     pub covered: u64,
+    /// Why it is in this state (e.g. the policy it breaks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 512))]
     pub message: Option<String>,
@@ -449,10 +473,14 @@ pub struct HistoryPoint {
     /// UTC day, `YYYY-MM-DD`.
     #[schemars(length(max = 10))]
     pub date: String,
+    /// Score of the day's last complete evaluation.
     pub score: f64,
+    /// Maximum score of that evaluation.
     pub max_score: f64,
+    /// Percentage of that evaluation (absent when nothing was applicable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percentage: Option<f64>,
+    /// Revision of the selected actions' definitions on that day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub catalog_revision: Option<String>,
@@ -489,7 +517,9 @@ pub struct Changes {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct BaselineAction {
+    /// Points the action had at the baseline.
     pub score: f64,
+    /// Revision of the action's definition at the baseline.
     #[schemars(length(max = 64))]
     pub revision: String,
 }
@@ -498,6 +528,7 @@ pub struct BaselineAction {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Comparison {
+    /// The benchmark group: the `securescore.io/benchmark-group` label of the target's Namespace.
     #[schemars(length(max = 63))]
     pub group: String,
     /// Number of targets in the group.

@@ -2,6 +2,8 @@
 
 mod catalog;
 mod crds;
+mod explain;
+mod gates;
 pub mod output;
 mod run;
 pub mod scan;
@@ -30,6 +32,9 @@ pub enum Command {
     /// built-in catalog plus any ImprovementActions and SecureScoreTargets in the input;
     /// exit 1 below --min-score, 2 when input was skipped.
     Scan(scan::ScanArgs),
+    /// Explain an improvement action: what it checks (CEL), how to fix it, its examples, which
+    /// resources of PATH fail it, and a ready-to-paste exemption within its policy.
+    Explain(explain::ExplainArgs),
 }
 
 /// Run a parsed command line; the exit code follows the subcommand's contract.
@@ -39,6 +44,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Catalog(args) => catalog::run(args),
         Command::Scan(args) => scan::run(args),
+        Command::Explain(args) => explain::run(args),
     }
 }
 

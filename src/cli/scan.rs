@@ -6,17 +6,20 @@
 
 use super::output::{self, Format, Scored};
 use crate::api::{ImprovementAction, SecureScoreTarget};
-use crate::engine::evaluate::implicit_cluster_target;
+use crate::engine::evaluate::{implicit_cluster_target, scope_namespaces};
 use crate::engine::{CompiledAction, Inventory, Resource, Source, TargetInput, evaluate};
-use crate::inventory::files::{self, Input};
-use crate::inventory::manifests::{objects_from, parse_documents, synthesise_namespaces};
-use std::collections::BTreeMap;
+use crate::inventory::files::{self, Exclude, Expansion, Input, SkipReason, SkippedFile};
+use crate::inventory::manifests::{
+    NotAnObject, has_generated_name, parse_documents, read_objects, synthesise_namespaces,
+};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// Exit code when a target is below `--min-score` or has nothing to evaluate.
+/// Exit code when a gate fails: below `--min-score`, below its goal with `--fail-below-goal`,
+/// or worse than `--baseline`.
 pub const EXIT_BELOW_MIN_SCORE: u8 = 1;
 /// Exit code for usage errors and skipped input.
 pub const EXIT_INPUT_ERROR: u8 = 2;
@@ -30,16 +33,23 @@ const PROGRESS_FROM_FILES: usize = 200;
 const AFTER_HELP: &str = "\
 Exit codes:
   0  every target was evaluated (and meets --min-score, if given)
-  1  --min-score was given and a target is below it or has nothing to evaluate
+  1  a gate failed: a target below --min-score (or with nothing to evaluate), below its own
+     spec.goal with --fail-below-goal, or worse than --baseline (score dropped, new findings)
   2  usage error, or some input was skipped: an unreadable file, invalid YAML/JSON, a document
      without apiVersion/kind/metadata.name, an ImprovementAction or SecureScoreTarget that breaks
      its CRD rules or does not load (not Ready), an Invalid exemption. Skipped input is reported
      on stderr as `file:line: message` and the rest is still evaluated (unless --strict).
      Exit 2 wins over exit 1.
 
+YAML that is not a Kubernetes object by design (kustomization, Chart.yaml and values files, CI
+workflows, compose files, plain configuration) is skipped and counted (--verbose lists it). The
+same apiVersion group/kind/namespace/name declared twice is scored once, with a warning.
+
 Input documents of kind ImprovementAction and SecureScoreTarget (securescore.io/v1alpha1) are
-used, not scored: actions add to or override the built-in catalog by name, and each target gets
-its own status. With no target in the input, one implicit cluster-wide target named `scan`
+used, not scored, once they pass their CRD's whole schema and CEL rules: targets each get their
+own status; actions found among the manifests are ignored unless --allow-input-actions (the
+input under review must not rewrite its own gate), actions given with --actions add to or
+override the built-in catalog by name. With no target in the input, one implicit cluster-wide target named `scan`
 evaluates everything. Offline, a target's scope is not a security boundary: any target may name
 other namespaces, use selectors and read cluster resources.";
 
@@ -56,7 +66,8 @@ pub struct ScanArgs {
 
     /// Output: `table` for people, `json` for a SecureScoreTargetList (each item with the
     /// status the operator would write), `sarif` for code-scanning tools (SARIF 2.1.0),
-    /// `prometheus` for the operator's per-target series (textfile collector, Pushgateway).
+    /// `prometheus` for the operator's per-target series (textfile collector, Pushgateway),
+    /// `html` for one self-contained page (CI artefacts).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
@@ -69,6 +80,29 @@ pub struct ScanArgs {
     /// found among the manifests.
     #[arg(long = "target", value_name = "PATH")]
     pub targets: Vec<PathBuf>,
+
+    /// Read Namespace objects from PATH (file or directory; repeatable), e.g. the platform
+    /// repository's: they are judged like declared ones. Without them, a namespace the
+    /// manifests only imply is used for scope and lookups but not judged.
+    #[arg(long = "namespaces", value_name = "PATH")]
+    pub namespace_files: Vec<PathBuf>,
+
+    /// Leave out paths matching GLOB (repeatable): matched against the path as given, the
+    /// path relative to the directory walked, and the file or directory name; `*` also
+    /// crosses `/` (e.g. `--exclude 'overlays/**' --exclude '*.tmpl.yaml'`).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Use ImprovementActions found among the scanned manifests. Without it they are ignored
+    /// with a warning: the input under review must not rewrite its own gate (a pull request
+    /// could replace a built-in action by one that always passes). Actions given with
+    /// --actions are always used.
+    #[arg(long)]
+    pub allow_input_actions: bool,
+
+    /// List what was skipped by design (files that are not Kubernetes objects, duplicates).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 
     /// Do not use the built-in catalog: only the actions given with --actions or found in
     /// the input.
@@ -84,6 +118,17 @@ pub struct ScanArgs {
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
     pub min_score: Option<f64>,
 
+    /// Fail (exit 1) when any target misses its own spec.goal (a target with nothing to
+    /// evaluate misses it; a target without a goal never does).
+    #[arg(long)]
+    pub fail_below_goal: bool,
+
+    /// Fail (exit 1) when, against FILE (an earlier `--format json` output of the same scan),
+    /// a target's score dropped, a sample finding appeared, or an action has more
+    /// non-compliant resources; each is listed on stderr. Targets match by namespace/name.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
     /// Abort before evaluating (exit 2, nothing on stdout) when any input is skipped.
     #[arg(long)]
     pub strict: bool,
@@ -93,6 +138,34 @@ pub struct ScanArgs {
     /// reproducible.
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<jiff::Timestamp>,
+}
+
+impl ScanArgs {
+    /// The scan behind `securescore explain`: the given manifests and actions, nothing else.
+    pub fn for_explain(
+        paths: Vec<PathBuf>,
+        actions: Vec<PathBuf>,
+        namespace: String,
+        now: jiff::Timestamp,
+    ) -> ScanArgs {
+        ScanArgs {
+            paths,
+            format: Format::Table,
+            actions,
+            targets: Vec::new(),
+            namespace_files: Vec::new(),
+            exclude: Vec::new(),
+            allow_input_actions: false,
+            verbose: false,
+            no_builtin: false,
+            namespace,
+            min_score: None,
+            fail_below_goal: false,
+            baseline: None,
+            strict: false,
+            now: Some(now),
+        }
+    }
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -146,6 +219,21 @@ struct Loaded {
     target_documents: bool,
     /// Skipped input, already formatted `file:line: message`.
     errors: Vec<String>,
+    /// Warnings that do not change the exit code (duplicates, ignored input actions).
+    warnings: Vec<String>,
+    /// Documents that are not Kubernetes objects by design.
+    not_objects: Vec<NotAnObject>,
+    /// Files set aside while walking (Helm sources, non-regular files, read twice).
+    skipped_files: Vec<SkippedFile>,
+    /// Where each identity was first declared: objects by group/kind/namespace/name.
+    declared: HashMap<(String, String, Option<String>, String), Source>,
+}
+
+/// How inputs are read: the options that apply to every file.
+struct Reading {
+    namespace: String,
+    exclude: Exclude,
+    allow_input_actions: bool,
 }
 
 /// What a file given to the scan may hold.
@@ -155,21 +243,33 @@ enum Role {
     Manifests,
     Actions,
     Targets,
+    /// Namespace objects only (`--namespaces`).
+    Namespaces,
 }
 
 const GROUP: &str = crate::api::GROUP;
 
 impl Loaded {
-    fn read_paths(&mut self, paths: &[PathBuf], role: Role, namespace: &str) {
-        let (inputs, errors) = files::expand(paths);
+    fn read_paths(&mut self, paths: &[PathBuf], role: Role, reading: &Reading) {
+        let Expansion {
+            inputs,
+            errors,
+            skipped,
+        } = files::expand(paths, &reading.exclude);
         self.errors.extend(errors.iter().map(ToString::to_string));
+        for s in skipped {
+            if s.why == SkipReason::NotRegular {
+                self.warnings.push(s.to_string());
+            }
+            self.skipped_files.push(s);
+        }
         let progress = progress_bar(inputs.len());
         for input in &inputs {
             if let Some(p) = &progress {
                 p.set_message(input.name());
             }
             match files::read(input) {
-                Ok(text) => self.read_text(input, &text, role, namespace),
+                Ok(text) => self.read_text(input, &text, role, reading),
                 Err(e) => self.errors.push(e.to_string()),
             }
             if let Some(p) = &progress {
@@ -181,20 +281,39 @@ impl Loaded {
         }
     }
 
-    fn read_text(&mut self, input: &Input, text: &str, role: Role, namespace: &str) {
+    fn read_text(&mut self, input: &Input, text: &str, role: Role, reading: &Reading) {
         let name = input.name();
         let (documents, errors) = parse_documents(&name, text);
         self.errors.extend(errors.iter().map(ToString::to_string));
-        let (resources, errors) = objects_from(documents, namespace);
-        self.errors.extend(errors.iter().map(ToString::to_string));
-        for r in resources {
+        let read = read_objects(documents, &reading.namespace);
+        self.errors
+            .extend(read.errors.iter().map(ToString::to_string));
+        self.not_objects.extend(read.not_objects);
+        for r in read.objects {
             let source = r.source.clone().unwrap_or(Source {
                 file: name.clone(),
                 line: None,
                 document: 0,
             });
             let ours = r.group == GROUP;
+            let accepted = match (ours, r.kind.as_str(), role) {
+                (_, _, Role::Manifests) => true,
+                (true, "ImprovementAction", Role::Actions) => true,
+                (true, "SecureScoreTarget", Role::Targets) => true,
+                (false, "Namespace", Role::Namespaces) => r.group.is_empty(),
+                _ => false,
+            };
+            if accepted && !self.first_declaration(&r, &source) {
+                continue;
+            }
             match (ours, r.kind.as_str(), role) {
+                (true, "ImprovementAction", Role::Manifests) if !reading.allow_input_actions => {
+                    self.warnings.push(format!(
+                        "{}: ImprovementAction {}: ignored: actions in the scanned input are used only with --allow-input-actions (or pass them with --actions)",
+                        locate(&source),
+                        r.name
+                    ));
+                }
                 (true, "ImprovementAction", Role::Manifests | Role::Actions) => {
                     if let Some(action) = self.typed::<ImprovementAction>(&r, &source) {
                         self.actions.push(LoadedAction {
@@ -210,6 +329,14 @@ impl Loaded {
                     }
                 }
                 (_, _, Role::Manifests) => self.objects.push(r),
+                (false, "Namespace", Role::Namespaces) if r.group.is_empty() => {
+                    self.objects.push(r)
+                }
+                (_, kind, Role::Namespaces) => self.errors.push(format!(
+                    "{}: {kind} {}: --namespaces files hold Namespace objects (v1) only",
+                    locate(&source),
+                    r.display_name()
+                )),
                 (_, kind, Role::Actions) => self.errors.push(format!(
                     "{}: {kind} {}: --actions files hold ImprovementActions (securescore.io/v1alpha1) only",
                     locate(&source),
@@ -224,9 +351,48 @@ impl Loaded {
         }
     }
 
+    /// Whether this is the first declaration of the object's identity (group, kind, namespace,
+    /// name); a later one is a duplicate, warned about with both places and not used.
+    /// `generateName` objects are never duplicates: each creates a new object.
+    fn first_declaration(&mut self, r: &Resource, source: &Source) -> bool {
+        if has_generated_name(r) {
+            return true;
+        }
+        let key = (
+            r.group.clone(),
+            r.kind.clone(),
+            r.namespace.clone(),
+            r.name.clone(),
+        );
+        match self.declared.get(&key) {
+            Some(first) => {
+                self.warnings.push(format!(
+                    "{}: {} {} is declared again (first at {}): scored once, this one ignored",
+                    locate(source),
+                    r.kind,
+                    r.display_name(),
+                    locate(first)
+                ));
+                false
+            }
+            None => {
+                self.declared.insert(key, source.clone());
+                true
+            }
+        }
+    }
+
     /// Deserialize one of our kinds and check its CRD CEL rules, as the API server would.
     fn typed<T: CustomResourceValidate>(&mut self, r: &Resource, source: &Source) -> Option<T> {
         let what = format!("{} {}", r.kind, r.display_name());
+        // The whole CRD schema first, as the API server checks it before anything else.
+        let violations = crate::api::schema::validate(&r.kind, &r.object);
+        if !violations.is_empty() {
+            for v in violations {
+                self.errors.push(format!("{}: {what}: {v}", locate(source)));
+            }
+            return None;
+        }
         // serde_path_to_error names the field that failed (e.g. `spec.check.validations[0]`).
         let value: T = match serde_path_to_error::deserialize(r.object.clone()) {
             Ok(v) => v,
@@ -352,13 +518,43 @@ fn compile_actions(
         .collect()
 }
 
-pub fn run(args: ScanArgs) -> ExitCode {
+/// What a scan scored: each target's evaluation, the actions used, and the skipped input
+/// (already reported on stderr).
+pub(super) struct Scan {
+    pub scored: Vec<Scored>,
+    pub actions: Vec<Arc<CompiledAction>>,
+    pub errors: Vec<String>,
+}
+
+/// Read, validate and evaluate: everything but rendering and gates. `Err` is the exit code of
+/// a scan that stops early (usage error, --strict).
+pub(super) fn score(args: &ScanArgs) -> Result<Scan, ExitCode> {
     let now = args.now.unwrap_or_else(jiff::Timestamp::now);
+    if args.namespace.is_empty() {
+        eprintln!(
+            "securescore scan: --namespace must name a namespace (it is given to namespaced objects that have none)"
+        );
+        return Err(ExitCode::from(EXIT_INPUT_ERROR));
+    }
+    let exclude = match Exclude::new(&args.exclude) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("securescore scan: {e}");
+            return Err(ExitCode::from(EXIT_INPUT_ERROR));
+        }
+    };
+    let reading = Reading {
+        namespace: args.namespace.clone(),
+        exclude,
+        allow_input_actions: args.allow_input_actions,
+    };
     let mut loaded = Loaded::default();
-    loaded.read_paths(&args.paths, Role::Manifests, &args.namespace);
-    loaded.read_paths(&args.actions, Role::Actions, &args.namespace);
-    loaded.read_paths(&args.targets, Role::Targets, &args.namespace);
+    loaded.read_paths(&args.paths, Role::Manifests, &reading);
+    loaded.read_paths(&args.actions, Role::Actions, &reading);
+    loaded.read_paths(&args.targets, Role::Targets, &reading);
+    loaded.read_paths(&args.namespace_files, Role::Namespaces, &reading);
     let mut errors = std::mem::take(&mut loaded.errors);
+    report_skipped(&loaded, args.verbose);
 
     let actions = compile_actions(
         !args.no_builtin,
@@ -378,13 +574,17 @@ pub fn run(args: ScanArgs) -> ExitCode {
         ));
     }
 
-    let mut objects = loaded.objects;
-    let synthesised = synthesise_namespaces(&objects);
-    objects.extend(synthesised);
-    let inventory = Inventory::complete(objects.into_iter().map(Arc::new));
+    // Only what the input declares is judged: implied Namespaces serve scope and lookups.
+    let objects = loaded.objects;
+    let implied = synthesise_namespaces(&objects);
+    let implied_names: Vec<String> = implied.iter().map(|n| n.name.clone()).collect();
+    let mut inventory = Inventory::complete(objects.into_iter().map(Arc::new));
+    for namespace in implied {
+        inventory.imply_namespace(Arc::new(namespace));
+    }
 
     if args.strict && !errors.is_empty() {
-        return abort(&errors);
+        return Err(abort(&errors));
     }
 
     let scored: Vec<Scored> = targets
@@ -399,10 +599,17 @@ pub fn run(args: ScanArgs) -> ExitCode {
                 wide_scope_allowed: true,
             });
             let source = (!source.file.is_empty()).then_some(source);
+            let scope = scope_namespaces(&target, &inventory);
+            let implied_namespaces = implied_names
+                .iter()
+                .filter(|n| scope.contains(*n))
+                .cloned()
+                .collect();
             Scored {
                 target,
                 source,
                 evaluation,
+                implied_namespaces,
             }
         })
         .collect();
@@ -428,10 +635,33 @@ pub fn run(args: ScanArgs) -> ExitCode {
         }
     }
     if args.strict && !errors.is_empty() {
-        return abort(&errors);
+        return Err(abort(&errors));
     }
     report_errors(&errors);
+    Ok(Scan {
+        scored,
+        actions,
+        errors,
+    })
+}
 
+pub fn run(args: ScanArgs) -> ExitCode {
+    let baseline = match args.baseline.as_deref().map(super::gates::read_baseline) {
+        None => None,
+        Some(Ok(b)) => Some(b),
+        Some(Err(e)) => {
+            eprintln!("securescore scan: {e}");
+            return ExitCode::from(EXIT_INPUT_ERROR);
+        }
+    };
+    let Scan {
+        scored,
+        actions,
+        errors,
+    } = match score(&args) {
+        Ok(scan) => scan,
+        Err(code) => return code,
+    };
     let rendered = match output::render(args.format, &scored, &actions) {
         Ok(text) => text,
         Err(e) => {
@@ -456,35 +686,74 @@ pub fn run(args: ScanArgs) -> ExitCode {
     if !errors.is_empty() {
         return ExitCode::from(EXIT_INPUT_ERROR);
     }
-    if let Some(min) = args.min_score {
-        let failing: Vec<String> = scored
-            .iter()
-            .filter_map(|s| match s.evaluation.status.percentage {
-                Some(p) if p >= min => None,
-                Some(p) => Some(format!(
-                    "{}: {p:.2}% is below --min-score {min}",
-                    output::target_name(&s.target)
-                )),
-                None => Some(format!(
-                    "{}: nothing to evaluate (no percentage), --min-score {min} is not met",
-                    output::target_name(&s.target)
-                )),
-            })
-            .collect();
-        if !failing.is_empty() {
-            for f in failing {
-                eprintln!("securescore scan: {f}");
-            }
-            return ExitCode::from(EXIT_BELOW_MIN_SCORE);
+    let failing = super::gates::failures(
+        &scored,
+        args.min_score,
+        args.fail_below_goal,
+        baseline.as_deref(),
+    );
+    if !failing.is_empty() {
+        for f in failing {
+            eprintln!("securescore scan: {}", output::safe(&f));
         }
+        return ExitCode::from(EXIT_BELOW_MIN_SCORE);
     }
     ExitCode::SUCCESS
+}
+
+/// Warnings, and what was skipped by design: counted, listed with --verbose.
+fn report_skipped(loaded: &Loaded, verbose: bool) {
+    let mut stderr = std::io::stderr().lock();
+    for w in &loaded.warnings {
+        let _ = writeln!(stderr, "warning: {}", output::safe(w));
+    }
+    let mut files: Vec<&str> = loaded
+        .not_objects
+        .iter()
+        .map(|n| n.file.as_str())
+        .chain(
+            loaded
+                .skipped_files
+                .iter()
+                .filter(|s| s.why == SkipReason::Helm)
+                .map(|s| s.file.as_str()),
+        )
+        .collect();
+    files.sort_unstable();
+    files.dedup();
+    if !files.is_empty() {
+        let _ = writeln!(
+            stderr,
+            "securescore scan: skipped {} {} that {} not Kubernetes objects ({} documents){}",
+            files.len(),
+            if files.len() == 1 { "file" } else { "files" },
+            if files.len() == 1 { "is" } else { "are" },
+            loaded.not_objects.len(),
+            if verbose {
+                ":"
+            } else {
+                "; --verbose lists them"
+            }
+        );
+    }
+    if verbose {
+        for s in loaded
+            .skipped_files
+            .iter()
+            .filter(|s| s.why != SkipReason::NotRegular)
+        {
+            let _ = writeln!(stderr, "  skipped {}", output::safe(&s.to_string()));
+        }
+        for n in &loaded.not_objects {
+            let _ = writeln!(stderr, "  skipped {}", output::safe(&n.to_string()));
+        }
+    }
 }
 
 fn report_errors(errors: &[String]) {
     let mut stderr = std::io::stderr().lock();
     for e in errors {
-        let _ = writeln!(stderr, "{e}");
+        let _ = writeln!(stderr, "{}", output::safe(e));
     }
 }
 

@@ -309,6 +309,12 @@ impl Inventory {
         self.len += 1;
     }
 
+    /// A Namespace the input implies but does not declare (offline scans): used for scope,
+    /// selectors and `namespaceObject`, but neither judged nor counted as evaluated.
+    pub fn imply_namespace(&mut self, r: Arc<Resource>) {
+        self.namespaces.entry(r.name.clone()).or_insert(r);
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

@@ -36,32 +36,164 @@ pub struct FileError {
     pub message: String,
 }
 
+/// A file set aside while expanding the paths, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedFile {
+    pub file: String,
+    pub why: SkipReason,
+}
+
+/// Why a file is not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// A Helm values file or a chart directory: not a Kubernetes object by design.
+    Helm,
+    /// Not a regular file (a FIFO, a device, a socket): reading it could hang or never end.
+    NotRegular,
+    /// The same file (by canonical path) was already read: given twice, or reached again
+    /// through a symlink.
+    AlreadyRead,
+}
+
+impl std::fmt::Display for SkippedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let why = match self.why {
+            SkipReason::Helm => {
+                "Helm chart sources or values (render with `helm template ... | securescore scan -`)"
+            }
+            SkipReason::NotRegular => "not a regular file (FIFO, device or socket): skipped",
+            SkipReason::AlreadyRead => "already read (the same file by its canonical path)",
+        };
+        write!(f, "{}: {why}", self.file)
+    }
+}
+
+/// The inputs of a scan, and what was set aside or failed on the way.
+#[derive(Debug, Default)]
+pub struct Expansion {
+    pub inputs: Vec<Input>,
+    pub errors: Vec<FileError>,
+    pub skipped: Vec<SkippedFile>,
+}
+
+/// Paths to leave out (`--exclude GLOB`): a glob matches a path as given, a path relative to
+/// the directory being walked, or a file or directory name; `*` also crosses `/`.
+#[derive(Debug, Clone, Default)]
+pub struct Exclude {
+    globs: Option<globset::GlobSet>,
+}
+
+impl Exclude {
+    pub fn new(patterns: &[String]) -> Result<Exclude, FileError> {
+        if patterns.is_empty() {
+            return Ok(Exclude::default());
+        }
+        let mut set = globset::GlobSetBuilder::new();
+        for p in patterns {
+            let glob = globset::Glob::new(p).map_err(|e| FileError {
+                file: format!("--exclude {p:?}"),
+                message: format!("not a glob: {}", e.kind()),
+            })?;
+            set.add(glob);
+        }
+        let globs = set.build().map_err(|e| FileError {
+            file: "--exclude".into(),
+            message: e.to_string(),
+        })?;
+        Ok(Exclude { globs: Some(globs) })
+    }
+
+    fn excludes(&self, shown: &Path, relative: &Path) -> bool {
+        let Some(globs) = &self.globs else {
+            return false;
+        };
+        let name = shown.file_name().map(Path::new);
+        globs.is_match(shown) || globs.is_match(relative) || name.is_some_and(|n| globs.is_match(n))
+    }
+}
+
 /// Expand the command line's paths into the inputs to read, in order: each argument in turn,
-/// a directory's manifests sorted by path. Missing or unlistable paths are errors; the rest
-/// is still returned.
-pub fn expand(paths: &[PathBuf]) -> (Vec<Input>, Vec<FileError>) {
-    let mut inputs = Vec::new();
-    let mut errors = Vec::new();
+/// a directory's manifests sorted by path. Each file is read once, however it is reached
+/// (canonical paths), directory symlink loops end, and non-regular files are set aside.
+/// Missing or unlistable paths are errors; the rest is still returned.
+pub fn expand(paths: &[PathBuf], exclude: &Exclude) -> Expansion {
+    let mut out = Expansion::default();
+    let mut seen = Seen::default();
     for path in paths {
         if path.as_os_str() == "-" {
-            inputs.push(Input::Stdin);
+            out.inputs.push(Input::Stdin);
+            continue;
+        }
+        if exclude.excludes(path, path) {
             continue;
         }
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {
                 let mut found = Vec::new();
-                walk(path, &mut found, &mut errors);
+                let mut walk = Walk {
+                    root: path,
+                    exclude,
+                    found: &mut found,
+                    out: &mut out,
+                    seen: &mut seen,
+                };
+                walk.dir(path);
                 found.sort();
-                inputs.extend(found.into_iter().map(Input::File));
+                out.inputs.extend(found.into_iter().map(Input::File));
             }
-            Ok(_) => inputs.push(Input::File(path.clone())),
-            Err(e) => errors.push(FileError {
+            Ok(meta) => {
+                if let Some(input) = seen.file(path, &meta, &mut out) {
+                    out.inputs.push(input);
+                }
+            }
+            Err(e) => out.errors.push(FileError {
                 file: path.display().to_string(),
                 message: format!("cannot read: {}", io_message(&e)),
             }),
         }
     }
-    (inputs, errors)
+    out
+}
+
+/// Canonical paths already taken.
+#[derive(Default)]
+struct Seen {
+    files: std::collections::HashSet<PathBuf>,
+    dirs: std::collections::HashSet<PathBuf>,
+}
+
+impl Seen {
+    /// The input for a file, or None when it is set aside (not regular, already read).
+    fn file(
+        &mut self,
+        path: &Path,
+        meta: &std::fs::Metadata,
+        out: &mut Expansion,
+    ) -> Option<Input> {
+        let shown = path.display().to_string();
+        if !meta.is_file() {
+            out.skipped.push(SkippedFile {
+                file: shown,
+                why: SkipReason::NotRegular,
+            });
+            return None;
+        }
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if !self.files.insert(canonical) {
+            out.skipped.push(SkippedFile {
+                file: shown,
+                why: SkipReason::AlreadyRead,
+            });
+            return None;
+        }
+        Some(Input::File(path.to_path_buf()))
+    }
+
+    /// Whether a directory is new (false: already walked, e.g. through a symlink loop).
+    fn dir(&mut self, path: &Path) -> bool {
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        self.dirs.insert(canonical)
+    }
 }
 
 /// Helm values files (`values.yaml`, `values-*.yaml`, `*.values.yaml`) configure a chart; they
@@ -75,82 +207,120 @@ pub fn is_helm_values(path: &Path) -> bool {
     stem == "values" || stem.starts_with("values-") || stem.ends_with(".values")
 }
 
-fn walk(dir: &Path, found: &mut Vec<PathBuf>, errors: &mut Vec<FileError>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            errors.push(FileError {
-                file: dir.display().to_string(),
-                message: format!("cannot list directory: {}", io_message(&e)),
-            });
+struct Walk<'a> {
+    root: &'a Path,
+    exclude: &'a Exclude,
+    found: &'a mut Vec<PathBuf>,
+    out: &'a mut Expansion,
+    seen: &'a mut Seen,
+}
+
+impl Walk<'_> {
+    fn dir(&mut self, dir: &Path) {
+        if !self.seen.dir(dir) {
             return;
         }
-    };
-    // A Helm chart's sources are templates, not manifests: render them and scan the output
-    // (`helm template ... | securescore scan -`).
-    if dir.join("Chart.yaml").is_file() {
-        return;
-    }
-    for entry in entries {
-        let entry = match entry {
+        let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) => {
-                errors.push(FileError {
+                self.out.errors.push(FileError {
                     file: dir.display().to_string(),
                     message: format!("cannot list directory: {}", io_message(&e)),
                 });
-                continue;
+                return;
             }
         };
-        let path = entry.path();
-        // Follows symlinks, like `kubectl apply -R`; hidden entries (.git) are skipped.
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
+        // A Helm chart's sources are templates, not manifests: render them and scan the output
+        // (`helm template ... | securescore scan -`).
+        if dir.join("Chart.yaml").is_file() {
+            self.out.skipped.push(SkippedFile {
+                file: dir.display().to_string(),
+                why: SkipReason::Helm,
+            });
+            return;
         }
-        match std::fs::metadata(&path) {
-            Ok(m) if m.is_dir() => walk(&path, found, errors),
-            Ok(_) => {
-                let wanted = path
-                    .extension()
-                    .and_then(|x| x.to_str())
-                    .is_some_and(|x| MANIFEST_EXTENSIONS.contains(&x));
-                if wanted && !is_helm_values(&path) {
-                    found.push(path);
-                }
+        let mut paths = Vec::new();
+        for entry in entries {
+            match entry {
+                // Hidden entries (.git) are skipped.
+                Ok(e) if e.file_name().to_string_lossy().starts_with('.') => {}
+                Ok(e) => paths.push(e.path()),
+                Err(e) => self.out.errors.push(FileError {
+                    file: dir.display().to_string(),
+                    message: format!("cannot list directory: {}", io_message(&e)),
+                }),
             }
-            Err(e) => errors.push(FileError {
-                file: path.display().to_string(),
-                message: format!("cannot read: {}", io_message(&e)),
-            }),
+        }
+        // Sorted, so that which of two paths to one file is read does not depend on the
+        // file system's order.
+        paths.sort();
+        for path in paths {
+            let relative = path.strip_prefix(self.root).unwrap_or(&path);
+            if self.exclude.excludes(&path, relative) {
+                continue;
+            }
+            // Follows symlinks, like `kubectl apply -R`.
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_dir() => self.dir(&path),
+                Ok(m) => {
+                    let wanted = path
+                        .extension()
+                        .and_then(|x| x.to_str())
+                        .is_some_and(|x| MANIFEST_EXTENSIONS.contains(&x));
+                    if !wanted {
+                        continue;
+                    }
+                    if is_helm_values(&path) {
+                        self.out.skipped.push(SkippedFile {
+                            file: path.display().to_string(),
+                            why: SkipReason::Helm,
+                        });
+                        continue;
+                    }
+                    if let Some(Input::File(p)) = self.seen.file(&path, &m, self.out) {
+                        self.found.push(p);
+                    }
+                }
+                Err(e) => self.out.errors.push(FileError {
+                    file: path.display().to_string(),
+                    message: format!("cannot read: {}", io_message(&e)),
+                }),
+            }
         }
     }
 }
 
-/// Read one input as UTF-8 text.
+/// The most a scan reads from one input; a larger file is an error, not an out-of-memory abort.
+pub const MAX_INPUT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Read one input as UTF-8 text, at most [`MAX_INPUT_BYTES`].
 pub fn read(input: &Input) -> Result<String, FileError> {
     let fail = |message: String| FileError {
         file: input.name(),
         message,
     };
-    match input {
-        Input::Stdin => {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| fail(format!("cannot read: {}", io_message(&e))))?;
-            Ok(text)
-        }
-        Input::File(path) => {
-            let bytes = std::fs::read(path)
-                .map_err(|e| fail(format!("cannot read: {}", io_message(&e))))?;
-            String::from_utf8(bytes).map_err(|e| {
-                fail(format!(
-                    "not UTF-8 text (invalid byte at offset {})",
-                    e.utf8_error().valid_up_to()
-                ))
-            })
-        }
+    let mut bytes = Vec::new();
+    let result = match input {
+        Input::Stdin => std::io::stdin()
+            .lock()
+            .take(MAX_INPUT_BYTES + 1)
+            .read_to_end(&mut bytes),
+        Input::File(path) => std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)),
+    };
+    result.map_err(|e| fail(format!("cannot read: {}", io_message(&e))))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(fail(format!(
+            "larger than {} MiB: not read (split it into smaller files)",
+            MAX_INPUT_BYTES / (1024 * 1024)
+        )));
     }
+    String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 /// An I/O error without the `(os error N)` suffix, e.g. "No such file or directory".
@@ -181,7 +351,7 @@ mod tests {
         ] {
             std::fs::write(root.join(f), "").unwrap();
         }
-        let (inputs, errors) = expand(&[root.to_path_buf()]);
+        let Expansion { inputs, errors, .. } = expand(&[root.to_path_buf()], &Exclude::default());
         assert!(errors.is_empty(), "{errors:?}");
         let names: Vec<String> = inputs
             .iter()
@@ -212,19 +382,22 @@ mod tests {
         ] {
             std::fs::write(root.join(f), "a: 1\n").unwrap();
         }
-        let (inputs, errors) = expand(&[root.to_path_buf()]);
+        let Expansion { inputs, errors, .. } = expand(&[root.to_path_buf()], &Exclude::default());
         assert!(errors.is_empty(), "{errors:?}");
         let names: Vec<String> = inputs.iter().map(|i| i.name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
         assert!(names[0].ends_with("app.yaml"));
         // Named explicitly, a values file is read (and reported if it is not a manifest).
-        let (inputs, _) = expand(&[root.join("values.yaml")]);
+        let inputs = expand(&[root.join("values.yaml")], &Exclude::default()).inputs;
         assert_eq!(inputs.len(), 1);
     }
 
     #[test]
     fn a_missing_path_is_an_error_and_dash_is_stdin() {
-        let (inputs, errors) = expand(&["-".into(), "/no/such/file.yaml".into()]);
+        let Expansion { inputs, errors, .. } = expand(
+            &["-".into(), "/no/such/file.yaml".into()],
+            &Exclude::default(),
+        );
         assert_eq!(inputs, [Input::Stdin]);
         assert_eq!(
             errors[0].to_string(),

@@ -1,7 +1,7 @@
 //! Kubernetes manifests as the engine's objects: multi-document YAML and JSON, `List` kinds,
 //! each object located by file, line and document index.
 
-use crate::engine::resource::{Resource, ResourceError, Source};
+use crate::engine::resource::{Resource, ResourceError, Source, group_of};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -105,6 +105,8 @@ pub fn parse_documents(
 ) -> (Vec<(serde_json::Value, Source)>, Vec<ManifestError>) {
     let mut values = Vec::new();
     let mut errors = Vec::new();
+    // A UTF-8 byte order mark is accepted, as kubectl does.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let trimmed = text.trim_start();
     if file.ends_with(".json") {
         match serde_json::from_str::<serde_json::Value>(text) {
@@ -130,7 +132,7 @@ pub fn parse_documents(
     }
     for (index, (start, doc)) in split_documents(text).into_iter().enumerate() {
         let line = first_content_line(start, &doc);
-        match serde_yaml_ng::from_str::<serde_json::Value>(&doc) {
+        match yaml_to_json(&doc) {
             Ok(serde_json::Value::Null) => {}
             Ok(v) => values.push((
                 v,
@@ -158,6 +160,451 @@ pub fn parse_documents(
         }
     }
     (values, errors)
+}
+
+/// Why a YAML document could not be read as JSON.
+#[derive(Debug)]
+enum YamlError {
+    Syntax(serde_yaml_ng::Error),
+    /// Structure JSON cannot hold (a non-finite number, a mapping as a key, a bad merge).
+    Shape(String),
+}
+
+impl YamlError {
+    fn location(&self) -> Option<serde_yaml_ng::Location> {
+        match self {
+            YamlError::Syntax(e) => e.location(),
+            YamlError::Shape(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for YamlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            YamlError::Syntax(e) => e.fmt(f),
+            YamlError::Shape(m) => f.write_str(m),
+        }
+    }
+}
+
+/// A YAML node with its mapping entries in document order (duplicates kept), so that the
+/// conversion to JSON can follow kubectl's reading (sigs.k8s.io/yaml on go-yaml v2).
+enum Node {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+/// Reads a [`Node`] out of one document, knowing the document's text: a plain (unquoted)
+/// scalar is borrowed from it and recognised by the byte before it, so that it can be
+/// resolved as YAML 1.1 does (go-yaml v2, which kubectl uses): `0400` is the octal 256,
+/// `yes`/`on`/`off` are booleans, `1_000` is 1000; quoted scalars stay strings.
+#[derive(Clone, Copy)]
+struct NodeSeed<'de> {
+    doc: &'de str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for NodeSeed<'de> {
+    type Value = Node;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> NodeSeed<'de> {
+    /// Whether a borrowed scalar was written plain (not quoted) in the document.
+    fn is_plain(&self, v: &'de str) -> bool {
+        let start = (v.as_ptr() as usize).wrapping_sub(self.doc.as_ptr() as usize);
+        if start > self.doc.len() {
+            return false;
+        }
+        let before = &self.doc.as_bytes()[..start];
+        if matches!(before.last(), Some(b'"' | b'\'')) {
+            return false;
+        }
+        // A tagged scalar (`!!str 0400`, `!foo yes`) keeps its tag's meaning, not a plain one.
+        let trimmed = before
+            .iter()
+            .rposition(|b| !matches!(b, b' ' | b'\t'))
+            .map_or(&before[..0], |i| &before[..=i]);
+        let token_start = trimmed
+            .iter()
+            .rposition(|b| matches!(b, b' ' | b'\t' | b'\n' | b'[' | b'{' | b','))
+            .map_or(0, |i| i + 1);
+        trimmed.get(token_start) != Some(&b'!')
+    }
+}
+
+/// A plain scalar as go-yaml v2 resolves it, where YAML 1.2 (serde_yaml_ng) left a string.
+fn resolve_yaml11(v: &str) -> Option<Node> {
+    match v {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => return Some(Node::Bool(true)),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => {
+            return Some(Node::Bool(false));
+        }
+        _ => {}
+    }
+    let first = v.bytes().next()?;
+    if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'.')) {
+        return None;
+    }
+    let plain = v.replace('_', "");
+    let (negative, digits) = match plain.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, plain.strip_prefix('+').unwrap_or(&plain)),
+    };
+    // strconv.ParseInt(s, 0, 64): 0x hex, 0o / 0 octal, 0b binary, else decimal.
+    let parsed = if let Some(hex) = digits.strip_prefix("0x").or(digits.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else if let Some(bin) = digits.strip_prefix("0b").or(digits.strip_prefix("0B")) {
+        u64::from_str_radix(bin, 2).ok()
+    } else if let Some(oct) = digits.strip_prefix("0o").or(digits.strip_prefix("0O")) {
+        u64::from_str_radix(oct, 8).ok()
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        u64::from_str_radix(&digits[1..], 8).ok()
+    } else if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse::<u64>().ok()
+    } else {
+        None
+    };
+    if let Some(u) = parsed {
+        return Some(match (negative, i64::try_from(u)) {
+            (true, Ok(i)) => Node::Int(-i),
+            (true, Err(_)) => return None,
+            (false, _) => Node::UInt(u),
+        });
+    }
+    // yamlStyleFloat: ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$
+    let (mantissa, exponent) = match digits.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e)),
+        None => (digits, None),
+    };
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((a, b)) => {
+            a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+                && !(a.is_empty() && b.is_empty())
+        }
+        None => !mantissa.is_empty() && mantissa.bytes().all(|c| c.is_ascii_digit()),
+    };
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit())
+    });
+    if mantissa_ok && exponent_ok {
+        let f: f64 = plain.parse().ok()?;
+        return Some(Node::Float(f));
+    }
+    None
+}
+
+impl<'de> serde::de::Visitor<'de> for NodeSeed<'de> {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_none<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+        Ok(Node::UInt(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+        Ok(Node::Float(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Node, E> {
+        if self.is_plain(v)
+            && let Some(node) = resolve_yaml11(v)
+        {
+            return Ok(node);
+        }
+        Ok(Node::Str(v.to_string()))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::Str(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Node, E> {
+        Ok(Node::Str(v))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self)? {
+            items.push(item);
+        }
+        Ok(Node::Seq(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key_seed(self)? {
+            let value = map.next_value_seed(self)?;
+            entries.push((key, value));
+        }
+        Ok(Node::Map(entries))
+    }
+    /// A tagged value (`!foo x`): the tag is ignored, as sigs.k8s.io/yaml does.
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Node, A::Error> {
+        use serde::de::VariantAccess;
+        let (_tag, variant): (String, _) = data.variant()?;
+        variant.newtype_variant_seed(self)
+    }
+}
+
+/// One YAML document as JSON, read as kubectl reads it (sigs.k8s.io/yaml on go-yaml v2):
+/// mapping entries in order, a repeated key replaces the earlier one, a merge key (`<<: *a`,
+/// or a list of anchors, the earlier winning) sets its entries at its place, tags ignored,
+/// scalar keys turned into strings.
+fn yaml_to_json(doc: &str) -> Result<serde_json::Value, YamlError> {
+    use serde::de::DeserializeSeed;
+    let de = serde_yaml_ng::Deserializer::from_str(doc);
+    let node = NodeSeed { doc }
+        .deserialize(de)
+        .map_err(YamlError::Syntax)?;
+    to_json(node)
+}
+
+fn to_json(node: Node) -> Result<serde_json::Value, YamlError> {
+    Ok(match node {
+        Node::Null => serde_json::Value::Null,
+        Node::Bool(b) => serde_json::Value::Bool(b),
+        Node::Int(i) => i.into(),
+        Node::UInt(u) => u.into(),
+        // Go marshals a whole float64 without a fraction (1.0 is 1), as kubectl sends it.
+        Node::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => (f as i64).into(),
+        Node::Float(f) => serde_json::Number::from_f64(f)
+            .map(serde_json::Value::Number)
+            .ok_or_else(|| YamlError::Shape(format!("{f} is not a number JSON can hold")))?,
+        Node::Str(s) => serde_json::Value::String(s),
+        Node::Seq(items) => {
+            serde_json::Value::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?)
+        }
+        Node::Map(entries) => {
+            let mut out = serde_json::Map::with_capacity(entries.len());
+            fill_map(&mut out, entries)?;
+            serde_json::Value::Object(out)
+        }
+    })
+}
+
+fn fill_map(
+    out: &mut serde_json::Map<String, serde_json::Value>,
+    entries: Vec<(Node, Node)>,
+) -> Result<(), YamlError> {
+    for (key, value) in entries {
+        let key = match key {
+            Node::Str(s) if s == "<<" => {
+                merge_into(out, value)?;
+                continue;
+            }
+            Node::Str(s) => s,
+            Node::Bool(b) => b.to_string(),
+            Node::Int(i) => i.to_string(),
+            Node::UInt(u) => u.to_string(),
+            Node::Float(f) => f.to_string(),
+            Node::Null => "null".to_string(),
+            Node::Seq(_) | Node::Map(_) => {
+                return Err(YamlError::Shape("a mapping key must be a scalar".into()));
+            }
+        };
+        out.insert(key, to_json(value)?);
+    }
+    Ok(())
+}
+
+fn merge_into(
+    out: &mut serde_json::Map<String, serde_json::Value>,
+    value: Node,
+) -> Result<(), YamlError> {
+    match value {
+        Node::Map(entries) => fill_map(out, entries),
+        // Earlier maps of the list take precedence: apply them last.
+        Node::Seq(items) => {
+            for item in items.into_iter().rev() {
+                match item {
+                    Node::Map(entries) => fill_map(out, entries)?,
+                    _ => {
+                        return Err(YamlError::Shape(
+                            "map merge requires map or sequence of maps as the value".into(),
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Err(YamlError::Shape(
+            "map merge requires map or sequence of maps as the value".into(),
+        )),
+    }
+}
+
+/// A document that is valid YAML but not a Kubernetes object by design (a kustomization, a
+/// Helm chart's metadata or values, a CI workflow, a compose file, plain configuration):
+/// skipped and counted, never an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotAnObject {
+    pub file: String,
+    pub line: Option<usize>,
+    pub document: usize,
+    /// What it looks like, e.g. "kustomize configuration".
+    pub what: String,
+}
+
+impl std::fmt::Display for NotAnObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file, self.what),
+            None => write!(
+                f,
+                "{}: document {}: {}",
+                self.file, self.document, self.what
+            ),
+        }
+    }
+}
+
+/// API groups of configuration files that carry apiVersion/kind but are read by tools, never
+/// sent to an API server.
+const TOOL_CONFIG_GROUPS: &[&str] = &[
+    "kustomize.config.k8s.io",
+    "config.kubernetes.io",
+    "builtin",
+    "kind.x-k8s.io",
+    "k3d.io",
+    "ctlptl.dev",
+    "skaffold",
+    "kubeadm.k8s.io",
+    "audit.k8s.io",
+];
+
+/// API groups served by Kubernetes itself: an object of these without `metadata` is broken,
+/// not a configuration file.
+fn is_kubernetes_group(group: &str) -> bool {
+    group.is_empty()
+        || group.ends_with(".k8s.io")
+        || ["apps", "batch", "policy", "autoscaling", "extensions"].contains(&group)
+}
+
+/// Whether a document is, by design, not a Kubernetes object, and what it is then. A document
+/// that looks like an object (metadata beside kind or apiVersion, or apiVersion and kind of a
+/// Kubernetes API group) is never skipped: if it is broken, that is an error.
+pub fn not_an_object_by_design(file: &str, value: &serde_json::Value) -> Option<String> {
+    let base = file.rsplit(['/', '\\']).next().unwrap_or(file);
+    let Some(map) = value.as_object() else {
+        return Some(match value {
+            serde_json::Value::Array(_) => "a YAML list, not an object".into(),
+            _ => "a scalar, not an object".into(),
+        });
+    };
+    let text = |k: &str| {
+        map.get(k)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+    };
+    let (api_version, kind) = (text("apiVersion"), text("kind"));
+    let has_metadata = map.get("metadata").is_some_and(|m| m.is_object());
+    if let Some(api) = api_version {
+        let group = group_of(api);
+        let group = if api.contains('/') { group } else { api };
+        if TOOL_CONFIG_GROUPS
+            .iter()
+            .any(|g| group == *g || group.starts_with(&format!("{g}/")))
+            || group.ends_with(".config.k8s.io")
+        {
+            return Some(format!(
+                "tool configuration ({api} {})",
+                kind.unwrap_or("without kind")
+            ));
+        }
+    }
+    if base == "Chart.yaml" || (api_version.is_some() && kind.is_none() && !has_metadata) {
+        return Some("Helm chart metadata or other apiVersion-only configuration".into());
+    }
+    if base.starts_with("kustomization.") || base.starts_with("Kustomization") {
+        return Some("kustomize configuration".into());
+    }
+    if has_metadata && (api_version.is_some() || kind.is_some()) {
+        return None;
+    }
+    match (api_version, kind) {
+        (Some(api), Some(kind)) => {
+            let group = group_of(api);
+            if is_kubernetes_group(group) && kind != "Config" {
+                None
+            } else {
+                Some(format!(
+                    "configuration file ({api} {kind} without metadata)"
+                ))
+            }
+        }
+        _ if map.contains_key("jobs") && (map.contains_key("on") || map.contains_key("true")) => {
+            Some("CI workflow".into())
+        }
+        _ if map.contains_key("stages") || base == ".gitlab-ci.yml" => Some("CI pipeline".into()),
+        _ if map.contains_key("services") && !has_metadata => Some("compose file".into()),
+        _ if !has_metadata => Some("no apiVersion and kind: plain configuration".into()),
+        _ => None,
+    }
+}
+
+/// What a file's documents hold.
+#[derive(Debug, Default)]
+pub struct Documents {
+    pub objects: Vec<Resource>,
+    /// Documents that look like objects and are broken.
+    pub errors: Vec<ManifestError>,
+    /// Documents that are not Kubernetes objects by design.
+    pub not_objects: Vec<NotAnObject>,
+}
+
+/// A name shown for an object declared with `metadata.generateName` (the server picks the
+/// rest): the prefix and `*`, which no real name contains.
+pub const GENERATED_NAME_MARK: char = '*';
+
+/// Whether a resource was declared with `metadata.generateName` (see [`GENERATED_NAME_MARK`]).
+pub fn has_generated_name(r: &Resource) -> bool {
+    r.name.ends_with(GENERATED_NAME_MARK)
+}
+
+/// Turn raw documents into objects, setting aside what is not a Kubernetes object by design.
+pub fn read_objects(
+    documents: Vec<(serde_json::Value, Source)>,
+    default_namespace: &str,
+) -> Documents {
+    let mut out = Documents::default();
+    let mut candidates = Vec::with_capacity(documents.len());
+    for (value, source) in documents {
+        match not_an_object_by_design(&source.file, &value) {
+            Some(what) => out.not_objects.push(NotAnObject {
+                file: source.file.clone(),
+                line: source.line,
+                document: source.document,
+                what,
+            }),
+            None => candidates.push((value, source)),
+        }
+    }
+    let (objects, errors) = objects_from(candidates, default_namespace);
+    out.objects = objects;
+    out.errors = errors;
+    out
 }
 
 /// Turn raw documents into objects: `List` kinds are flattened, namespaced objects without a
@@ -204,6 +651,20 @@ pub fn objects_from(
                     .is_none_or(str::is_empty)
             {
                 meta.insert("namespace".into(), default_namespace.into());
+            }
+            // `generateName` objects are scored under their prefix and `*`.
+            if let Some(meta) = item.get_mut("metadata").and_then(|m| m.as_object_mut())
+                && meta
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .is_none_or(str::is_empty)
+                && let Some(prefix) = meta
+                    .get("generateName")
+                    .and_then(|n| n.as_str())
+                    .filter(|p| !p.is_empty())
+            {
+                let shown = format!("{prefix}{GENERATED_NAME_MARK}");
+                meta.insert("name".into(), shown.into());
             }
             match Resource::new(item, Some(source.clone())) {
                 Ok(r) => out.push(r),

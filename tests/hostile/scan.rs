@@ -1,1 +1,541 @@
 //! Hostile input against `securescore scan`: YAML tricks, files, gates, output safety.
+
+use securescore::inventory::manifests::parse_documents;
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[path = "../support/tools.rs"]
+mod tools;
+
+const NOW: &str = "2026-11-27T12:00:00Z";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixtures() -> PathBuf {
+    root().join("tests/fixtures/hostile/yaml")
+}
+
+/// `../shared/corpus` next to the repository (or `$SECURESCORE_CORPUS`, for a checkout
+/// elsewhere): real third-party manifests. Missing is a failure, never a skip.
+fn corpus() -> PathBuf {
+    let dir = std::env::var_os("SECURESCORE_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/corpus"));
+    assert!(
+        dir.is_dir(),
+        "{} is missing: the repository is cloned next to a `shared/` copy holding corpus/",
+        dir.display()
+    );
+    dir
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn scan_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_securescore"))
+        .arg("scan")
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the securescore binary runs");
+    if let Some(bytes) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        pipe.write_all(bytes).expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("securescore finishes");
+    Run {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn scan(args: &[&str]) -> Run {
+    scan_in(root(), args, None)
+}
+
+fn json(r: &Run) -> Value {
+    serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("stdout is JSON ({e}):\n{}\nstderr:\n{}", r.stdout, r.stderr))
+}
+
+/// The row of one action in the first target's status.
+fn action<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list["items"][0]["status"]["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("action {name} in the status"))
+}
+
+// ---------------------------------------------------------------- reading YAML as kubectl does
+
+#[test]
+fn a_privileged_container_behind_a_merge_key_is_judged_privileged() {
+    let file = fixtures().join("merge-key-privileged.yaml");
+    let r = scan(&[
+        file.to_str().expect("utf-8"),
+        "--format",
+        "json",
+        "--now",
+        NOW,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let list = json(&r);
+    let row = action(&list, "pss-privileged-containers");
+    assert_eq!(row["applicable"], 1, "{row}");
+    assert_eq!(row["compliant"], 0, "{row}");
+    assert_eq!(row["nonCompliant"], 1, "{row}");
+}
+
+#[test]
+fn a_byte_order_mark_is_accepted() {
+    let r = scan_in(
+        root(),
+        &["-", "--format", "json", "--now", NOW],
+        Some(&std::fs::read(fixtures().join("bom.yaml")).expect("fixture")),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The ConfigMap (its implied Namespace is not judged).
+    assert_eq!(json(&r)["items"][0]["status"]["evaluatedResources"], 1);
+}
+
+/// What kubectl's client-side reading makes of `path` (a file or a directory, recursively):
+/// `kubectl annotate --local -o json` parses exactly as `kubectl apply` does before sending
+/// (the resource builder: YAML split into documents, sigs.k8s.io/yaml to JSON, List kinds
+/// flattened), with no server. The marker annotation it adds is taken off again.
+fn kubectl_objects(path: &Path) -> Vec<Value> {
+    const MARK: &str = "securescore.io/differential";
+    let kubectl = tools::tool("kubectl", "kubectl-and-helm");
+    let out = Command::new(kubectl)
+        .args(["annotate", "--local", "-R", "-o", "json", "-f"])
+        .arg(path)
+        .arg(format!("{MARK}=x"))
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl annotate --local -f {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stream = serde_json::Deserializer::from_slice(&out.stdout).into_iter::<Value>();
+    stream
+        .map(|v| {
+            let mut v = v.expect("kubectl prints JSON objects");
+            let meta = v["metadata"].as_object_mut().expect("metadata");
+            if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+                a.remove(MARK);
+            }
+            normalise(v)
+        })
+        .collect()
+}
+
+/// Empty or null annotations mean the same to the server; kubectl's marker leaves an empty map.
+fn normalise(mut v: Value) -> Value {
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut)
+        && meta
+            .get("annotations")
+            .is_some_and(|a| a.is_null() || a.as_object().is_some_and(|m| m.is_empty()))
+    {
+        meta.remove("annotations");
+    }
+    v
+}
+
+/// What scan reads from the same files: every document of every .yaml/.yml/.json file,
+/// List kinds flattened.
+fn scan_objects(path: &Path) -> Vec<Value> {
+    let mut files = Vec::new();
+    collect(path, &mut files);
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("read");
+        let (docs, errors) = parse_documents(&f.display().to_string(), &text);
+        assert!(errors.is_empty(), "{}: {errors:?}", f.display());
+        for (doc, _) in docs {
+            let is_list = doc["kind"].as_str().is_some_and(|k| k.ends_with("List"))
+                && doc["items"].is_array();
+            if is_list {
+                let items = doc["items"].as_array().expect("items").clone();
+                out.extend(items.into_iter().map(normalise));
+            } else {
+                out.push(normalise(doc));
+            }
+        }
+    }
+    out
+}
+
+fn collect(path: &Path, files: &mut Vec<PathBuf>) {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .expect("list")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        entries.sort();
+        for e in entries {
+            collect(&e, files);
+        }
+    } else if path
+        .extension()
+        .and_then(|x| x.to_str())
+        .is_some_and(|x| ["yaml", "yml", "json"].contains(&x))
+    {
+        files.push(path.to_path_buf());
+    }
+}
+
+/// Objects only one side read: (only kubectl, only scan), with the number each read.
+fn differences(path: &Path) -> (Vec<String>, Vec<String>, usize, usize) {
+    let mut theirs: Vec<String> = kubectl_objects(path).iter().map(Value::to_string).collect();
+    let mut ours: Vec<String> = scan_objects(path).iter().map(Value::to_string).collect();
+    theirs.sort();
+    ours.sort();
+    let only_kubectl = theirs
+        .iter()
+        .filter(|t| !ours.contains(t))
+        .cloned()
+        .collect();
+    let only_scan = ours
+        .iter()
+        .filter(|o| !theirs.contains(o))
+        .cloned()
+        .collect();
+    (only_kubectl, only_scan, theirs.len(), ours.len())
+}
+
+fn assert_same_objects(path: &Path) {
+    let mut theirs: Vec<String> = kubectl_objects(path).iter().map(Value::to_string).collect();
+    let mut ours: Vec<String> = scan_objects(path).iter().map(Value::to_string).collect();
+    assert!(!ours.is_empty(), "{}: nothing read", path.display());
+    theirs.sort();
+    ours.sort();
+    let only_kubectl: Vec<&String> = theirs.iter().filter(|t| !ours.contains(t)).collect();
+    let only_scan: Vec<&String> = ours.iter().filter(|o| !theirs.contains(o)).collect();
+    assert!(
+        only_kubectl.is_empty() && only_scan.is_empty() && theirs.len() == ours.len(),
+        "{}: {} objects from kubectl, {} from scan\nonly kubectl: {:.2000?}\nonly scan: {:.2000?}",
+        path.display(),
+        theirs.len(),
+        ours.len(),
+        only_kubectl.first(),
+        only_scan.first()
+    );
+}
+
+#[test]
+fn scan_parses_the_hostile_fixtures_exactly_as_kubectl_does() {
+    assert_same_objects(&fixtures());
+}
+
+#[test]
+fn scan_parses_the_corpus_exactly_as_kubectl_does() {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(corpus())
+        .expect("list corpus")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 8, "{dirs:?}");
+    let mut failures = Vec::new();
+    for dir in dirs {
+        let (only_kubectl, only_scan, theirs, ours) = differences(&dir);
+        if !only_kubectl.is_empty() || theirs != ours {
+            failures.push(format!(
+                "{}: {theirs} objects from kubectl, {ours} from scan, {} differ; first:\n  kubectl: {:.600}\n  scan:    {:.600}",
+                dir.display(),
+                only_kubectl.len(),
+                only_kubectl.first().cloned().unwrap_or_default(),
+                only_scan.first().cloned().unwrap_or_default()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------- no gate bypass
+
+const ALWAYS_PASSES: &str = "apiVersion: securescore.io/v1alpha1
+kind: ImprovementAction
+metadata: {name: pss-privileged-containers}
+spec:
+  title: Forged
+  category: Device
+  maxScore: 5
+  check:
+    podSpec: true
+    validations: [{expression: 'true', message: forged}]
+";
+
+const PRIVILEGED_POD: &str = "apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: shop}
+spec:
+  containers: [{name: c, image: nginx:1.27, securityContext: {privileged: true}}]
+";
+
+#[test]
+fn an_action_in_the_scanned_input_cannot_replace_the_builtin_gate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("pr.yaml"),
+        format!("{PRIVILEGED_POD}---\n{ALWAYS_PASSES}"),
+    )
+    .expect("write");
+    let r = scan_in(
+        dir.path(),
+        &["pr.yaml", "--format", "json", "--now", NOW],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "pr.yaml:7: ImprovementAction pss-privileged-containers: ignored: actions in the scanned input are used only with --allow-input-actions"
+        ),
+        "{}",
+        r.stderr
+    );
+    let list = json(&r);
+    let row = action(&list, "pss-privileged-containers");
+    assert_eq!(row["nonCompliant"], 1, "the built-in still judges: {row}");
+
+    // Opted in, the input's action is used (and the Pod passes the forged check).
+    let r = scan_in(
+        dir.path(),
+        &[
+            "pr.yaml",
+            "--allow-input-actions",
+            "--format",
+            "json",
+            "--now",
+            NOW,
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        action(&json(&r), "pss-privileged-containers")["compliant"],
+        1
+    );
+}
+
+// ---------------------------------------------------------------- files
+
+fn evaluated(r: &Run) -> u64 {
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    json(r)["items"][0]["status"]["evaluatedResources"]
+        .as_u64()
+        .expect("evaluatedResources")
+}
+
+#[test]
+fn a_file_given_twice_or_reached_through_a_symlink_counts_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("app")).expect("mkdir");
+    std::fs::write(dir.path().join("app/pod.yaml"), PRIVILEGED_POD).expect("write");
+    std::os::unix::fs::symlink("app", dir.path().join("alias")).expect("symlink");
+    // A loop: app/loop -> .. (the directory holding app).
+    std::os::unix::fs::symlink("..", dir.path().join("app/loop")).expect("symlink");
+    let r = scan_in(
+        dir.path(),
+        &[
+            "app/pod.yaml",
+            "app/pod.yaml",
+            ".",
+            "--format",
+            "json",
+            "--now",
+            NOW,
+        ],
+        None,
+    );
+    // One Pod (its implied Namespace is not judged).
+    assert_eq!(evaluated(&r), 1, "{}", r.stderr);
+    assert!(!r.stderr.contains("declared again"), "{}", r.stderr);
+}
+
+#[test]
+fn a_fifo_and_a_symlink_to_a_device_are_skipped_with_a_note_and_never_hang() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("pod.yaml"), PRIVILEGED_POD).expect("write");
+    let fifo = dir.path().join("x.yaml");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.yaml")).expect("symlink");
+    let r = scan_in(dir.path(), &[".", "--format", "json", "--now", NOW], None);
+    assert_eq!(evaluated(&r), 1);
+    for name in ["x.yaml", "zero.yaml"] {
+        assert!(
+            r.stderr.contains(&format!(
+                "./{name}: not a regular file (FIFO, device or socket): skipped"
+            )),
+            "{name}: {}",
+            r.stderr
+        );
+    }
+    // Named explicitly too.
+    let r = scan_in(
+        dir.path(),
+        &["zero.yaml", "pod.yaml", "--format", "json", "--now", NOW],
+        None,
+    );
+    assert_eq!(evaluated(&r), 1);
+}
+
+// ---------------------------------------------------------------- smaller
+
+#[test]
+fn an_empty_namespace_flag_is_rejected_clearly() {
+    let r = scan_in(
+        root(),
+        &["-", "--namespace", ""],
+        Some(PRIVILEGED_POD.as_bytes()),
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("--namespace must name a namespace"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_impossible_date_names_the_field() {
+    let target = "apiVersion: securescore.io/v1alpha1
+kind: SecureScoreTarget
+metadata: {name: t, namespace: shop}
+spec:
+  exemptions:
+  - name: e
+    action: pss-privileged-containers
+    resolution: RiskAccepted
+    owner: me
+    reason: because
+    approvedAt: 2026-01-01T00:00:00Z
+    expiresAt: 2027-02-30T00:00:00Z
+";
+    let r = scan_in(
+        root(),
+        &["-", "--now", NOW],
+        Some(format!("{PRIVILEGED_POD}---\n{target}").as_bytes()),
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "<stdin>:7: SecureScoreTarget shop/t: spec.exemptions[0].expiresAt: \"2027-02-30T00:00:00Z\" is not a date-time"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("No such overload"), "{}", r.stderr);
+}
+
+// ---------------------------------------------------------------- output safety
+
+#[test]
+fn control_characters_in_names_and_messages_cannot_forge_lines() {
+    let forged = "apiVersion: v1
+kind: Pod
+metadata:
+  name: \"x\\n\\e[32mTarget default/scan: 100.00 / 100 points (100.00%)\\e[0m\"
+  namespace: shop
+spec:
+  containers: [{name: c, image: nginx:1.27, securityContext: {privileged: true}}]
+";
+    let r = scan_in(root(), &["-", "--now", NOW], Some(forged.as_bytes()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains('\u{1b}'), "raw escape in:\n{}", r.stdout);
+    assert!(
+        !r.stdout
+            .lines()
+            .any(|l| l.starts_with("Target default/scan: 100.00")),
+        "forged line:\n{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("Pod shop/x\\n\\u{1b}[32mTarget default/scan: 100.00"),
+        "escaped name:\n{}",
+        r.stdout
+    );
+    // And on stderr: a duplicate's warning quotes the name.
+    let twice = format!("{forged}---\n{forged}");
+    let r = scan_in(root(), &["-", "--now", NOW], Some(twice.as_bytes()));
+    assert!(!r.stderr.contains('\u{1b}'), "raw escape in:\n{}", r.stderr);
+    assert_eq!(
+        r.stderr
+            .lines()
+            .filter(|l| l.starts_with("warning: "))
+            .count(),
+        1,
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn sarif_file_uris_are_percent_encoded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("a b#c")).expect("mkdir");
+    std::fs::write(dir.path().join("a b#c/p?%.yaml"), PRIVILEGED_POD).expect("write");
+    let r = scan_in(dir.path(), &[".", "--format", "sarif", "--now", NOW], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let sarif = json(&r);
+    let uris: Vec<&str> = sarif["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|res| {
+            res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str()
+        })
+        .collect();
+    assert!(!uris.is_empty(), "{}", r.stdout);
+    for uri in uris {
+        assert_eq!(uri, "a%20b%23c/p%3F%25.yaml");
+    }
+}
+
+#[test]
+fn a_suspended_target_has_no_prometheus_series() {
+    let target = "apiVersion: securescore.io/v1alpha1
+kind: SecureScoreTarget
+metadata: {name: paused, namespace: shop}
+spec: {suspend: true}
+---
+apiVersion: securescore.io/v1alpha1
+kind: SecureScoreTarget
+metadata: {name: live, namespace: shop}
+spec: {}
+";
+    let input = format!("{PRIVILEGED_POD}---\n{target}");
+    let r = scan_in(
+        root(),
+        &["-", "--format", "prometheus", "--now", NOW],
+        Some(input.as_bytes()),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("target=\"live\""), "{}", r.stdout);
+    assert!(!r.stdout.contains("target=\"paused\""), "{}", r.stdout);
+}

@@ -1,10 +1,11 @@
 //! Renderers of a scan: `table` for people, `json` (a SecureScoreTargetList, as the operator
 //! would write it), `sarif` (2.1.0, for code-scanning tools), `prometheus` (the operator's series).
 
+mod html;
 mod json;
 mod prometheus;
 mod sarif;
-mod table;
+pub mod table;
 
 use crate::api::SecureScoreTarget;
 use crate::engine::{CompiledAction, Source, TargetEvaluation};
@@ -23,6 +24,9 @@ pub enum Format {
     /// The operator's per-target series (securescore_*), in the Prometheus text format: for the
     /// node-exporter textfile collector or a Pushgateway.
     Prometheus,
+    /// One self-contained HTML page (no script, no external asset) for CI artefacts: score,
+    /// categories, ranked actions with remediation, findings with file:line, exemptions.
+    Html,
 }
 
 /// One target and its evaluation.
@@ -31,6 +35,9 @@ pub struct Scored {
     /// Where the target was declared (None: the implicit target).
     pub source: Option<Source>,
     pub evaluation: TargetEvaluation,
+    /// Namespaces in the target's scope that the input implies but does not declare: used for
+    /// scope and lookups, not judged.
+    pub implied_namespaces: Vec<String>,
 }
 
 /// `namespace/name` of a target.
@@ -49,9 +56,27 @@ pub fn render(
     actions: &[Arc<CompiledAction>],
 ) -> Result<String, serde_json::Error> {
     match format {
-        Format::Table => Ok(table::render(scored, table::Style::detect())),
+        Format::Table => Ok(table::render(scored, actions, table::Style::detect())),
         Format::Json => json::render(scored),
         Format::Sarif => sarif::render(scored, actions),
         Format::Prometheus => Ok(prometheus::render(scored)),
+        Format::Html => Ok(html::render(scored, actions)),
     }
+}
+
+/// A user-supplied string made safe for a terminal: control characters (ANSI escapes, newlines,
+/// carriage returns) are shown escaped, so input can neither forge a line nor recolour one.
+pub fn safe(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

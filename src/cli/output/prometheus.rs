@@ -6,8 +6,10 @@ use crate::metrics::{ActionSeries, TargetSeries, target_families};
 use prometheus::Encoder;
 
 pub fn render(scored: &[Scored]) -> String {
+    // A suspended target has no series (docs/metrics.md), as in the operator.
     let series: Vec<TargetSeries> = scored
         .iter()
+        .filter(|s| !s.target.spec.suspend)
         .map(|s| TargetSeries {
             namespace: s.target.metadata.namespace.as_deref().unwrap_or_default(),
             name: s.target.metadata.name.as_deref().unwrap_or_default(),

@@ -166,5 +166,22 @@ fn relative_uri(file: &str) -> String {
         .unwrap_or_else(|| path.to_path_buf());
     let text = relative.to_string_lossy().replace('\\', "/");
     let text = text.strip_prefix("./").unwrap_or(&text).to_string();
-    text.replace('%', "%25").replace(' ', "%20")
+    // Each path segment percent-encoded as RFC 3986 requires (controls, spaces, `%`, `#`, `?`,
+    // non-ASCII...), so that no file name can break or redirect the URI.
+    text.split('/')
+        .map(|segment| percent_encoding::utf8_percent_encode(segment, URI_SEGMENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
 }
+
+/// Bytes escaped in a URI path segment: everything but RFC 3986 unreserved characters and
+/// the sub-delimiters that are harmless in a path.
+const URI_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'+')
+    .remove(b'=')
+    .remove(b'@')
+    .remove(b',');

@@ -1,30 +1,58 @@
 //! `--format table`: per target, the score line, the breakdown, the categories, the actions
 //! ranked by points to gain, the exemptions and the top findings located by file and line.
 
-use super::{Scored, target_name};
+use super::{Scored, safe, target_name};
 use crate::api::{ActionState, ResolutionState, Zone};
 use crate::cli::scan::locate;
+use crate::engine::CompiledAction;
 use crate::engine::Verdict;
 use std::fmt::Write;
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 /// Findings listed per target.
 const TOP_FINDINGS: usize = 15;
 /// Widest title shown in the action list.
 const TITLE_WIDTH: usize = 60;
+/// Narrowest title worth showing in the action list.
+const MIN_TITLE_WIDTH: usize = 12;
+/// Actions whose remediation is shown under the list.
+const REMEDIATIONS_SHOWN: usize = 3;
+/// Remediation lines shown per action (the rest: `securescore explain`).
+const REMEDIATION_LINES: usize = 12;
+/// Output width when neither COLUMNS nor a terminal says.
+const DEFAULT_WIDTH: usize = 100;
+/// From this width on, the action list has a CATEGORY column.
+const CATEGORY_COLUMN_FROM: usize = 120;
 
 /// Whether to colour the output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Style {
     pub colour: bool,
+    /// Columns available: every action is one line of at most this many characters.
+    pub width: usize,
 }
 
 impl Style {
-    /// Colour only when stdout is a terminal and `NO_COLOR` is unset or empty.
+    /// Colour only when stdout is a terminal and `NO_COLOR` is unset or empty; the width from
+    /// `COLUMNS`, else the terminal's, else 100.
     pub fn detect() -> Style {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let terminal = std::io::stdout().is_terminal();
+        let width = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<usize>().ok())
+            .filter(|w| *w >= 40)
+            .or_else(|| {
+                terminal
+                    .then(|| console::Term::stdout().size_checked())
+                    .flatten()
+                    .map(|(_, cols)| usize::from(cols))
+            })
+            .unwrap_or(DEFAULT_WIDTH);
         Style {
-            colour: !no_color && std::io::stdout().is_terminal(),
+            colour: !no_color && terminal,
+            width,
         }
     }
 
@@ -63,7 +91,7 @@ fn pad(text: &str, width: usize) -> String {
 }
 
 fn clip(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
+    if text.chars().count() <= width || width == 0 {
         text.to_string()
     } else {
         let mut s: String = text.chars().take(width - 1).collect();
@@ -72,28 +100,104 @@ fn clip(text: &str, width: usize) -> String {
     }
 }
 
-pub fn render(scored: &[Scored], style: Style) -> String {
+pub fn render(scored: &[Scored], actions: &[Arc<CompiledAction>], style: Style) -> String {
     let mut out = String::new();
+    if scored.len() > 1 {
+        summary(&mut out, scored, style);
+    }
     for (i, s) in scored.iter().enumerate() {
-        if i > 0 {
+        if i > 0 || scored.len() > 1 {
             out.push('\n');
         }
-        target(&mut out, s, style);
+        target(&mut out, s, actions, style);
     }
     out
 }
 
-fn target(out: &mut String, s: &Scored, style: Style) {
+/// With several targets, one line each first: score, percent, goal, met.
+fn summary(out: &mut String, scored: &[Scored], style: Style) {
+    let width = scored
+        .iter()
+        .map(|s| safe(&target_name(&s.target)).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let _ = writeln!(
+        out,
+        "{}",
+        style.bold(&format!(
+            "{}  {:>8}  {:>5}  {:>8}  {:>5}  MET",
+            pad("TARGET", width),
+            "SCORE",
+            "MAX",
+            "PERCENT",
+            "GOAL"
+        ))
+    );
+    for s in scored {
+        let status = &s.evaluation.status;
+        let evaluated = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .is_none_or(|c| c.status == "True");
+        let percent = status
+            .percentage
+            .filter(|_| evaluated)
+            .map_or("-".to_string(), |p| format!("{p:.2}%"));
+        let goal = s
+            .target
+            .spec
+            .goal
+            .map_or("-".to_string(), |g| format!("{g}%"));
+        let met = match goal_met(s) {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "-",
+        };
+        let line = format!(
+            "{}  {:>8.2}  {:>5.0}  {:>8}  {:>5}  {met}",
+            pad(&safe(&target_name(&s.target)), width),
+            status.score.unwrap_or(0.0),
+            status.max_score.unwrap_or(0.0),
+            percent,
+            goal,
+        );
+        let _ = writeln!(out, "{}", clip(&line, style.width));
+    }
+}
+
+/// Whether a target meets its own `spec.goal` (None: it has no goal). Nothing to evaluate, or
+/// not evaluated, misses it.
+pub fn goal_met(s: &Scored) -> Option<bool> {
+    let goal = s.target.spec.goal?;
+    let ready = s
+        .evaluation
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .is_none_or(|c| c.status == "True");
+    Some(
+        ready
+            && s.evaluation
+                .status
+                .percentage
+                .is_some_and(|p| p >= f64::from(goal)),
+    )
+}
+
+fn target(out: &mut String, s: &Scored, actions: &[Arc<CompiledAction>], style: Style) {
     let status = &s.evaluation.status;
-    let name = target_name(&s.target);
+    let name = safe(&target_name(&s.target));
     let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
     if let Some(c) = ready.filter(|c| c.status != "True") {
         let _ = writeln!(
             out,
             "{} {name}: not evaluated: {}: {}",
             style.bold("Target"),
-            c.reason,
-            c.message
+            safe(&c.reason),
+            safe(&c.message)
         );
         return;
     }
@@ -122,6 +226,14 @@ fn target(out: &mut String, s: &Scored, style: Style) {
         status.evaluated_resources,
         status.actions.len()
     );
+    if !s.implied_namespaces.is_empty() {
+        let names: Vec<String> = s.implied_namespaces.iter().map(|n| safe(n)).collect();
+        let _ = writeln!(
+            out,
+            "  implied, not judged: namespace {} (declare the Namespace objects, or pass them with --namespaces PATH)",
+            names.join(", ")
+        );
+    }
     if let Some(b) = &status.breakdown {
         let _ = writeln!(
             out,
@@ -174,39 +286,64 @@ fn target(out: &mut String, s: &Scored, style: Style) {
             .max(6);
         let state_width = listed
             .iter()
-            .map(|a| a.state.as_str().len() + if a.preview { 10 } else { 0 })
+            .map(|a| a.state.as_str().len() + usize::from(a.preview))
             .max()
             .unwrap_or(0)
             .max(5);
+        let with_category = style.width >= CATEGORY_COLUMN_FROM;
+        let category = |c: &str| {
+            if with_category {
+                format!("{}  ", pad(c, 14))
+            } else {
+                String::new()
+            }
+        };
+        // The title takes what is left of the width; too little left, and it is left out.
+        let fixed = 2 + 7 + 2 + width + 2 + category("").len() + 9 + 2 + state_width + 2;
+        let title_width = style.width.saturating_sub(fixed).min(TITLE_WIDTH);
+        let with_title = title_width >= MIN_TITLE_WIDTH;
+        let title = |t: &str| {
+            if with_title {
+                format!("  {}", clip(t, title_width))
+            } else {
+                String::new()
+            }
+        };
         out.push('\n');
-        let _ = writeln!(
-            out,
-            "  {}",
-            style.bold(&format!(
-                "{:>7}  {}  {}  {:>9}  {}  TITLE",
-                "TO GAIN",
-                pad("ACTION", width),
-                pad("CATEGORY", 14),
-                "COMPLIANT",
-                pad("STATE", state_width),
-            ))
+        let header = format!(
+            "  {:>7}  {}  {}{:>9}  {}{}",
+            "TO GAIN",
+            pad("ACTION", width),
+            category("CATEGORY"),
+            "COMPLIANT",
+            pad("STATE", state_width),
+            title("TITLE"),
         );
+        let _ = writeln!(out, "{}", style.bold(clip(&header, style.width).trim_end()));
         for a in &listed {
             let mut state = a.state.as_str().to_string();
             if a.preview {
-                state.push_str(" (preview)");
+                state.push('*');
             }
-            let _ = writeln!(
-                out,
-                "  {:>7.2}  {}  {}  {:>9}  {}  {}",
+            let row = format!(
+                "  {:>7.2}  {}  {}{:>9}  {}{}",
                 a.points_to_gain,
-                pad(&a.name, width),
-                pad(a.category.as_str(), 14),
+                pad(&safe(&a.name), width),
+                category(a.category.as_str()),
                 format!("{}/{}", a.compliant, a.applicable),
                 pad(&state, state_width),
-                clip(&a.title, TITLE_WIDTH)
+                title(&safe(&a.title))
+            );
+            let _ = writeln!(out, "{}", clip(&row, style.width).trim_end());
+        }
+        if listed.iter().any(|a| a.preview) {
+            let _ = writeln!(
+                out,
+                "  {}",
+                style.dim("* preview: evaluated and reported, never scored")
             );
         }
+        remediations(out, &listed, actions, style);
     }
     let count = |state: ActionState| status.actions.iter().filter(|a| a.state == state).count();
     let _ = writeln!(
@@ -222,8 +359,8 @@ fn target(out: &mut String, s: &Scored, style: Style) {
         let _ = writeln!(
             out,
             "  {}: {}",
-            a.name,
-            a.message.as_deref().unwrap_or_default()
+            safe(&a.name),
+            safe(a.message.as_deref().unwrap_or_default())
         );
     }
 
@@ -259,13 +396,13 @@ fn target(out: &mut String, s: &Scored, style: Style) {
         for (e, declared) in status.exemptions.iter().zip(&s.target.spec.exemptions) {
             let line = format!(
                 "{}  {}  {}  {}  {:>9}  {:>9}  {}",
-                pad(&e.name, name_width),
-                pad(&e.action, action_width),
+                pad(&safe(&e.name), name_width),
+                pad(&safe(&e.action), action_width),
                 pad(declared.resolution.as_str(), 18),
                 pad(&format!("{:?}", e.state), 8),
                 e.covered,
                 e.days_left.map(|d| d.to_string()).unwrap_or("-".into()),
-                e.message.as_deref().unwrap_or_default()
+                safe(e.message.as_deref().unwrap_or_default())
             );
             let _ = writeln!(out, "  {}", line.trim_end());
         }
@@ -295,10 +432,11 @@ fn target(out: &mut String, s: &Scored, style: Style) {
                     .map(locate)
                     .unwrap_or_else(|| "(implied by the input)".into());
                 Some(format!(
-                    "{}: {message}{planned}\n      {} {}",
-                    r.resource.display(),
-                    o.action.name,
-                    at
+                    "{}: {}{planned}\n      {} {}",
+                    safe(&r.resource.display()),
+                    safe(&message),
+                    safe(&o.action.name),
+                    safe(&at)
                 ))
             })
         })
@@ -317,5 +455,63 @@ fn target(out: &mut String, s: &Scored, style: Style) {
         for f in findings.iter().take(TOP_FINDINGS) {
             let _ = writeln!(out, "  - {f}");
         }
+    }
+}
+
+/// The remediation of the first actions to address, so the table says what to do.
+fn remediations(
+    out: &mut String,
+    listed: &[&crate::api::ActionResult],
+    actions: &[Arc<CompiledAction>],
+    style: Style,
+) {
+    let top: Vec<_> = listed
+        .iter()
+        .filter(|a| a.state == ActionState::ToAddress && !a.preview)
+        .take(REMEDIATIONS_SHOWN)
+        .filter_map(|a| actions.iter().find(|c| c.name == a.name))
+        .filter(|c| !c.spec.remediation.trim().is_empty())
+        .collect();
+    if top.is_empty() {
+        return;
+    }
+    out.push('\n');
+    let _ = writeln!(out, "  {}", style.bold("WHAT TO DO"));
+    for action in top {
+        let _ = writeln!(
+            out,
+            "{}",
+            clip(
+                &format!("  {}: {}", safe(&action.name), safe(&action.spec.title)),
+                style.width
+            )
+        );
+        let lines: Vec<&str> = action
+            .spec
+            .remediation
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("```"))
+            .collect();
+        for l in lines.iter().take(REMEDIATION_LINES) {
+            let _ = writeln!(
+                out,
+                "{}",
+                clip(&format!("      {}", safe(l)), style.width).trim_end()
+            );
+        }
+        if lines.len() > REMEDIATION_LINES {
+            let _ = writeln!(out, "      …");
+        }
+        let _ = writeln!(
+            out,
+            "{}",
+            clip(
+                &format!(
+                    "      (more: securescore explain {} PATH...)",
+                    safe(&action.name)
+                ),
+                style.width
+            )
+        );
     }
 }
