@@ -4,5 +4,8 @@
 //!
 //! One scenario per test, grouped by the layer that defends against it.
 
+// A crate root resolves `mod x;` beside itself, so the layers' files are named explicitly.
+#[path = "hostile/engine.rs"]
 mod engine;
+#[path = "hostile/scan.rs"]
 mod scan;

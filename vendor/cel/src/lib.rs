@@ -6,6 +6,9 @@ use thiserror::Error;
 
 mod macros;
 
+// PATCH (securescore): evaluation budget, see budget.rs.
+pub mod budget;
+
 pub mod common;
 pub mod context;
 pub mod parser;
@@ -113,6 +116,9 @@ pub enum ExecutionError {
     Overflow(&'static str, Value, Value),
     #[error("Index out of bounds: {0:?}")]
     IndexOutOfBounds(Value),
+    /// PATCH (securescore): the evaluation crossed its budget (see [`budget`]).
+    #[error("evaluation budget exceeded: {0}")]
+    BudgetExceeded(&'static str),
 }
 
 impl ExecutionError {

@@ -1,4 +1,4 @@
-use crate::common::ast::{operators, EntryExpr, Expr};
+use crate::common::ast::{operators, ComprehensionExpr, EntryExpr, Expr, LiteralValue};
 use crate::common::types::bool::Bool;
 use crate::common::types::*;
 use crate::common::value::Val;
@@ -838,9 +838,11 @@ impl TryFrom<&dyn Val> for Value {
             DOUBLE_TYPE => Ok(Value::Float(
                 *v.downcast_ref::<CelDouble>().unwrap().inner(),
             )),
-            STRING_TYPE => Ok(Value::String(Arc::new(
-                v.downcast_ref::<CelString>().unwrap().inner().to_string(),
-            ))),
+            STRING_TYPE => {
+                let s = v.downcast_ref::<CelString>().unwrap().inner();
+                crate::budget::charge_memory(s.len() as u64)?;
+                Ok(Value::String(Arc::new(s.to_string())))
+            }
             NULL_TYPE => Ok(Value::Null),
             BYTES_TYPE => Ok(Value::Bytes(Arc::new(
                 v.downcast_ref::<CelBytes>().unwrap().inner().to_vec(),
@@ -856,24 +858,23 @@ impl TryFrom<&dyn Val> for Value {
             }
             LIST_TYPE => {
                 let list = v.downcast_ref::<CelList>().unwrap().inner();
+                // PATCH (securescore): converting copies.
+                crate::budget::charge_memory(list.len() as u64 * crate::budget::LIST_ELEMENT_BYTES)?;
+                // PATCH (securescore): an item's conversion can fail (budget): an error, not a panic.
                 Ok(Value::List(Arc::new(
                     list.iter()
-                        .map(|i| i.as_ref().try_into().expect("Not a Value list item"))
-                        .collect(),
+                        .map(|i| i.as_ref().try_into())
+                        .collect::<Result<Vec<Value>, ExecutionError>>()?,
                 )))
             }
             MAP_TYPE => {
                 let map = v.downcast_ref::<CelMap>().unwrap().inner();
+                crate::budget::charge_memory(map.len() as u64 * crate::budget::MAP_ENTRY_BYTES)?;
                 Ok(Value::Map(Map {
                     map: Arc::new(
                         map.iter()
-                            .map(|(k, v)| {
-                                (
-                                    Key::from(k.clone()),
-                                    Value::try_from(v.as_ref()).expect("Not a Value map value"),
-                                )
-                            })
-                            .collect(),
+                            .map(|(k, v)| Ok((Key::from(k.clone()), Value::try_from(v.as_ref())?)))
+                            .collect::<Result<HashMap<Key, Value>, ExecutionError>>()?,
                     ),
                 }))
             }
@@ -914,7 +915,11 @@ impl TryFrom<Value> for Box<dyn Val> {
             Value::Int(i) => Ok(Box::new(CelInt::from(i))),
             Value::UInt(u) => Ok(Box::new(CelUInt::from(u))),
             Value::Float(f) => Ok(Box::new(CelDouble::from(f))),
-            Value::String(s) => Ok(Box::new(CelString::from(s.as_str()))),
+            Value::String(s) => {
+                // PATCH (securescore): converting copies.
+                crate::budget::charge_memory(s.len() as u64)?;
+                Ok(Box::new(CelString::from(s.as_str())))
+            }
             Value::Null => Ok(Box::new(CelNull)),
             Value::Bytes(b) => Ok(Box::new(CelBytes::from(b.as_slice().to_vec()))),
             #[cfg(feature = "chrono")]
@@ -922,11 +927,13 @@ impl TryFrom<Value> for Box<dyn Val> {
             #[cfg(feature = "chrono")]
             Value::Timestamp(ts) => Ok(Box::new(CelTimestamp::from(ts))),
             Value::List(l) => {
+                crate::budget::charge_memory(l.len() as u64 * crate::budget::LIST_ELEMENT_BYTES)?;
                 let result: Result<Vec<Box<dyn Val>>, ExecutionError> =
                     (*l).clone().into_iter().map(|i| i.try_into()).collect();
                 Ok(Box::new(CelList::from(result?)))
             }
             Value::Map(map) => {
+                crate::budget::charge_memory(map.map.len() as u64 * crate::budget::MAP_ENTRY_BYTES)?;
                 let result: Result<HashMap<CelMapKey, Box<dyn Val>>, ExecutionError> = (*map.map)
                     .clone()
                     .into_iter()
@@ -968,6 +975,8 @@ impl Value {
         expr: &'a Expression,
         ctx: &'a Context<'a>,
     ) -> Result<Cow<'a, dyn Val>, ExecutionError> {
+        // PATCH (securescore): one step per node resolved.
+        crate::budget::charge_steps(1)?;
         match &expr.expr {
             Expr::Literal(literal) => Ok(literal.to_val()),
             Expr::Call(call) => {
@@ -1021,16 +1030,18 @@ impl Value {
                             };
                         }
                         operators::EQUALS => {
-                            return Ok(bool(
-                                Value::resolve_val(&call.args[0], ctx)?
-                                    .eq(&Value::resolve_val(&call.args[1], ctx)?),
-                            ))
+                            let lhs = Value::resolve_val(&call.args[0], ctx)?;
+                            let rhs = Value::resolve_val(&call.args[1], ctx)?;
+                            // PATCH (securescore): comparing collections visits their elements.
+                            crate::budget::charge_steps(width(lhs.as_ref()))?;
+                            return Ok(bool(lhs.eq(&rhs)));
                         }
                         operators::NOT_EQUALS => {
-                            return Ok(bool(
-                                Value::resolve_val(&call.args[0], ctx)?
-                                    .ne(&Value::resolve_val(&call.args[1], ctx)?),
-                            ))
+                            let lhs = Value::resolve_val(&call.args[0], ctx)?;
+                            let rhs = Value::resolve_val(&call.args[1], ctx)?;
+                            // PATCH (securescore): comparing collections visits their elements.
+                            crate::budget::charge_steps(width(lhs.as_ref()))?;
+                            return Ok(bool(lhs.ne(&rhs)));
                         }
                         operators::INDEX | operators::OPT_INDEX => {
                             let mut is_optional = call.func_name == operators::OPT_INDEX;
@@ -1245,6 +1256,8 @@ impl Value {
                         operators::IN => {
                             let lhs = Value::resolve_val(&call.args[0], ctx)?;
                             let rhs = Value::resolve_val(&call.args[1], ctx)?;
+                            // PATCH (securescore): `in` scans a list.
+                            crate::budget::charge_steps(width(rhs.as_ref()))?;
                             return if let Some(container) = rhs.as_container() {
                                 Ok(bool(container.contains(lhs.as_ref())?))
                             } else {
@@ -1344,21 +1357,29 @@ impl Value {
                                     .contains(&key)?,
                             ))
                         } else {
-                            // todo avoid cloning when not needed
-                            Ok(Cow::<dyn Val>::Owned(
-                                left.as_indexer()
-                                    .ok_or_else(|| {
-                                        ExecutionError::NoSuchKey(Arc::new(key.inner().to_string()))
-                                    })?
-                                    .get(&key)?
-                                    .into_owned(),
-                            ))
+                            // PATCH (securescore): borrow the field of a borrowed operand (a
+                            // bound variable) instead of deep-copying it on every selection,
+                            // which made `x.spec.containers` inside a loop quadratic.
+                            let missing =
+                                || ExecutionError::NoSuchKey(Arc::new(key.inner().to_string()));
+                            match left {
+                                Cow::Borrowed(val) => val.as_indexer().ok_or_else(missing)?.get(&key),
+                                Cow::Owned(val) => val
+                                    .into_indexer()
+                                    .ok_or_else(missing)?
+                                    .steal(&key)
+                                    .map(Cow::Owned),
+                            }
                         }
                     }
                     _ => Ok(bool(false)),
                 }
             }
             Expr::List(list_expr) => {
+                // PATCH (securescore): charge what is built.
+                crate::budget::charge_memory(
+                    list_expr.elements.len() as u64 * crate::budget::LIST_ELEMENT_BYTES,
+                )?;
                 let list = list_expr
                     .elements
                     .iter()
@@ -1383,6 +1404,9 @@ impl Value {
                 Ok(Cow::<dyn Val>::Owned(Box::new(CelList::from(list))))
             }
             Expr::Map(map_expr) => {
+                crate::budget::charge_memory(
+                    map_expr.entries.len() as u64 * crate::budget::MAP_ENTRY_BYTES,
+                )?;
                 let mut map = HashMap::with_capacity(map_expr.entries.len());
                 for entry in map_expr.entries.iter() {
                     let (k, v, is_optional) = match &entry.expr {
@@ -1409,6 +1433,9 @@ impl Value {
                 Ok(Cow::<dyn Val>::Owned(map))
             }
             Expr::Comprehension(comprehension) => {
+                if let Some(result) = Self::resolve_list_building(comprehension, ctx) {
+                    return result;
+                }
                 let accu_init = Value::resolve_val(&comprehension.accu_init, ctx)?;
                 let iter = Value::resolve_val(&comprehension.iter_range, ctx)?;
                 let mut ctx = ctx.new_inner_scope();
@@ -1423,8 +1450,8 @@ impl Value {
                         break;
                     }
                     ctx.add_variable_as_val(&comprehension.iter_var, item.clone_as_boxed());
-                    let accu = Value::resolve_val(&comprehension.loop_step, &ctx)?;
-                    ctx.add_variable_as_val(&comprehension.accu_var, accu.clone_as_boxed());
+                    let accu = Value::resolve_val(&comprehension.loop_step, &ctx)?.into_owned();
+                    ctx.add_variable_as_val(&comprehension.accu_var, accu);
                 }
                 Ok(Cow::<dyn Val>::Owned(
                     Value::resolve_val(&comprehension.result, &ctx)?.into_owned(),
@@ -1433,6 +1460,92 @@ impl Value {
             Expr::Struct(_) => todo!("Support structs!"),
             Expr::Unspecified => panic!("Can't evaluate Unspecified Expr"),
         }
+    }
+}
+
+impl Value {
+    /// PATCH (securescore): the `map` and `filter` macros as a loop that appends to one list.
+    /// Upstream evaluates their step `@result + [x]` literally, copying the accumulated list
+    /// on every iteration (quadratic in the list). The macros' shape is recognised exactly:
+    /// `loop_cond` the literal `true`, `result` the accumulator, and a step of
+    /// `accu + [elements]` or `cond ? accu + [elements] : accu`. `None`: not that shape.
+    fn resolve_list_building<'a>(
+        comprehension: &'a ComprehensionExpr,
+        ctx: &'a Context<'a>,
+    ) -> Option<Result<Cow<'a, dyn Val>, ExecutionError>> {
+        let accu = comprehension.accu_var.as_str();
+        let is_accu = |e: &Expression| matches!(&e.expr, Expr::Ident(name) if name == accu);
+        let appended = |e: &'a Expression| match &e.expr {
+            Expr::Call(call)
+                if call.func_name == operators::ADD
+                    && call.target.is_none()
+                    && call.args.len() == 2
+                    && is_accu(&call.args[0]) =>
+            {
+                match &call.args[1].expr {
+                    Expr::List(list) if list.optional_indices.is_empty() => Some(list),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if !matches!(&comprehension.loop_cond.expr, Expr::Literal(LiteralValue::Boolean(b)) if *b.inner())
+            || !is_accu(&comprehension.result)
+            || !matches!(&comprehension.accu_init.expr, Expr::List(l) if l.elements.is_empty())
+        {
+            return None;
+        }
+        let step = &comprehension.loop_step;
+        let (condition, elements) = match appended(step) {
+            Some(list) => (None, list),
+            None => match &step.expr {
+                Expr::Call(call)
+                    if call.func_name == operators::CONDITIONAL
+                        && call.args.len() == 3
+                        && is_accu(&call.args[2]) =>
+                {
+                    (Some(&call.args[0]), appended(&call.args[1])?)
+                }
+                _ => return None,
+            },
+        };
+        Some((|| {
+            crate::budget::charge_steps(1)?;
+            let iter = Value::resolve_val(&comprehension.iter_range, ctx)?;
+            let mut ctx = ctx.new_inner_scope();
+            let mut built: Vec<Box<dyn Val>> = Vec::new();
+            let mut items = iter
+                .as_iterable()
+                .ok_or(ExecutionError::NoSuchOverload)?
+                .iter();
+            while let Some(item) = items.next() {
+                crate::budget::charge_steps(1)?;
+                ctx.add_variable_as_val(&comprehension.iter_var, item.clone_as_boxed());
+                if let Some(condition) = condition {
+                    if !try_bool(Value::resolve_val(condition, &ctx))? {
+                        continue;
+                    }
+                }
+                crate::budget::charge_memory(
+                    elements.elements.len() as u64 * crate::budget::LIST_ELEMENT_BYTES,
+                )?;
+                for element in &elements.elements {
+                    built.push(Value::resolve_val(element, &ctx)?.into_owned());
+                }
+            }
+            Ok(Cow::<dyn Val>::Owned(Box::new(CelList::from(built))))
+        })())
+    }
+}
+
+/// PATCH (securescore): elements a comparison or a scan may visit.
+fn width(v: &dyn Val) -> u64 {
+    if let Some(list) = v.downcast_ref::<CelList>() {
+        list.inner().len() as u64
+    } else if let Some(map) = v.downcast_ref::<CelMap>() {
+        map.inner().len() as u64
+    } else {
+        1
     }
 }
 

@@ -20,6 +20,8 @@ impl DefaultList {
     }
 
     fn clone(&self) -> Self {
+        // PATCH (securescore): a copy is charged to the evaluation budget.
+        crate::budget::note_memory(self.0.len() as u64 * crate::budget::LIST_ELEMENT_BYTES);
         let mut vec = Vec::with_capacity(self.0.len());
         for i in self.0.iter().map(|i| i.clone_as_boxed()) {
             vec.push(i);

@@ -61,6 +61,8 @@ impl Val for DefaultMap {
     }
 
     fn clone_as_boxed(&self) -> Box<dyn Val> {
+        // PATCH (securescore): a copy is charged to the evaluation budget.
+        crate::budget::note_memory(self.0.len() as u64 * crate::budget::MAP_ENTRY_BYTES);
         let mut map = HashMap::with_capacity(self.0.len());
         for (k, v) in self.0.iter() {
             map.insert(k.clone(), v.clone_as_boxed());

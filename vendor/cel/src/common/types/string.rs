@@ -48,6 +48,8 @@ impl Val for String {
     }
 
     fn clone_as_boxed(&self) -> Box<dyn Val> {
+        // PATCH (securescore): a copy is charged to the evaluation budget.
+        crate::budget::note_memory(self.0.len() as u64);
         Box::new(String(self.0.clone()))
     }
 }
@@ -55,6 +57,8 @@ impl Val for String {
 impl Adder for String {
     fn add<'a>(&'a self, rhs: &dyn Val) -> Result<Cow<'a, dyn Val>, ExecutionError> {
         if let Some(rhs) = rhs.downcast_ref::<Self>() {
+            // PATCH (securescore): what is built is charged before it is allocated.
+            crate::budget::charge_memory((rhs.0.len() + self.0.len()) as u64)?;
             let mut s = StdString::with_capacity(rhs.0.len() + self.0.len());
             s.push_str(&self.0);
             s.push_str(&rhs.0);
