@@ -350,8 +350,8 @@ fn function_exists(name: &str) -> bool {
     }
     let exists = match Program::compile(&format!("{name}()")) {
         Ok(probe) => {
-            let outcome = catch_unwind(AssertUnwindSafe(|| probe.execute(root_context())));
-            !matches!(outcome, Ok(Err(ExecutionError::UndeclaredReference(_))))
+            let outcome = quietly(|| probe.execute(root_context()));
+            !matches!(outcome, Some(Err(ExecutionError::UndeclaredReference(_))))
         }
         Err(_) => false,
     };
