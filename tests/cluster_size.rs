@@ -4,7 +4,6 @@
 //! limits lifted. (A correctness test: timings live in benches/.)
 
 #[path = "../benches/support/synth.rs"]
-#[allow(dead_code)]
 mod synth;
 
 use securescore::engine::cel::{cel::budget::Limits, is_budget_message};

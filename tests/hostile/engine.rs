@@ -333,3 +333,55 @@ fn the_vendored_cel_patch_is_what_cargo_builds() {
     );
     assert!(cel_entries[0].contains("version = \"0.13.0\""));
 }
+
+#[test]
+fn the_catalog_judges_a_pod_with_5000_containers_within_budget() {
+    let containers: Vec<_> = (0..5_000)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("c{i}"), "image": format!("registry.example.com/app-{i}:1.{i}"),
+                "ports": [{"containerPort": 8080}],
+                "env": [{"name": "MODE", "value": "prod"}],
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                              "limits": {"cpu": "500m", "memory": "256Mi"}},
+                "securityContext": {"allowPrivilegeEscalation": false, "runAsNonRoot": true,
+                                    "capabilities": {"drop": ["ALL"]}}
+            })
+        })
+        .collect();
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "wide", "namespace": "team-a", "uid": "uid-wide"},
+        "spec": {"containers": containers}
+    });
+    let actions: Vec<_> = securescore::catalog::builtin()
+        .expect("catalog")
+        .iter()
+        .map(|a| Arc::new(securescore::engine::CompiledAction::compile(a)))
+        .collect();
+    let target = target_yaml(
+        "apiVersion: securescore.io/v1alpha1\nkind: SecureScoreTarget\nmetadata: {name: t, namespace: team-a}\nspec: {}",
+    );
+    let result = eval(&target, &actions, &inventory(vec![pod]));
+    let mut judged = 0;
+    for o in &result.actions {
+        assert_ne!(
+            o.state,
+            ActionState::Unknown,
+            "{}: {:?}",
+            o.action.name,
+            o.message
+        );
+        for r in &o.results {
+            judged += 1;
+            if let Verdict::Error { message } = &r.verdict {
+                assert!(
+                    !kcel::is_budget_message(message),
+                    "{}: {message}",
+                    o.action.name
+                );
+            }
+        }
+    }
+    assert!(judged >= 20, "{judged} judgements");
+}
