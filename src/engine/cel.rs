@@ -162,6 +162,19 @@ mod guards {
         ctx.add_function("sets.contains", sets_contains);
         ctx.add_function("sets.equivalent", sets_equivalent);
         ctx.add_function("sets.intersects", sets_intersects);
+        ctx.add_function("distinct", distinct);
+    }
+
+    /// `list.distinct()` compares every element with every one kept so far.
+    fn distinct(This(this): This<Arc<Vec<Value>>>) -> ResolveResult {
+        pairs(&this, &this)?;
+        let mut kept: Vec<Value> = Vec::new();
+        for item in this.iter() {
+            if !kept.contains(item) {
+                kept.push(item.clone());
+            }
+        }
+        Ok(Value::List(Arc::new(kept)))
     }
 
     /// `lists.range(n)`: n integers.

@@ -120,6 +120,24 @@ fn a_join_with_a_huge_separator_is_refused_before_it_is_allocated() {
 }
 
 #[test]
+fn distinct_over_a_large_list_is_charged_for_every_pair() {
+    assert_budget_error(
+        verdict(
+            "size(lists.range(100000).distinct()) > 0",
+            pod_with("p", "a", 1),
+        ),
+        "steps",
+    );
+    assert_eq!(
+        verdict(
+            "[1, 2, 1, 3].distinct() == [1, 2, 3]",
+            pod_with("p", "a", 1)
+        ),
+        Verdict::Compliant
+    );
+}
+
+#[test]
 fn sets_over_large_lists_are_charged_for_every_pair() {
     let v = verdict(
         "sets.contains(lists.range(100000), lists.range(100000))",
