@@ -5,6 +5,7 @@
 //!     cargo bench --bench scale -- scan DIR          (load + evaluate; prints peak RSS)
 //!     cargo bench --bench scale -- incremental --size 100000 [--changes 2000]
 //!     cargo bench --bench scale -- operator --size 100000   (the release binary against the API emulation)
+//!     cargo bench --bench scale -- wide [--size 5000]   (one Pod with N containers vs N one-container Pods)
 //!
 //! Every subcommand prints one JSON line of measurements. Nothing here asserts a time.
 
@@ -69,6 +70,12 @@ fn main() -> anyhow::Result<()> {
             incremental(size, changes)?
         }
         "operator" => operator(size)?,
+        "wide" => wide(
+            opt("--size")
+                .map(|s| s.parse())
+                .transpose()?
+                .unwrap_or(5000),
+        )?,
         other => anyhow::bail!("unknown subcommand {other}"),
     }
     Ok(())
@@ -356,4 +363,87 @@ fn operator(size: usize) -> anyhow::Result<()> {
         );
         Ok(())
     })
+}
+
+/// A realistic container: image, ports, env, resources, probes, a security context.
+fn container(i: usize) -> serde_json::Value {
+    json!({
+        "name": format!("c{i}"),
+        "image": format!("registry.example.com/app-{i}:1.{i}"),
+        "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+        "env": [{"name": "MODE", "value": "prod"}, {"name": "LEVEL", "value": "info"}],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                      "limits": {"cpu": "500m", "memory": "256Mi"}},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+        "livenessProbe": {"httpGet": {"path": "/live", "port": 8080}},
+        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                            "runAsNonRoot": true, "capabilities": {"drop": ["ALL"]}}
+    })
+}
+
+fn pod_of(name: &str, containers: Vec<serde_json::Value>) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "wide", "uid": format!("uid-{name}")},
+        "spec": {"serviceAccountName": "app", "automountServiceAccountToken": false,
+                 "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+                 "containers": containers}
+    })
+}
+
+fn evaluate_once(
+    actions: &[Arc<CompiledAction>],
+    objects: Vec<serde_json::Value>,
+) -> anyhow::Result<f64> {
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "wide", "labels": {"kubernetes.io/metadata.name": "wide"}}});
+    let resources: Vec<Arc<Resource>> = objects
+        .into_iter()
+        .chain([namespace])
+        .map(|o| Resource::new(o, None).map(Arc::new))
+        .collect::<Result<_, _>>()?;
+    let inventory = Inventory::complete(resources);
+    let target = implicit_cluster_target("bench", "wide");
+    let t = Instant::now();
+    let eval = evaluate(&TargetInput {
+        target: &target,
+        actions,
+        inventory: &inventory,
+        now: now(),
+        previous: None,
+        wide_scope_allowed: true,
+    });
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        eval.status.max_score.is_some_and(|m| m > 0.0),
+        "nothing evaluated"
+    );
+    Ok(secs)
+}
+
+/// Cost in the width of one object (issue 11): the built-in catalog on one Pod with N
+/// containers against N Pods with one container each, for growing N.
+fn wide(max: usize) -> anyhow::Result<()> {
+    let actions = catalog()?;
+    let mut rows = Vec::new();
+    let mut n = 625;
+    while n <= max {
+        let wide_s = evaluate_once(
+            &actions,
+            vec![pod_of("wide", (0..n).map(container).collect())],
+        )?;
+        let narrow_s = evaluate_once(
+            &actions,
+            (0..n)
+                .map(|i| pod_of(&format!("p{i}"), vec![container(i)]))
+                .collect(),
+        )?;
+        rows.push(
+            json!({"containers": n, "one_wide_pod_s": wide_s, "n_narrow_pods_s": narrow_s,
+                         "wide_us_per_container": wide_s * 1e6 / n as f64}),
+        );
+        n *= 2;
+    }
+    println!("{}", json!({"bench": "wide", "rows": rows}));
+    Ok(())
 }

@@ -51,6 +51,8 @@ pub struct Config {
     pub insecure: f64,
     /// Apps per namespace (a namespace holds about 5× this many objects).
     pub apps_per_namespace: usize,
+    /// ClusterRoles (each with a ClusterRoleBinding).
+    pub cluster_roles: usize,
 }
 
 impl Config {
@@ -60,6 +62,7 @@ impl Config {
             seed: 42,
             insecure: 0.2,
             apps_per_namespace: 20,
+            cluster_roles: (objects / 500).clamp(2, 200),
         }
     }
 }
@@ -404,8 +407,7 @@ pub fn generate(cfg: Config) -> Vec<Value> {
         uid: 0,
         out: Vec::with_capacity(cfg.objects + 64),
     };
-    let cluster = (cfg.objects / 500).clamp(2, 200);
-    g.cluster_rbac(cluster);
+    g.cluster_rbac(cfg.cluster_roles);
     let mut n = 0;
     while g.out.len() < cfg.objects {
         let room = cfg.objects - g.out.len();

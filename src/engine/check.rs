@@ -11,6 +11,7 @@ use crate::api::{
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Kinds that carry a pod template, as `(group, kind)`, and where their pod template is.
 pub const POD_TEMPLATE_KINDS: [(&str, &str, &[&str]); 7] = [
@@ -122,7 +123,16 @@ pub struct CompiledAction {
     pub problem: Option<ActionProblem>,
     programs: Option<Programs>,
     roots: BTreeSet<&'static str>,
+    /// The run-time budget of each evaluation of each of its expressions.
+    pub budget: kcel::cel::budget::Limits,
+    /// Resources on which an evaluation crossed the budget, over the action's life (in the
+    /// operator: until the action changes). See [`limit_exceeded`](Self::limit_exceeded).
+    budget_failures: AtomicU32,
 }
+
+/// Resources on which an action may cross its budget before it is `LimitExceeded`: it is
+/// then no longer evaluated, so one runaway action cannot stall the others.
+pub const BUDGET_FAILURES_ALLOWED: u32 = 3;
 
 /// What an evaluation of one resource can see besides the resource.
 pub struct Surroundings<'a> {
@@ -135,7 +145,6 @@ pub struct Surroundings<'a> {
 /// converted once and shared by every action judging the object.
 pub struct ObjectScope {
     ctx: Context<'static>,
-    widest: u64,
     pod_template_missing: bool,
     /// Variables evaluated once for the object and bound as `__v_NAME`: name → (expression as
     /// written, the evaluation error if it failed).
@@ -153,7 +162,6 @@ impl ObjectScope {
         let wants = |r: &str| roots.contains(&r);
         let converted = resource.cel();
         let mut ctx = kcel::root_context().new_inner_scope();
-        let mut widest = converted.widest;
         if wants("object") {
             ctx.add_variable_from_value("object", converted.value.clone());
         }
@@ -174,10 +182,7 @@ impl ObjectScope {
         if wants("namespaceObject") {
             let namespace_object = match &resource.namespace {
                 Some(ns) => match inventory.namespace(ns) {
-                    Some(n) => {
-                        widest = widest.max(n.cel().widest);
-                        n.cel().value.clone()
-                    }
+                    Some(n) => n.cel().value.clone(),
                     None => synthesised_namespace(ns).value,
                 },
                 None => Value::Null,
@@ -186,7 +191,6 @@ impl ObjectScope {
         }
         ObjectScope {
             ctx,
-            widest,
             pod_template_missing,
             shared: HashMap::new(),
         }
@@ -228,12 +232,15 @@ impl ObjectScope {
         let mut chosen: Vec<(&str, &str, &Compiled)> =
             best.into_iter().map(|(n, (_, s, c))| (n, s, c)).collect();
         chosen.sort_by_key(|(n, _, _)| *n);
+        // A shared variable serves several actions: the most generous of their budgets.
+        let budget = actions
+            .iter()
+            .map(|a| a.budget)
+            .max_by_key(|b| (b.steps, b.memory))
+            .unwrap_or(kcel::BUDGET);
         for (name, source, compiled) in chosen {
-            let outcome = match compiled.execute(&scope.ctx, scope.widest) {
+            let outcome = match compiled.execute_within(&scope.ctx, budget) {
                 Ok(v) => {
-                    if let Value::List(l) = &v {
-                        scope.widest = scope.widest.max(l.len() as u64);
-                    }
                     scope
                         .ctx
                         .add_variable_from_value(format!("{}{name}", kcel::VARIABLE_PREFIX), v);
@@ -300,8 +307,18 @@ pub fn revision_of(value: &impl serde::Serialize) -> String {
 }
 
 impl CompiledAction {
-    /// Compile every expression, check the static limits, and run the examples.
+    /// Compile every expression, check the static limits, and run the examples, all under
+    /// the engine's budget ([`kcel::BUDGET`]).
     pub fn compile(action: &ImprovementAction) -> CompiledAction {
+        Self::compile_with_budget(action, kcel::BUDGET)
+    }
+
+    /// As [`compile`](Self::compile), with another budget (tests compare a run with the
+    /// limits lifted).
+    pub fn compile_with_budget(
+        action: &ImprovementAction,
+        budget: kcel::cel::budget::Limits,
+    ) -> CompiledAction {
         let spec = action.spec.clone();
         let check = &spec.check;
         let kinds: Vec<(String, String)> = if check.pod_spec {
@@ -326,6 +343,8 @@ impl CompiledAction {
             problem: None,
             programs: None,
             roots: BTreeSet::new(),
+            budget,
+            budget_failures: AtomicU32::new(0),
         };
         match compiled.compile_programs() {
             Ok(programs) => {
@@ -522,6 +541,14 @@ impl CompiledAction {
                         ExpectedResult::NonCompliant
                     )
             );
+            if let Judgement::Applicable(Verdict::Error { message }) = &got
+                && kcel::is_budget_message(message)
+            {
+                return Err(ActionProblem {
+                    reason: ProblemReason::LimitExceeded,
+                    message: format!("{field}: {message}"),
+                });
+            }
             if !ok {
                 let said = match got {
                     Judgement::NotApplicable => "NotApplicable".to_string(),
@@ -545,6 +572,23 @@ impl CompiledAction {
     /// Ready to evaluate: compiled and every example passed.
     pub fn is_ready(&self) -> bool {
         self.problem.is_none()
+    }
+
+    /// The engine's decision that the action crossed its evaluation budget repeatedly (on
+    /// [`BUDGET_FAILURES_ALLOWED`] resources): it is then `Ready=False, reason=LimitExceeded`
+    /// and `Unknown` for every target (max kept, 0 points), like an action that fails to load,
+    /// and no longer evaluated; every other action is scored as usual.
+    pub fn limit_exceeded(&self) -> Option<ActionProblem> {
+        let failures = self.budget_failures.load(Ordering::Relaxed);
+        (failures >= BUDGET_FAILURES_ALLOWED).then(|| ActionProblem {
+            reason: ProblemReason::LimitExceeded,
+            message: format!(
+                "{} on {failures} resources: a check must stay within {} steps and {} MiB per evaluation",
+                kcel::BUDGET_EXCEEDED,
+                self.budget.steps,
+                self.budget.memory >> 20
+            ),
+        })
     }
 
     pub fn scoring(&self) -> Scoring {
@@ -637,15 +681,18 @@ impl CompiledAction {
         if programs.match_conditions.is_empty() {
             return true;
         }
-        let mut ctx = scope.ctx.new_inner_scope();
-        let widest = match self.bind(&mut ctx, resource, scope, surroundings, programs, false) {
-            Ok(w) => w,
-            Err(_) => return true,
-        };
-        programs
-            .match_conditions
-            .iter()
-            .all(|(_, c)| !matches!(c.execute(&ctx, widest), Ok(Value::Bool(false))))
+        kcel::with_named_lookups(self.named_lookups(resource, surroundings), || {
+            let mut ctx = scope.ctx.new_inner_scope();
+            if self
+                .bind(&mut ctx, resource, scope, surroundings, programs, false)
+                .is_err()
+            {
+                return true;
+            }
+            programs.match_conditions.iter().all(|(_, c)| {
+                !matches!(c.execute_within(&ctx, self.budget), Ok(Value::Bool(false)))
+            })
+        })
     }
 
     fn judge_detailed(
@@ -658,6 +705,30 @@ impl CompiledAction {
         if !self.prefilter(resource, surroundings.inventory) {
             return Judgement::NotApplicable;
         }
+        if let Some(problem) = self.limit_exceeded() {
+            return Judgement::Applicable(Verdict::Error {
+                message: problem.message,
+            });
+        }
+        let judgement =
+            kcel::with_named_lookups(self.named_lookups(resource, surroundings), || {
+                self.judge_programs(resource, scope, surroundings, detailed)
+            });
+        if let Judgement::Applicable(Verdict::Error { message }) = &judgement
+            && kcel::is_budget_message(message)
+        {
+            self.budget_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        judgement
+    }
+
+    fn judge_programs(
+        &self,
+        resource: &Resource,
+        scope: &ObjectScope,
+        surroundings: &Surroundings,
+        detailed: bool,
+    ) -> Judgement {
         let Some(programs) = &self.programs else {
             let message = self
                 .problem
@@ -677,16 +748,16 @@ impl CompiledAction {
             });
         }
         let mut ctx = scope.ctx.new_inner_scope();
-        let widest = match self.bind(&mut ctx, resource, scope, surroundings, programs, detailed) {
-            Ok(w) => w,
+        match self.bind(&mut ctx, resource, scope, surroundings, programs, detailed) {
+            Ok(()) => {}
             Err(message) => {
                 // A failed binding matters only if the resource is applicable; without match
                 // conditions it is.
                 return Judgement::Applicable(Verdict::Error { message });
             }
-        };
+        }
         for (name, condition) in &programs.match_conditions {
-            match condition.execute(&ctx, widest) {
+            match condition.execute_within(&ctx, self.budget) {
                 Ok(Value::Bool(true)) => {}
                 Ok(Value::Bool(false)) => return Judgement::NotApplicable,
                 Ok(other) => {
@@ -703,32 +774,37 @@ impl CompiledAction {
                 }
             }
         }
+        // Every validation is evaluated, so that a finding names each one that fails (a Pod
+        // with hostNetwork and hostPID is reported for both). A resource that fails one is
+        // NonCompliant even if another could not be evaluated; the first error otherwise.
+        let mut failed = Vec::new();
+        let mut error = None;
         for v in &programs.validations {
-            match v.expression.execute(&ctx, widest) {
+            match v.expression.execute_within(&ctx, self.budget) {
                 Ok(Value::Bool(true)) => {}
-                Ok(Value::Bool(false)) => {
-                    return Judgement::Applicable(Verdict::NonCompliant {
-                        message: self.finding_message(v, &ctx, widest),
-                    });
-                }
+                Ok(Value::Bool(false)) => failed.push(self.finding_message(v, &ctx)),
                 Ok(other) => {
-                    return Judgement::Applicable(Verdict::Error {
-                        message: EvalError::NotBool(kcel::type_name(&other)).message(detailed),
+                    error.get_or_insert_with(|| {
+                        EvalError::NotBool(kcel::type_name(&other)).message(detailed)
                     });
                 }
                 Err(e) => {
-                    return Judgement::Applicable(Verdict::Error {
-                        message: e.message(detailed),
-                    });
+                    error.get_or_insert_with(|| e.message(detailed));
                 }
             }
         }
-        Judgement::Applicable(Verdict::Compliant)
+        match (failed.is_empty(), error) {
+            (false, _) => Judgement::Applicable(Verdict::NonCompliant {
+                message: join_findings(&failed),
+            }),
+            (true, Some(message)) => Judgement::Applicable(Verdict::Error { message }),
+            (true, None) => Judgement::Applicable(Verdict::Compliant),
+        }
     }
 
-    fn finding_message(&self, v: &CompiledValidation, ctx: &Context, widest: u64) -> String {
+    fn finding_message(&self, v: &CompiledValidation, ctx: &Context) -> String {
         if let Some(expr) = &v.message_expression
-            && let Ok(Value::String(s)) = expr.execute(ctx, widest)
+            && let Ok(Value::String(s)) = expr.execute_within(ctx, self.budget)
             && !s.trim().is_empty()
         {
             return kcel::truncate(s.trim(), MAX_MESSAGE_LEN);
@@ -739,8 +815,7 @@ impl CompiledAction {
         }
     }
 
-    /// Bind `lookups` and `variables` into the action's scope; returns the widest list or map
-    /// the evaluation may iterate.
+    /// Bind `lookups` and `variables` into the action's scope.
     fn bind(
         &self,
         ctx: &mut Context,
@@ -749,17 +824,11 @@ impl CompiledAction {
         surroundings: &Surroundings,
         programs: &Programs,
         detailed: bool,
-    ) -> Result<u64, String> {
-        let mut widest = scope.widest;
-        if !self.spec.check.lookups.is_empty() {
-            // For a Namespace, "its own namespace" is the one it names.
-            let own = match &resource.namespace {
-                Some(ns) => Some(ns.as_str()),
-                None if resource.kind == "Namespace" && resource.group.is_empty() => {
-                    Some(resource.name.as_str())
-                }
-                None => None,
-            };
+    ) -> Result<(), String> {
+        // The lists are bound only when an expression reads `lookups` (binding converts every
+        // object of the list; `lookupByName` reads the index instead).
+        if !self.spec.check.lookups.is_empty() && self.roots.contains("lookups") {
+            let own = lookup_namespace(resource);
             let mut entries = Vec::new();
             for lookup in &self.spec.check.lookups {
                 let items = surroundings.inventory.lookup(
@@ -775,10 +844,8 @@ impl CompiledAction {
                         items.len()
                     ));
                 }
-                widest = widest.max(items.len() as u64);
                 let mut list = Vec::with_capacity(items.len());
                 for item in items {
-                    widest = widest.max(item.cel().widest);
                     list.push(item.cel().value.clone());
                 }
                 entries.push((lookup.name.clone(), Value::List(Arc::new(list))));
@@ -797,11 +864,8 @@ impl CompiledAction {
                     }
                     continue;
                 }
-                match v.compiled.execute(ctx, widest) {
+                match v.compiled.execute_within(ctx, self.budget) {
                     Ok(value) => {
-                        if let Value::List(l) = &value {
-                            widest = widest.max(l.len() as u64);
-                        }
                         ctx.add_variable_from_value(
                             format!("{}{}", kcel::VARIABLE_PREFIX, v.name),
                             value,
@@ -817,11 +881,8 @@ impl CompiledAction {
             for v in &programs.variables {
                 let mut vctx = ctx.new_inner_scope();
                 vctx.add_variable_from_value("variables", kcel::map_of(values.clone()));
-                match v.compiled.execute(&vctx, widest) {
+                match v.compiled.execute_within(&vctx, self.budget) {
                     Ok(value) => {
-                        if let Value::List(l) = &value {
-                            widest = widest.max(l.len() as u64);
-                        }
                         values.push((v.name.clone(), value));
                     }
                     Err(e) => {
@@ -831,8 +892,76 @@ impl CompiledAction {
             }
             ctx.add_variable_from_value("variables", kcel::map_of(values));
         }
-        Ok(widest)
+        Ok(())
     }
+}
+
+/// The namespace a lookup from `resource` sees: its own; for a Namespace, the one it names.
+fn lookup_namespace(resource: &Resource) -> Option<&str> {
+    match &resource.namespace {
+        Some(ns) => Some(ns.as_str()),
+        None if resource.kind == "Namespace" && resource.group.is_empty() => {
+            Some(resource.name.as_str())
+        }
+        None => None,
+    }
+}
+
+impl CompiledAction {
+    /// The by-name indexes each lookup sees from `resource`, for `lookupByName`.
+    fn named_lookups(
+        &self,
+        resource: &Resource,
+        surroundings: &Surroundings,
+    ) -> kcel::NamedLookups {
+        let own = lookup_namespace(resource);
+        self.spec
+            .check
+            .lookups
+            .iter()
+            .map(|l| {
+                let inventory = surroundings.inventory;
+                let mut indexes: Vec<Arc<dyn kcel::NamedObjects>> = Vec::new();
+                if let Some(ns) = own
+                    && let Some(i) = inventory.by_name(&l.api_group, &l.kind, Some(ns))
+                {
+                    indexes.push(i);
+                }
+                if surroundings.cluster_visible
+                    && let Some(i) = inventory.by_name(&l.api_group, &l.kind, None)
+                {
+                    indexes.push(i);
+                }
+                (l.name.clone(), indexes)
+            })
+            .collect()
+    }
+}
+
+/// Longest finding message (the status field's limit).
+pub const MAX_FINDING_MESSAGE_LEN: usize = 512;
+
+/// The messages of every failing validation, in order, as one finding message: whole messages
+/// while they fit, then how many more failed.
+fn join_findings(messages: &[String]) -> String {
+    let mut out = String::new();
+    for (i, m) in messages.iter().enumerate() {
+        let more = messages.len() - i;
+        let tail = format!("; and {more} more failing validations");
+        let sep = if out.is_empty() { "" } else { "; " };
+        let fits = out.chars().count()
+            + sep.len()
+            + m.chars().count()
+            + if more > 1 { tail.len() } else { 0 }
+            <= MAX_FINDING_MESSAGE_LEN;
+        if !fits && !out.is_empty() {
+            out.push_str(&tail);
+            return out;
+        }
+        out.push_str(sep);
+        out.push_str(m);
+    }
+    kcel::truncate(&out, MAX_FINDING_MESSAGE_LEN)
 }
 
 impl Programs {

@@ -277,6 +277,17 @@ pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
         }
     }
 
+    // An action that crossed its evaluation budget repeatedly is Unknown, as if it had failed
+    // to load (whichever resources it reached first, the outcome is the same).
+    for a in &judged {
+        if let Some(p) = a.limit_exceeded() {
+            unknown.insert(
+                a.name.clone(),
+                format!("{}: {}", p.reason.as_str(), p.message),
+            );
+        }
+    }
+
     // Declared resolutions.
     let by_name: HashMap<&str, &CompiledAction> = selected
         .iter()

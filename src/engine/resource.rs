@@ -210,6 +210,17 @@ pub enum KindStatus {
 /// Objects of one kind by namespace (`None`: cluster-scoped).
 type ByNamespace = HashMap<Option<String>, Vec<Arc<Resource>>>;
 
+/// Objects of one kind in one namespace (or cluster-scoped) by name: a reference (a
+/// binding's `roleRef`, a Pod's service account) resolves in constant time. Shared, so that an
+/// evaluation holds it for the price of a reference count.
+pub type ByName = Arc<HashMap<String, Arc<Resource>>>;
+
+impl super::cel::NamedObjects for HashMap<String, Arc<Resource>> {
+    fn named(&self, name: &str) -> Option<super::cel::cel::Value> {
+        self.get(name).map(|r| r.cel().value.clone())
+    }
+}
+
 /// The objects of one evaluation, indexed by kind.
 #[derive(Debug, Default)]
 pub struct Inventory {
@@ -218,6 +229,8 @@ pub struct Inventory {
     by_uid: HashMap<String, Arc<Resource>>,
     /// Objects of one kind per namespace (`None`: cluster-scoped), in insertion order.
     by_kind_ns: HashMap<(String, String), ByNamespace>,
+    /// Objects of one kind and namespace by name (the last declared wins a duplicate name).
+    by_name: HashMap<(String, String, Option<String>), ByName>,
     /// Kind availability; `None` means offline: every kind is complete.
     kinds: Option<HashMap<(String, String), KindStatus>>,
     len: usize,
@@ -271,6 +284,13 @@ impl Inventory {
         {
             per_ns.remove(i);
         }
+        if let Some(named) =
+            self.by_name
+                .get_mut(&(old.group.clone(), old.kind.clone(), old.namespace.clone()))
+            && named.get(&old.name).is_some_and(|r| Arc::ptr_eq(r, &old))
+        {
+            Arc::make_mut(named).remove(&old.name);
+        }
         if let Some(uid) = &old.uid
             && self.by_uid.get(uid).is_some_and(|r| Arc::ptr_eq(r, &old))
         {
@@ -302,6 +322,11 @@ impl Inventory {
             .entry(r.namespace.clone())
             .or_default()
             .push(r.clone());
+        let named = self
+            .by_name
+            .entry((r.group.clone(), r.kind.clone(), r.namespace.clone()))
+            .or_default();
+        Arc::make_mut(named).insert(r.name.clone(), r.clone());
         self.by_kind
             .entry((r.group.clone(), r.kind.clone()))
             .or_default()
@@ -369,6 +394,17 @@ impl Inventory {
                 None => cluster_visible,
             })
             .collect()
+    }
+
+    /// The objects of one kind in one namespace (`None`: cluster-scoped) by name.
+    pub fn by_name(&self, group: &str, kind: &str, namespace: Option<&str>) -> Option<ByName> {
+        self.by_name
+            .get(&(
+                group.to_string(),
+                kind.to_string(),
+                namespace.map(str::to_string),
+            ))
+            .cloned()
     }
 
     /// Every object.
