@@ -16,7 +16,8 @@
 # service-account signing key, an admin client cert in group system:masters and one for
 # kube-controller-manager), etcd/ (data), logs/*.log, *.pid, cluster.env and kubeconfig.
 # SECURESCORE_CLUSTER_NO_KCM=1 skips kube-controller-manager (no garbage collection, no
-# namespace finalization: a deleted namespace stays Terminating).
+# namespace finalization: a deleted namespace stays Terminating);
+# SECURESCORE_CLUSTER_APISERVER_ARGS adds kube-apiserver flags (e.g. for scripts/bench.sh).
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 READY_TIMEOUT="${SECURESCORE_CLUSTER_READY_TIMEOUT:-180}"
@@ -152,7 +153,7 @@ start_apiserver() {
     --service-account-signing-key-file="$DIR/pki/service-account.key" \
     --service-cluster-ip-range=10.0.0.0/24 \
     --cert-dir="$DIR/pki/apiserver-generated" \
-    --profiling=false --logging-format=text -v=1
+    --profiling=false --logging-format=text -v=1 ${APISERVER_EXTRA_ARGS:-}
 }
 
 # openssl: one key (EC P-256, PKCS#8) and one cert signed by the CA.
@@ -234,6 +235,7 @@ up() {
     fail "cannot build the control plane (scripts/install/control-plane.sh failed)"
   [ -x "$BIN/kube-apiserver" ] || fail "scripts/install/control-plane.sh printed '$BIN', which has no kube-apiserver"
   make_pki || fail "generating the certificates with openssl failed"
+  APISERVER_EXTRA_ARGS="${SECURESCORE_CLUSTER_APISERVER_ARGS:-}"
   free_port && ETCD_PORT=$PORT
   free_port && ETCD_PEER_PORT=$PORT
   free_port && APISERVER_PORT=$PORT
@@ -246,6 +248,7 @@ APISERVER_PORT=$APISERVER_PORT
 APISERVER_URL=https://127.0.0.1:$APISERVER_PORT
 KCM_PORT=$KCM_PORT
 KUBECONFIG_PATH=$DIR/kubeconfig
+APISERVER_EXTRA_ARGS="${APISERVER_EXTRA_ARGS:-}"
 EOF
   start etcd "$BIN/etcd" --name securescore-test --data-dir "$DIR/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
