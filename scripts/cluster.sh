@@ -145,6 +145,7 @@ start_apiserver() {
   start kube-apiserver "$BIN/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
+    --endpoint-reconciler-type=none \
     --tls-cert-file="$DIR/pki/apiserver.crt" --tls-private-key-file="$DIR/pki/apiserver.key" \
     --client-ca-file="$DIR/pki/ca.crt" \
     --authorization-mode=Node,RBAC \
@@ -267,6 +268,7 @@ EOF
       --authentication-kubeconfig="$DIR/pki/kube-controller-manager.kubeconfig" \
       --authorization-kubeconfig="$DIR/pki/kube-controller-manager.kubeconfig" \
       --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --leader-elect=false \
+      --use-service-account-credentials=true \
       --controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,deployment-controller,replicaset-controller,root-ca-certificate-publisher-controller \
       --service-account-private-key-file="$DIR/pki/service-account.key" \
       --root-ca-file="$DIR/pki/ca.crt" --cert-dir="$DIR/pki/kcm-generated" \

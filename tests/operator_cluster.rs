@@ -1226,7 +1226,7 @@ async fn metrics_values_equal_the_status_for_every_action() {
     }
     cluster.apply(&target(&team, json!({"interval": "1h"})));
     let op = Operator::start_with_kubeconfig(&cluster.kubeconfig, &system, &[]);
-    let status = cluster
+    cluster
         .until(&team, "team", "a scored status", &op, |s| {
             score(s).is_some() && s["actions"].as_array().is_some_and(|a| a.len() >= 40)
         })
@@ -1242,7 +1242,9 @@ async fn metrics_values_equal_the_status_for_every_action() {
     let deadline = Instant::now() + WAIT;
     let mut mismatches;
     loop {
+        // Both read fresh: a later evaluation may have changed the status since the first one.
         let metrics = op.scrape();
+        let status = cluster.status(&team, "team").await.expect("a status");
         mismatches = vec![];
         let target_labels = [("namespace", team.as_str()), ("target", "team")];
         for (metric, field) in [
@@ -1322,6 +1324,7 @@ async fn metrics_values_equal_the_status_for_every_action() {
         mismatches.len(),
         mismatches.join("\n")
     );
+    let status = cluster.status(&team, "team").await.expect("a status");
     let compliant_total: f64 = status["actions"]
         .as_array()
         .expect("actions")
