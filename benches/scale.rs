@@ -408,7 +408,8 @@ fn operator_cluster(size: usize) -> anyhow::Result<()> {
                     async move {
                         let obj: DynamicObject = serde_json::from_value(o)?;
                         match api?.create(&PostParams::default(), &obj).await {
-                            Ok(_) | Err(kube::Error::Api(kube::core::ErrorResponse { code: 409, .. })) => Ok(()),
+                            Ok(_) => Ok(()),
+                            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
                             Err(e) => Err(anyhow::anyhow!("creating {:?}: {e}", obj.metadata.name)),
                         }
                     }

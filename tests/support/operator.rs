@@ -68,7 +68,7 @@ impl Operator {
         let child = Command::new(env!("CARGO_BIN_EXE_securescore"))
             .arg("run")
             .arg("--kubeconfig")
-            .arg(&kubeconfig)
+            .arg(kubeconfig)
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
             .args([
                 "--namespace",
