@@ -349,8 +349,9 @@ fn operator(size: usize) -> anyhow::Result<()> {
 /// kubeconfig; time to its first status, its RSS then, and one new pod to the status that
 /// counts it. The cluster comes from `scripts/cluster.sh up DIR` (SECURESCORE_CLUSTER_DIR),
 /// started without kube-controller-manager (its garbage collector would delete the synthetic
-/// owned objects, whose owner uids the server does not know) and without the ServiceAccount
-/// admission plugin (the synthetic pods name accounts nobody creates).
+/// owned objects, whose owner uids the server does not know) and without the ServiceAccount and
+/// PodSecurity admission plugins (the synthetic pods name accounts nobody creates, and some
+/// break their namespace's Pod Security level on purpose).
 fn operator_cluster(size: usize) -> anyhow::Result<()> {
     use futures::StreamExt;
     use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};

@@ -52,10 +52,11 @@ done
 if [ "$CLUSTER" = 1 ]; then
   # A real control plane without kube-controller-manager (its garbage collector would delete
   # the synthetic owned objects: the server gave their owners new uids) and without the
-  # ServiceAccount admission plugin (synthetic pods name accounts nobody creates).
+  # ServiceAccount and PodSecurity admission plugins (synthetic pods name accounts nobody
+  # creates, and some break the Pod Security level their namespace enforces: on purpose).
   CLUSTER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/securescore-bench-cluster.XXXXXX")"
   trap 'bash scripts/cluster.sh down "$CLUSTER_DIR"; rm -rf "$CLUSTER_DIR"' EXIT
-  SECURESCORE_CLUSTER_NO_KCM=1 SECURESCORE_CLUSTER_APISERVER_ARGS=--disable-admission-plugins=ServiceAccount \
+  SECURESCORE_CLUSTER_NO_KCM=1 SECURESCORE_CLUSTER_APISERVER_ARGS=--disable-admission-plugins=ServiceAccount,PodSecurity \
     bash scripts/cluster.sh up "$CLUSTER_DIR"
   SECURESCORE_CLUSTER_DIR="$CLUSTER_DIR" "$BIN" operator-cluster --size 10000 >> "$OUT/results.jsonl"
 fi
