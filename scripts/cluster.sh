@@ -152,7 +152,7 @@ start_apiserver() {
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$DIR/pki/service-account.pub" \
     --service-account-signing-key-file="$DIR/pki/service-account.key" \
-    --service-cluster-ip-range=10.0.0.0/24 \
+    --service-cluster-ip-range=10.0.0.0/16 \
     --cert-dir="$DIR/pki/apiserver-generated" \
     --profiling=false --logging-format=text -v=1 ${APISERVER_EXTRA_ARGS:-}
 }
