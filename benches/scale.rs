@@ -371,6 +371,14 @@ fn operator_cluster(size: usize) -> anyhow::Result<()> {
         let client = kube::Client::try_from(
             kube::Config::from_custom_kubeconfig(config, &Default::default()).await?,
         )?;
+        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+            Api::all(client.clone());
+        for crd in securescore::api::crds() {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            crds.patch(&name, &PatchParams::apply("securescore-bench").force(), &Patch::Apply(&crd)).await?;
+        }
+        // Served once Established; discovery must see them.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         let discovery = kube::Discovery::new(client.clone()).run().await?;
         let api_for = |o: &serde_json::Value| -> anyhow::Result<Api<DynamicObject>> {
             let api_version = o["apiVersion"].as_str().unwrap_or_default();
