@@ -6,6 +6,8 @@
 //!     cargo bench --bench scale -- incremental --size 100000 [--changes 2000]
 //!     cargo bench --bench scale -- operator --size 100000   (the release binary against the API emulation)
 //!     cargo bench --bench scale -- wide [--size 5000]   (one Pod with N containers vs N one-container Pods)
+//!     cargo bench --bench scale -- operator-cluster --size 10000   (the same against a REAL
+//!         kube-apiserver: SECURESCORE_CLUSTER_DIR from `scripts/cluster.sh up`; see scripts/bench.sh)
 //!
 //! Every subcommand prints one JSON line of measurements. Nothing here asserts a time.
 
@@ -76,6 +78,7 @@ fn main() -> anyhow::Result<()> {
                 .transpose()?
                 .unwrap_or(5000),
         )?,
+        "operator-cluster" => operator_cluster(size)?,
         other => anyhow::bail!("unknown subcommand {other}"),
     }
     Ok(())
@@ -446,4 +449,165 @@ fn wide(max: usize) -> anyhow::Result<()> {
     }
     println!("{}", json!({"bench": "wide", "rows": rows}));
     Ok(())
+}
+
+/// The `operator` benchmark against a REAL kube-apiserver (etcd behind it): `size` synthetic
+/// objects are created through the API first, then the operator starts with the admin
+/// kubeconfig; time to its first status, its RSS then, and one new pod to the status that
+/// counts it. The cluster comes from `scripts/cluster.sh up DIR` (SECURESCORE_CLUSTER_DIR),
+/// started without kube-controller-manager (its garbage collector would delete the synthetic
+/// owned objects, whose owner uids the server does not know) and without the ServiceAccount and
+/// PodSecurity admission plugins (the synthetic pods name accounts nobody creates, and some
+/// break their namespace's Pod Security level on purpose).
+fn operator_cluster(size: usize) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+    use support::operator::Operator;
+    let dir = std::env::var_os("SECURESCORE_CLUSTER_DIR").ok_or_else(|| {
+        anyhow::anyhow!(
+            "operator-cluster needs SECURESCORE_CLUSTER_DIR (scripts/cluster.sh up DIR)"
+        )
+    })?;
+    let kubeconfig = std::path::PathBuf::from(dir).join("kubeconfig");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let config = kube::config::Kubeconfig::read_from(&kubeconfig)?;
+        let client = kube::Client::try_from(
+            kube::Config::from_custom_kubeconfig(config, &Default::default()).await?,
+        )?;
+        let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+            Api::all(client.clone());
+        for crd in securescore::api::crds() {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            crds.patch(&name, &PatchParams::apply("securescore-bench").force(), &Patch::Apply(&crd)).await?;
+        }
+        // Served once Established; discovery must see them.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let discovery = kube::Discovery::new(client.clone()).run().await?;
+        let api_for = |o: &serde_json::Value| -> anyhow::Result<Api<DynamicObject>> {
+            let api_version = o["apiVersion"].as_str().unwrap_or_default();
+            let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+            let gvk = kube::api::GroupVersionKind::gvk(group, version, o["kind"].as_str().unwrap_or_default());
+            let (ar, caps) = discovery
+                .resolve_gvk(&gvk)
+                .ok_or_else(|| anyhow::anyhow!("the server does not serve {gvk:?}"))?;
+            Ok(match (caps.scope, o["metadata"]["namespace"].as_str()) {
+                (kube::discovery::Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
+                _ => Api::all_with(client.clone(), &ar),
+            })
+        };
+        let mut objects = synth::generate(synth::Config::new(size));
+        let n = objects.len();
+        // Namespaces first; the server assigns uids, resourceVersions and timestamps.
+        objects.sort_by_key(|o| o["kind"] != "Namespace");
+        for o in &mut objects {
+            if let Some(m) = o["metadata"].as_object_mut() {
+                m.remove("uid");
+                m.remove("resourceVersion");
+                m.remove("creationTimestamp");
+            }
+        }
+        let pod = objects
+            .iter()
+            .find(|o| o["kind"] == "Pod" && o["metadata"].get("ownerReferences").is_none())
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("the synthetic cluster has no unowned pod"))?;
+        let loading = Instant::now();
+        let rejected = std::sync::atomic::AtomicUsize::new(0);
+        let rejected = &rejected;
+        let (namespaces, rest): (Vec<_>, Vec<_>) = objects.into_iter().partition(|o| o["kind"] == "Namespace");
+        for batch in [namespaces, rest] {
+            let results: Vec<anyhow::Result<()>> = futures::stream::iter(batch)
+                .map(|o| {
+                    let api = api_for(&o);
+                    async move {
+                        let obj: DynamicObject = serde_json::from_value(o)?;
+                        match api?.create(&PostParams::default(), &obj).await {
+                            Ok(_) => Ok(()),
+                            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+                            // The generator does not promise what the server validates (e.g.
+                            // duplicate host ports): counted, not loaded.
+                            Err(kube::Error::Api(status)) if status.code == 422 => {
+                                rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                Ok(())
+                            }
+                            Err(e) => Err(anyhow::anyhow!("creating {:?}: {e}", obj.metadata.name)),
+                        }
+                    }
+                })
+                .buffer_unordered(16)
+                .collect()
+                .await;
+            results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+        }
+        let load_seconds = loading.elapsed().as_secs_f64();
+        let apply = PatchParams::apply("securescore-bench").force();
+        for a in securescore::catalog::builtin()? {
+            let value = serde_json::to_value(&a)?;
+            let name = a.metadata.name.clone().unwrap_or_default();
+            api_for(&value)?.patch(&name, &apply, &Patch::Apply(&value)).await?;
+        }
+        let system = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "securescore-system"}});
+        api_for(&system)?.patch("securescore-system", &apply, &Patch::Apply(&system)).await?;
+        let target = json!({"apiVersion": "securescore.io/v1alpha1", "kind": "SecureScoreTarget",
+            "metadata": {"name": "cluster", "namespace": "securescore-system"},
+            "spec": {"interval": "1h", "scope": {"namespaces": {"selector": {}}, "clusterResources": true}}});
+        let targets = api_for(&target)?;
+        targets.patch("cluster", &apply, &Patch::Apply(&target)).await?;
+        let status = || async {
+            targets.get_opt("cluster").await.ok().flatten().and_then(|o| o.data.get("status").cloned())
+        };
+        let started = Instant::now();
+        let op = Operator::start_with_kubeconfig(&kubeconfig, "securescore-system", &[]);
+        let deadline = Instant::now() + std::time::Duration::from_secs(900);
+        let first = loop {
+            if let Some(st) = status().await.filter(|st| st.get("score").is_some()) {
+                break st;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "no status after 15 minutes:\n{}", op.logs());
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        let first_status_seconds = started.elapsed().as_secs_f64();
+        let pid = op.child.id();
+        let kib = |field: &str| -> u64 {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                .unwrap_or(0)
+        };
+        let rss_after_first = kib("VmRSS:");
+        let mut added = pod;
+        added["metadata"]["name"] = json!("bench-added-pod");
+        let before = first["evaluatedResources"].clone();
+        let t = Instant::now();
+        let obj: DynamicObject = serde_json::from_value(added.clone())?;
+        api_for(&added)?.create(&PostParams::default(), &obj).await?;
+        let deadline = Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            if status().await.is_some_and(|st| st["evaluatedResources"] != before) {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the change was not reflected within 2 minutes:\n{}", op.logs());
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let change_seconds = t.elapsed().as_secs_f64();
+        println!(
+            "{}",
+            json!({"bench": "operator-cluster", "objects": n - rejected.load(std::sync::atomic::Ordering::Relaxed),
+                   "rejected_by_the_server": rejected.load(std::sync::atomic::Ordering::Relaxed),
+                   "load_seconds": load_seconds,
+                   "first_status_seconds": first_status_seconds,
+                   "rss_mib": rss_after_first as f64 / 1024.0, "peak_rss_mib": kib("VmHWM:") as f64 / 1024.0,
+                   "change_to_status_seconds": change_seconds, "debounce_seconds": 0.2,
+                   "first_status": {"evaluatedResources": first["evaluatedResources"], "score": first["score"],
+                                    "maxScore": first["maxScore"], "degraded": first["conditions"].as_array()
+                                        .and_then(|c| c.iter().find(|c| c["type"] == "Degraded")).map(|c| c["status"].clone())}})
+        );
+        Ok(())
+    })
 }

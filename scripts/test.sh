@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite. Installs, idempotently, whatever the tests need on a fresh machine,
-# then runs fmt, clippy and `cargo test`. `.ci/run` calls exactly this.
+# The whole test suite. Installs, idempotently, whatever the tests need on a fresh machine
+# (including the real control plane, built from Go modules), then runs fmt, clippy and
+# `cargo test` with a real kube-apiserver + etcd + kube-controller-manager running for
+# tests/operator_cluster.rs. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,24 @@ export PATH="$PWD/.tools/bin:$PATH"
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
+
+# A disposable control plane for the real-cluster suite, always stopped and removed on exit.
+# Its logs are kept in target/cluster-logs when anything failed.
+CLUSTER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/securescore-cluster.XXXXXX")"
+stop_cluster() {
+  local rc=$?
+  if [ $rc -ne 0 ] && [ -d "$CLUSTER_DIR/logs" ]; then
+    rm -rf target/cluster-logs && cp -r "$CLUSTER_DIR/logs" target/cluster-logs &&
+      echo "test.sh: control-plane logs kept in target/cluster-logs" >&2
+  fi
+  bash scripts/cluster.sh down "$CLUSTER_DIR" || true
+  rm -rf "$CLUSTER_DIR"
+  exit $rc
+}
+trap stop_cluster EXIT
+bash scripts/cluster.sh up "$CLUSTER_DIR"
+export SECURESCORE_CLUSTER_DIR="$CLUSTER_DIR"
+
 # Benches are built by clippy above but not run here: they are measurements, not tests.
 cargo test --locked --no-fail-fast "$@"
 bash scripts/fuzz.sh  # fuzz (issue 11): every target in fuzz/ for FUZZ_SECONDS (30) each

@@ -286,6 +286,28 @@ async fn list_paginates_and_filters_by_label_and_field() {
         .await
         .expect("all ns");
     assert!(by_ns.items.is_empty());
+    // Only the field labels the real server indexes (measured on kube-apiserver v1.37).
+    match cms.list(&ListParams::default().fields("data.a=b")).await {
+        Err(kube::Error::Api(s)) => assert_eq!(
+            (s.code, s.message.as_str()),
+            (
+                400,
+                "\"data.a\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+            )
+        ),
+        other => panic!("a field selector on data.a must be refused: {other:?}"),
+    }
+    let targets = sst_api(server.client(), "default");
+    match targets
+        .list(&ListParams::default().fields("spec.goal=1"))
+        .await
+    {
+        Err(kube::Error::Api(s)) => assert_eq!(
+            (s.code, s.message.as_str()),
+            (400, "field label not supported: spec.goal")
+        ),
+        other => panic!("a field selector on a custom resource's spec must be refused: {other:?}"),
+    }
 
     // A continue token older than the compacted history is 410 Gone.
     let page = cms

@@ -1,6 +1,6 @@
 //! End-to-end: the real `securescore run` binary against the in-process Kubernetes API
 //! emulation (tests/support). The same scenarios run against a real cluster in
-//! tests/operator_cluster.rs (ignored unless KUBECONFIG is set).
+//! tests/operator_cluster.rs (against a real kube-apiserver started by scripts/test.sh).
 
 mod support;
 

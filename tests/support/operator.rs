@@ -42,17 +42,37 @@ impl Operator {
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = dir.path().join("kubeconfig");
         server.write_kubeconfig(&kubeconfig);
+        Operator::spawn(dir, &kubeconfig, "securescore-system", extra)
+    }
+
+    /// `securescore run` against any API server (a real one: tests/operator_cluster.rs), in
+    /// `namespace`, with the credentials of `kubeconfig`.
+    pub fn start_with_kubeconfig(
+        kubeconfig: &std::path::Path,
+        namespace: &str,
+        extra: &[&str],
+    ) -> Operator {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Operator::spawn(dir, kubeconfig, namespace, extra)
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        kubeconfig: &std::path::Path,
+        namespace: &str,
+        extra: &[&str],
+    ) -> Operator {
         let metrics = free_port();
         let log = dir.path().join("operator.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_securescore"))
             .arg("run")
             .arg("--kubeconfig")
-            .arg(&kubeconfig)
+            .arg(kubeconfig)
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics}")])
             .args([
                 "--namespace",
-                "securescore-system",
+                namespace,
                 "--debounce-ms",
                 "200",
                 "--log-format",
@@ -61,6 +81,7 @@ impl Operator {
             .args(extra)
             .env("RUST_LOG", "info,securescore=debug")
             .env_remove("POD_NAMESPACE")
+            .env_remove("POD_NAME")
             .env_remove("KUBECONFIG")
             .stdout(Stdio::null())
             .stderr(log_file)

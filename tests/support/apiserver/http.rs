@@ -265,8 +265,8 @@ fn parse_body(bytes: &[u8], content_type: &str) -> Result<Value, ApiError> {
     )))
 }
 
-fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
-    Ok(ListOptions {
+fn list_options(q: &HashMap<String, String>, res: &ResourceDef) -> Result<ListOptions, ApiError> {
+    let options = ListOptions {
         label_selector: q
             .get("labelSelector")
             .filter(|s| !s.is_empty())
@@ -289,7 +289,13 @@ fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
         continue_token: q.get("continue").cloned(),
         resource_version: q.get("resourceVersion").cloned(),
         resource_version_match: q.get("resourceVersionMatch").cloned(),
-    })
+    };
+    if let Some(selector) = &options.field_selector {
+        selector
+            .check_supported(&res.group, &res.plural, res.custom)
+            .map_err(ApiError::bad_request)?;
+    }
+    Ok(options)
 }
 
 fn age(ts: Option<&str>) -> String {
@@ -484,7 +490,7 @@ fn dispatch(
     let result: Result<(u16, Value), ApiError> = (|| match verb {
         "get" => st.get(&res, &ns, &name).map(|o| (200, o)),
         "list" => {
-            let opts = list_options(q)?;
+            let opts = list_options(q, &res)?;
             st.list(&res, &ns, &opts).map(|l| (200, l))
         }
         "create" => st
@@ -515,7 +521,7 @@ fn dispatch(
                 .map(|o| (200, o))
         }
         "deletecollection" => {
-            let opts = list_options(q)?;
+            let opts = list_options(q, &res)?;
             let list = st.list(
                 &res,
                 &ns,
@@ -541,7 +547,7 @@ fn dispatch(
         _ => Err(ApiError::new(405, "MethodNotAllowed", "unsupported")),
     })();
     if verb == "watch" {
-        let opts = match list_options(q) {
+        let opts = match list_options(q, &res) {
             Ok(o) => o,
             Err(e) => return (verb.into(), error_response(&e)),
         };

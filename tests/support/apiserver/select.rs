@@ -91,12 +91,66 @@ impl LabelSelector {
 }
 
 /// A parsed `fieldSelector`: `path=value`, `path==value`, `path!=value`, comma-separated.
-/// Any dotted path into the object is accepted (the real server only accepts the fields each
-/// resource indexes, e.g. metadata.name, metadata.namespace, spec.nodeName, status.phase).
+/// Only the field labels the real kube-apiserver accepts for the resource pass
+/// [`FieldSelector::check_supported`].
 #[derive(Debug, Clone, Default)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
+/// Field labels beyond metadata.name and metadata.namespace that kube-apiserver (v1.37) accepts,
+/// by (group, plural). Events (core and events.k8s.io) are not restricted here.
+const EXTRA_FIELD_LABELS: &[(&str, &str, &[&str])] = &[
+    (
+        "",
+        "pods",
+        &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.podIPs",
+            "status.nominatedNodeName",
+        ],
+    ),
+    ("", "secrets", &["type"]),
+    ("", "namespaces", &["status.phase"]),
+    ("", "nodes", &["spec.unschedulable"]),
+    ("", "replicationcontrollers", &["status.replicas"]),
+    ("batch", "jobs", &["status.successful"]),
+];
+
 impl FieldSelector {
+    /// What the real server answers (400 BadRequest) for a field label it does not index:
+    /// `"x" is not a known field selector: only "metadata.name", "metadata.namespace"` for a
+    /// built-in kind without extra labels, `field label not supported: x` otherwise (kinds with
+    /// extra labels, custom resources).
+    pub fn check_supported(&self, group: &str, plural: &str, custom: bool) -> Result<(), String> {
+        if plural == "events" {
+            return Ok(());
+        }
+        let extra = EXTRA_FIELD_LABELS
+            .iter()
+            .find(|(g, p, _)| *g == group && *p == plural)
+            .map(|(_, _, fields)| *fields);
+        for (path, _, _) in &self.0 {
+            if path == "metadata.name" || path == "metadata.namespace" {
+                continue;
+            }
+            match extra {
+                Some(fields) if fields.contains(&path.as_str()) => {}
+                None if !custom => {
+                    return Err(format!(
+                        "\"{path}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+                    ));
+                }
+                _ => return Err(format!("field label not supported: {path}")),
+            }
+        }
+        Ok(())
+    }
+
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut reqs = Vec::new();
         for part in split_top(s) {
