@@ -3,6 +3,9 @@
 //!
 //! Both take raw bytes and must never panic, whatever the bytes.
 
+// Each fuzz target uses one of the two functions.
+#![allow(dead_code)]
+
 use securescore::api::ImprovementAction;
 use securescore::engine::evaluate::implicit_cluster_target;
 use securescore::engine::ownership::top_owner;

@@ -65,7 +65,7 @@ pub fn rewrite_variables(src: &str) -> Option<String> {
             }
             continue;
         }
-        if src[i..].starts_with("variables") && (i == 0 || !(ident(b[i - 1]) || b[i - 1] == b'.')) {
+        if b[i..].starts_with(b"variables") && (i == 0 || !(ident(b[i - 1]) || b[i - 1] == b'.')) {
             let mut j = i + "variables".len();
             if j < b.len() && ident(b[j]) {
                 i = j;
