@@ -5,6 +5,8 @@
 //! One scenario per test, grouped by the layer that defends against it. (This file is the
 //! crate root, so its modules are found from `tests/`: each names its file under `hostile/`.)
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "hostile/engine.rs"]
 mod engine;
 #[path = "hostile/ownership.rs"]

@@ -636,3 +636,66 @@ async fn an_action_whose_examples_never_finish_is_reported_and_the_target_still_
     // The process still answers.
     assert_eq!(op.get("/healthz").map(|r| r.0), Some(200));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_that_crosses_its_budget_on_several_resources_is_limit_exceeded_and_unknown() {
+    let server = ApiServer::start().await;
+    setup(&server);
+    // Loads fine (its example has no annotation), but runs away on every pod that carries a
+    // long annotation: the engine's run-time budget ends each evaluation, and after a few such
+    // resources the action is LimitExceeded, Unknown for the target, the rest still scored.
+    let long = "x".repeat(20_000);
+    for name in ["wide-1", "wide-2", "wide-3", "wide-4"] {
+        server.put(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "team-a", "annotations": {"a": long}},
+            "spec": {"securityContext": {"runAsNonRoot": true}, "containers": [{"name": "c", "image": "nginx:1.27"}]}
+        }));
+    }
+    server
+        .create(json!({
+            "apiVersion": "securescore.io/v1alpha1", "kind": "ImprovementAction", "metadata": {"name": "runaway"},
+            "spec": {"title": "Runaway", "category": "Apps", "maxScore": 4,
+                "check": {"resources": [{"apiGroup": "", "kind": "Pod"}],
+                    "validations": [{"expression": "!has(object.metadata.annotations) || !('a' in object.metadata.annotations) || object.metadata.annotations['a'].split('').all(x, object.metadata.annotations['a'].split('').all(y, size(x) + size(y) >= 0))"}],
+                    "examples": [{"expect": "Compliant", "object": {"apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": "e"}, "spec": {"containers": []}}}]}}
+        }))
+        .unwrap();
+    server.create(target("team-a", json!({}))).unwrap();
+    let op = Operator::start(&server, &[]);
+    let wait = Duration::from_secs(120);
+    let ready = eventually("the runaway action's Ready condition", wait, || {
+        let st = server.status(IA.0, IA.1, "", "runaway")?;
+        st["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Ready" && c["status"] == "False")
+            .cloned()
+    })
+    .await;
+    assert_eq!(ready["reason"], "LimitExceeded", "{ready}\n{}", op.logs());
+    let message = ready["message"].as_str().unwrap_or_default();
+    assert!(message.contains("resources"), "{message}");
+    assert!(!message.contains("xxxx"), "no object value in {message}");
+    let status = eventually("the target with the runaway action Unknown", wait, || {
+        server.status(SST.0, SST.1, "team-a", "team").filter(|s| {
+            s["actions"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|r| r["name"] == "runaway" && r["state"] == "Unknown")
+            })
+        })
+    })
+    .await;
+    // non-root: web, api and the four wide pods comply, db does not: 9 × 6/7.
+    let non_root = status["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "non-root")
+        .unwrap()
+        .clone();
+    assert_eq!(non_root["compliant"], 6, "{non_root}");
+    assert_eq!(status["maxScore"], 13.0, "Unknown keeps its max: {status}");
+    assert_eq!(op.get("/healthz").map(|r| r.0), Some(200));
+}

@@ -156,7 +156,13 @@ async fn reconcile(
         exempt,
     };
     let now = jiff::Timestamp::now();
-    let (ready, reason, message) = match (&compiled.problem, &failing) {
+    // A load problem, or the engine's verdict that the check crossed its run-time budget on
+    // several resources (it is then Unknown for every target until the action changes).
+    let problem = compiled
+        .problem
+        .clone()
+        .or_else(|| compiled.limit_exceeded());
+    let (ready, reason, message) = match (&problem, &failing) {
         (Some(p), _) => (false, p.reason.as_str(), p.message.clone()),
         (None, Some(e)) => (
             false,

@@ -1,9 +1,6 @@
 //! Hostile input against the pure engine: CEL budgets, wide objects, forged owners, leaks.
 
-#[path = "../common/mod.rs"]
-mod common;
-
-use common::{action_yaml, eval, inventory, target_yaml};
+use crate::common::{action_yaml, eval, inventory, target_yaml};
 use securescore::api::ActionState;
 use securescore::engine::cel::{self as kcel, BUDGET_EXCEEDED, compile};
 use securescore::engine::check::{ObjectScope, ProblemReason, Surroundings};

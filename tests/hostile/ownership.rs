@@ -2,10 +2,7 @@
 //! references, cross-namespace owners, and empty exemption filters that pretend to name
 //! resources.
 
-#[path = "../common/mod.rs"]
-mod common;
-
-use common::{eval, exemption, inventory, non_root_action, row, team_target, three_pods};
+use crate::common::{eval, exemption, inventory, non_root_action, row, team_target, three_pods};
 use securescore::api::ActionState;
 use serde_json::{Value, json};
 
