@@ -799,6 +799,8 @@ async fn invalid_targets_and_actions_are_rejected_by_the_server_and_by_scan_alik
         std::fs::write(&file, case.object.to_string()).expect("input written");
         let scan = Command::new(env!("CARGO_BIN_EXE_securescore"))
             .arg("scan")
+            // input actions are ignored unless allowed (a pull request must not rewrite its gate)
+            .arg("--allow-input-actions")
             .arg(&file)
             .output()
             .expect("securescore scan");

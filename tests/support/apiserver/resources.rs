@@ -131,6 +131,16 @@ pub fn builtins() -> Vec<ResourceDef> {
         ),
         builtin("", "v1", "secrets", "Secret", true, &[], false),
         builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"], false),
+        builtin("", "v1", "limitranges", "LimitRange", true, &["limits"], false),
+        builtin(
+            "",
+            "v1",
+            "resourcequotas",
+            "ResourceQuota",
+            true,
+            &["quota"],
+            true,
+        ),
         builtin("", "v1", "events", "Event", true, &["ev"], false),
         builtin(
             "apps",
