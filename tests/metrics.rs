@@ -14,13 +14,14 @@ mod support;
 use common::{eval, exemption, non_root_action, team_target, three_pods};
 use securescore::metrics::{ActionSeries, Metrics, TargetSeries};
 use serde_json::{Value, json};
+use support::prometheus::Prometheus;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::apiserver::{ApiServer, eventually};
-use support::operator::{Operator, free_port, http_get};
+use support::operator::{Operator, http_get};
 use support::tools::tool;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -807,75 +808,6 @@ async fn a_real_scrape_passes_promtool_has_every_metric_and_drops_deleted_object
 // ---------------------------------------------------------------------------------------------
 // A real Prometheus server
 
-struct Prometheus {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    /// Scrapes `127.0.0.1:metrics_port` every second and evaluates the chart's alert rules.
-    fn start(metrics_port: u16) -> Prometheus {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let rules = Path::new(REPO).join(RULES);
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: securescore\n    static_configs:\n      - targets: ['127.0.0.1:{metrics_port}']\n",
-            rules.display()
-        );
-        let config_path = dir.path().join("prometheus.yml");
-        std::fs::write(&config_path, config).expect("prometheus.yml");
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
-        let child = Command::new(tool("prometheus", "prometheus"))
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=warn")
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("prometheus starts");
-        Prometheus {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("prometheus.log")).unwrap_or_default()
-    }
-
-    /// `/api/v1/query`: the JSON answer (status success), or None while unreachable.
-    fn query(&self, promql: &str) -> Option<Value> {
-        let q: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("query", promql)
-            .finish();
-        let (_, body) = http_get(self.port, &format!("/api/v1/query?{q}"))?;
-        serde_json::from_str(&body).ok()
-    }
-
-    /// The value of a query that returns exactly one sample.
-    fn one(&self, promql: &str) -> Option<f64> {
-        let answer = self.query(promql)?;
-        let result = answer["data"]["result"].as_array()?;
-        if result.len() != 1 {
-            return None;
-        }
-        result[0]["value"][1].as_str()?.parse().ok()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_operator_and_sees_the_score_rise_after_a_fix() {
@@ -884,7 +816,7 @@ async fn prometheus_scrapes_the_operator_and_sees_the_score_rise_after_a_fix() {
     scenario(&server);
     let op = Operator::start(&server, &[]);
     let before = eventually("the target's status", WAIT, || status_percentage(&server)).await;
-    let prom = Prometheus::start(op.metrics);
+    let prom = Prometheus::start(op.metrics, &[&Path::new(REPO).join(RULES)]);
     let ratio_query = r#"securescore_ratio{job="securescore",namespace="team-a",target="team"}"#;
     let scraped = eventually("Prometheus has the ratio", WAIT, || prom.one(ratio_query)).await;
     assert!(
