@@ -14,7 +14,6 @@ mod support;
 use common::{eval, exemption, non_root_action, team_target, three_pods};
 use securescore::metrics::{ActionSeries, Metrics, TargetSeries};
 use serde_json::{Value, json};
-use support::prometheus::Prometheus;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
@@ -22,6 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::apiserver::{ApiServer, eventually};
 use support::operator::{Operator, http_get};
+use support::prometheus::Prometheus;
 use support::tools::tool;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
@@ -807,7 +807,6 @@ async fn a_real_scrape_passes_promtool_has_every_metric_and_drops_deleted_object
 
 // ---------------------------------------------------------------------------------------------
 // A real Prometheus server
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_operator_and_sees_the_score_rise_after_a_fix() {

@@ -131,7 +131,15 @@ pub fn builtins() -> Vec<ResourceDef> {
         ),
         builtin("", "v1", "secrets", "Secret", true, &[], false),
         builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"], false),
-        builtin("", "v1", "limitranges", "LimitRange", true, &["limits"], false),
+        builtin(
+            "",
+            "v1",
+            "limitranges",
+            "LimitRange",
+            true,
+            &["limits"],
+            false,
+        ),
         builtin(
             "",
             "v1",
