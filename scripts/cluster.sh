@@ -32,12 +32,18 @@ usage() {
 }
 
 # Sets PORT to a TCP port nothing listens on now (bash's /dev/tcp: a refused connection means
-# free) and that this run has not handed out yet.
+# free) and that this run has not handed out yet. Ports come from below the kernel's ephemeral
+# range: a port inside it can be taken as the local end of any outgoing connection between this
+# check and the server's bind (seen: etcd failing with "address already in use").
 TAKEN=""
+EPHEMERAL_LOW="$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
+PORT_LOW=10000
+PORT_SPAN=$((EPHEMERAL_LOW - PORT_LOW))
+[ "$PORT_SPAN" -ge 1000 ] || fail "the ephemeral port range starts at $EPHEMERAL_LOW: no room for fixed ports below it"
 free_port() {
   local tries=0
   while [ $tries -lt 200 ]; do
-    PORT=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    PORT=$((PORT_LOW + (RANDOM * 32768 + RANDOM) % PORT_SPAN))
     case " $TAKEN " in *" $PORT "*) ;; *)
       if ! (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
         TAKEN="$TAKEN $PORT"
