@@ -3,6 +3,8 @@
 //! stays within its evaluation budget on every object, and every result equals a run with the
 //! limits lifted. (A correctness test: timings live in benches/.)
 
+#[path = "support/corpus.rs"]
+mod corpus;
 #[path = "../benches/support/synth.rs"]
 mod synth;
 
@@ -129,20 +131,7 @@ fn manifests(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn the_catalog_stays_within_budget_on_the_corpus() {
-    // `../shared/corpus` beside the repository (CI, the lead's checkout); from a worktree
-    // nested deeper, the nearest ancestor's `shared/corpus`.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let corpus = root
-        .ancestors()
-        .skip(1)
-        .map(|a| a.join("shared/corpus"))
-        .find(|c| c.is_dir())
-        .unwrap_or_else(|| {
-            panic!(
-                "no shared/corpus beside {} or above it: the corpus of real manifests is required",
-                root.display()
-            )
-        });
+    let corpus = corpus::corpus();
     let mut files = Vec::new();
     manifests(&corpus, &mut files);
     let mut objects = Vec::new();

@@ -47,6 +47,33 @@ fn score(server: &ApiServer, ns: &str) -> Option<f64> {
         .as_f64()
 }
 
+/// The status row of `action` in a target's status (panics naming it when absent).
+fn action_row(status: &Value, action: &str) -> Value {
+    status["actions"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|a| a["name"] == action))
+        .unwrap_or_else(|| panic!("no row {action} in {status}"))
+        .clone()
+}
+
+/// The action's Ready condition once the operator has written one matching `status`
+/// ("True", "False", or "" for any).
+async fn ready_condition(server: &ApiServer, action: &str, status: &str, wait: Duration) -> Value {
+    eventually(
+        &format!("the {action} action's Ready condition"),
+        wait,
+        || {
+            let st = server.status(IA.0, IA.1, "", action)?;
+            st["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == "Ready" && (status.is_empty() || c["status"] == status))
+                .cloned()
+        },
+    )
+    .await
+}
+
 fn setup(server: &ApiServer) {
     namespace(server, "securescore-system", json!({}));
     namespace(server, "team-a", json!({}));
@@ -135,23 +162,9 @@ async fn an_invalid_action_is_isolated_and_reported() {
     .await;
     assert_eq!(status["score"], 6.0);
     assert_eq!(status["maxScore"], 13.0);
-    let broken = status["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "broken")
-        .unwrap()
-        .clone();
+    let broken = action_row(&status, "broken");
     assert_eq!(broken["state"], "Unknown");
-    let ready = eventually("the broken action's Ready condition", WAIT, || {
-        let st = server.status(IA.0, IA.1, "", "broken")?;
-        st["conditions"]
-            .as_array()?
-            .iter()
-            .find(|c| c["type"] == "Ready")
-            .cloned()
-    })
-    .await;
+    let ready = ready_condition(&server, "broken", "", WAIT).await;
     assert_eq!(ready["status"], "False");
     assert_eq!(ready["reason"], "InvalidExpression");
     let good = eventually("the good action's totals", WAIT, || {
@@ -611,23 +624,9 @@ async fn an_action_whose_examples_never_finish_is_reported_and_the_target_still_
     )
     .await;
     assert_eq!(status["score"], 6.0, "{}", op.logs());
-    let runaway = status["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "runaway")
-        .unwrap()
-        .clone();
+    let runaway = action_row(&status, "runaway");
     assert_eq!(runaway["state"], "Unknown");
-    let ready = eventually("the runaway action's Ready condition", wait, || {
-        let st = server.status(IA.0, IA.1, "", "runaway")?;
-        st["conditions"]
-            .as_array()?
-            .iter()
-            .find(|c| c["type"] == "Ready")
-            .cloned()
-    })
-    .await;
+    let ready = ready_condition(&server, "runaway", "", wait).await;
     assert_eq!(
         (ready["status"].as_str(), ready["reason"].as_str()),
         (Some("False"), Some("LimitExceeded")),
@@ -665,15 +664,7 @@ async fn an_action_that_crosses_its_budget_on_several_resources_is_limit_exceede
     server.create(target("team-a", json!({}))).unwrap();
     let op = Operator::start(&server, &[]);
     let wait = Duration::from_secs(120);
-    let ready = eventually("the runaway action's Ready condition", wait, || {
-        let st = server.status(IA.0, IA.1, "", "runaway")?;
-        st["conditions"]
-            .as_array()?
-            .iter()
-            .find(|c| c["type"] == "Ready" && c["status"] == "False")
-            .cloned()
-    })
-    .await;
+    let ready = ready_condition(&server, "runaway", "False", wait).await;
     assert_eq!(ready["reason"], "LimitExceeded", "{ready}\n{}", op.logs());
     let message = ready["message"].as_str().unwrap_or_default();
     assert!(message.contains("resources"), "{message}");
@@ -688,13 +679,7 @@ async fn an_action_that_crosses_its_budget_on_several_resources_is_limit_exceede
     })
     .await;
     // non-root: web, api and the four wide pods comply, db does not: 9 × 6/7.
-    let non_root = status["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "non-root")
-        .unwrap()
-        .clone();
+    let non_root = action_row(&status, "non-root");
     assert_eq!(non_root["compliant"], 6, "{non_root}");
     assert_eq!(status["maxScore"], 13.0, "Unknown keeps its max: {status}");
     assert_eq!(op.get("/healthz").map(|r| r.0), Some(200));

@@ -325,6 +325,19 @@ impl Cluster {
     }
 }
 
+/// Polls a synchronous check (kubectl, an HTTP probe) every half second until it answers Ok;
+/// after WAIT the test fails with the check's last Err, which says what was seen.
+async fn poll<T>(mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(seen) => assert!(Instant::now() < deadline, "timed out: {seen}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         for (release, namespace) in &self.helm_releases {
@@ -532,8 +545,7 @@ async fn the_charts_service_account_runs_the_operator_and_may_do_nothing_more() 
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // Events in the team's namespace, from the operator.
-    let deadline = Instant::now() + WAIT;
-    loop {
+    poll(|| {
         let events = cluster.kubectl(&[
             "get",
             "events.events.k8s.io",
@@ -543,15 +555,15 @@ async fn the_charts_service_account_runs_the_operator_and_may_do_nothing_more() 
             "jsonpath={range .items[*]}{.reportingController}/{.reason}{\"\\n\"}{end}",
         ]);
         if events.lines().any(|l| l.starts_with("securescore/")) {
-            break;
+            Ok(())
+        } else {
+            Err(format!(
+                "no Event from securescore in {team}: {events}\n{}",
+                op.logs()
+            ))
         }
-        assert!(
-            Instant::now() < deadline,
-            "no Event from securescore in {team}: {events}\n{}",
-            op.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    })
+    .await;
     // The Lease is held by this replica.
     let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), &release_ns);
     let lease = leases.get("securescore-leader").await.expect("the Lease");
@@ -921,16 +933,14 @@ async fn a_standby_takes_over_within_the_lease_duration_without_double_writes() 
         .await;
     let second =
         Operator::start_with_kubeconfig(&cluster.kubeconfig, &scene.system, &lease("second"));
-    let deadline = Instant::now() + WAIT;
-    while second.get("/readyz") != Some((200, "ready (standby)".into())) {
-        assert!(
-            Instant::now() < deadline,
-            "the second replica never became a ready standby: {:?}\n{}",
-            second.get("/readyz"),
+    poll(|| match second.get("/readyz") {
+        Some((200, body)) if body == "ready (standby)" => Ok(()),
+        other => Err(format!(
+            "the second replica never became a ready standby: {other:?}\n{}",
             second.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        )),
+    })
+    .await;
     // While the first leads, the standby evaluates and writes nothing.
     cluster.apply(&deployment(&scene.team, "db", true, 0));
     cluster
@@ -1051,8 +1061,7 @@ async fn deleting_a_deployment_collects_its_replicasets_and_pods_and_the_score_f
     cluster.apply(&scene.target(json!({"interval": "1h"})));
     let op = Operator::start_with_kubeconfig(&cluster.kubeconfig, &scene.system, &[]);
     // kube-controller-manager makes a ReplicaSet and two Pods; they count once, as db.
-    let deadline = Instant::now() + WAIT;
-    loop {
+    poll(|| {
         let pods = cluster.kubectl(&[
             "get",
             "pods",
@@ -1063,15 +1072,14 @@ async fn deleting_a_deployment_collects_its_replicasets_and_pods_and_the_score_f
             "-o",
             "name",
         ]);
-        if pods.lines().count() == 2 {
-            break;
+        match pods.lines().count() {
+            2 => Ok(()),
+            _ => Err(format!(
+                "kube-controller-manager made no Pods for db (is it running?): {pods:?}"
+            )),
         }
-        assert!(
-            Instant::now() < deadline,
-            "kube-controller-manager made no Pods for db (is it running?): {pods:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    })
+    .await;
     cluster
         .until(&scene.team, "team", "db's pods counted once", &op, |s| {
             score(s) == Some(6.0) && s["actions"][0]["applicable"] == 3
@@ -1085,8 +1093,7 @@ async fn deleting_a_deployment_collects_its_replicasets_and_pods_and_the_score_f
         &scene.team,
         "--wait=true",
     ]);
-    let deadline = Instant::now() + WAIT;
-    loop {
+    poll(|| {
         let left = cluster.kubectl(&[
             "get",
             "replicasets,pods",
@@ -1097,15 +1104,12 @@ async fn deleting_a_deployment_collects_its_replicasets_and_pods_and_the_score_f
             "-o",
             "name",
         ]);
-        if left.trim().is_empty() {
-            break;
+        match left.trim() {
+            "" => Ok(()),
+            _ => Err(format!("the garbage collector left: {left}")),
         }
-        assert!(
-            Instant::now() < deadline,
-            "the garbage collector left: {left}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    })
+    .await;
     cluster
         .until(&scene.team, "team", "score 9 without db", &op, |s| {
             score(s) == Some(9.0) && s["actions"][0]["applicable"] == 2

@@ -21,6 +21,10 @@ struct Run {
     stderr: String,
 }
 
+#[path = "support/corpus.rs"]
+mod corpus;
+use corpus::corpus;
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -1369,20 +1373,6 @@ fn baseline_fails_on_new_findings_and_a_lower_score_and_lists_exactly_those() {
 }
 
 // ---------------------------------------------------------------- the corpus
-
-/// `../shared/corpus` (or `$SECURESCORE_CORPUS`): eight real third-party repositories. Missing
-/// is a failure, never a skip.
-fn corpus() -> PathBuf {
-    let dir = std::env::var_os("SECURESCORE_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/corpus"));
-    assert!(
-        dir.is_dir(),
-        "{} is missing (the repository is cloned next to shared/)",
-        dir.display()
-    );
-    dir
-}
 
 /// Every document of every corpus repository is either scored, skipped by design, or a
 /// duplicate warned about: none lost, and the scan exits 0.

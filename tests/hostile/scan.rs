@@ -6,8 +6,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+#[path = "../support/corpus.rs"]
+mod corpus;
 #[path = "../support/tools.rs"]
 mod tools;
+use corpus::corpus;
 
 const NOW: &str = "2026-11-27T12:00:00Z";
 
@@ -17,20 +20,6 @@ fn root() -> &'static Path {
 
 fn fixtures() -> PathBuf {
     root().join("tests/fixtures/hostile/yaml")
-}
-
-/// `../shared/corpus` next to the repository (or `$SECURESCORE_CORPUS`, for a checkout
-/// elsewhere): real third-party manifests. Missing is a failure, never a skip.
-fn corpus() -> PathBuf {
-    let dir = std::env::var_os("SECURESCORE_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/corpus"));
-    assert!(
-        dir.is_dir(),
-        "{} is missing: the repository is cloned next to a `shared/` copy holding corpus/",
-        dir.display()
-    );
-    dir
 }
 
 struct Run {
