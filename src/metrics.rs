@@ -358,6 +358,17 @@ pub fn target_families(
         "1 for the action's current state (only the current state is exported).",
         &["namespace", "target", "action", "category", "state"],
     );
+    let fw_labels = ["namespace", "target", "framework", "result"];
+    let fw_controls = gauge(
+        "securescore_framework_controls",
+        "Framework controls by result (passed, failed) over the controls an applicable action covers.",
+        &fw_labels,
+    );
+    let fw_ratio = gauge(
+        "securescore_framework_ratio",
+        "Passed controls divided by counted controls per framework (0-1); absent when none is counted.",
+        &fw_labels[..3],
+    );
     let exp = gauge(
         "securescore_exemption_expiry_timestamp_seconds",
         "When a declared exemption expires (Unix time); invalid and open-ended exemptions have none.",
@@ -426,6 +437,19 @@ pub fn target_families(
             a_state
                 .with_label_values(&[al[0], al[1], al[2], al[3], o.state.as_str()])
                 .set(1.0);
+        }
+        for f in &e.status.frameworks {
+            let fl = [s.namespace, s.name, f.framework.as_str()];
+            for (result, n) in [("passed", f.passed), ("failed", f.failed)] {
+                fw_controls
+                    .with_label_values(&[fl[0], fl[1], fl[2], result])
+                    .set(n as f64);
+            }
+            if f.total > 0 {
+                fw_ratio
+                    .with_label_values(&fl)
+                    .set(f.passed as f64 / f.total as f64);
+            }
         }
         for x in &e.exemptions {
             if x.state == crate::api::ExemptionState::Invalid {

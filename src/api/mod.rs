@@ -23,6 +23,9 @@ pub const GROUP: &str = "securescore.io";
 pub const VERSION: &str = "v1alpha1";
 /// Label that makes an action impossible for targets to exclude.
 pub const MANDATORY_LABEL: &str = "securescore.io/mandatory";
+/// Label naming the product whose reports an action reads (`trivy-operator`, `policy-reports`):
+/// such an action is Unknown without degrading the target while the product is not installed.
+pub const PRODUCT_LABEL: &str = "securescore.io/product";
 /// Label on a Namespace naming the group its targets are compared within.
 pub const BENCHMARK_GROUP_LABEL: &str = "securescore.io/benchmark-group";
 

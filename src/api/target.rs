@@ -331,6 +331,45 @@ pub struct SecureScoreTargetStatus {
     /// Whether findings or rows were trimmed to keep the status small.
     #[serde(default, skip_serializing_if = "is_false")]
     pub truncated: bool,
+    /// Per framework the selected actions reference (`spec.references[].framework`): its
+    /// controls passed, failed and counted. A control passes when every applicable action that
+    /// names it is Completed, ResolvedThirdParty or ResolvedAlternate; it fails when any is
+    /// ToAddress, Planned, RiskAccepted or Unknown; a control no applicable action covers is not
+    /// counted. Preview actions are left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub frameworks: Vec<FrameworkStatus>,
+    /// Products (the `securescore.io/product` label of selected actions, e.g. `trivy-operator`)
+    /// none of whose report kinds the API serves (offline: none found in the input). Their
+    /// actions are Unknown (maxScore kept, 0 points) but the target is not Degraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20), inner(length(max = 63)))]
+    pub products_not_detected: Vec<String>,
+}
+
+/// How a target fares against one framework's controls.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FrameworkStatus {
+    /// Framework name as the actions' `spec.references[].framework` spell it.
+    #[schemars(length(max = 128))]
+    pub framework: String,
+    /// Controls every applicable covering action satisfies (Completed or resolved).
+    pub passed: u64,
+    /// Controls some applicable covering action does not satisfy (ToAddress, Planned,
+    /// RiskAccepted or Unknown).
+    pub failed: u64,
+    /// passed + failed: the controls at least one applicable action covers.
+    pub total: u64,
+    /// Controls named by the selected actions that nothing in scope made applicable (not in total).
+    pub not_applicable: u64,
+    /// 100 × passed ÷ total (2 decimals); absent when total is 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<f64>,
+    /// The failed controls, sorted (at most 50).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50), inner(length(max = 256)))]
+    pub failed_controls: Vec<String>,
 }
 
 /// Where a target's points are.

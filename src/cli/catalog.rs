@@ -196,12 +196,13 @@ pub fn markdown() -> Result<String, crate::catalog::CatalogError> {
             .collect();
         let _ = writeln!(
             out,
-            "| {} | [`{n}`](#{}) | {} | {}{} | {} |",
+            "| {} | [`{n}`](#{}) | {} | {}{}{} | {} |",
             a.spec.category.as_str(),
             anchor(&n),
             cell(&a.spec.title),
             a.spec.max_score,
             if a.spec.preview { " (preview)" } else { "" },
+            product_note(a),
             cell(&refs.join("; "))
         );
     }
@@ -339,4 +340,15 @@ pub fn run(args: CatalogArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// ` (opt-in: PRODUCT)` for an action that reads another product's reports (see
+/// [`crate::engine::products`]): the chart and `scan` leave it out unless that product is enabled.
+fn product_note(a: &crate::api::ImprovementAction) -> String {
+    a.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(crate::api::PRODUCT_LABEL))
+        .map(|p| format!(" (opt-in: {p})"))
+        .unwrap_or_default()
 }

@@ -138,6 +138,21 @@ pub struct ScanArgs {
     /// reproducible.
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<jiff::Timestamp>,
+
+    /// Also evaluate the built-in actions over PRODUCT's reports (repeatable): `trivy-operator`
+    /// (VulnerabilityReport, ConfigAuditReport, ExposedSecretReport) or `policy-reports`
+    /// (PolicyReport, ClusterPolicyReport; Kyverno and others). Give the reports in the input
+    /// (e.g. `kubectl get vulnerabilityreports -A -o yaml`); a product with none of its report
+    /// kinds in the input is not detected: its actions are Unknown (maxScore kept, 0 points) and
+    /// the target lists it under productsNotDetected.
+    #[arg(long = "product", value_name = "PRODUCT")]
+    pub products: Vec<String>,
+
+    /// Score one framework: only the actions whose spec.references name FRAMEWORK (exactly as
+    /// spelled there, e.g. "Pod Security Standards") are evaluated, and only that framework's
+    /// controls are listed. An unknown name is an error that lists the valid ones.
+    #[arg(long, value_name = "FRAMEWORK")]
+    pub framework: Option<String>,
 }
 
 impl ScanArgs {
@@ -164,6 +179,8 @@ impl ScanArgs {
             baseline: None,
             strict: false,
             now: Some(now),
+            products: Vec::new(),
+            framework: None,
         }
     }
 }
@@ -476,6 +493,7 @@ fn progress_bar(len: usize) -> Option<indicatif::ProgressBar> {
 /// (they are Unknown for every target, as in a cluster) and reported as input errors.
 fn compile_actions(
     builtin: bool,
+    products: &[String],
     loaded: Vec<LoadedAction>,
     errors: &mut Vec<String>,
 ) -> Vec<Arc<CompiledAction>> {
@@ -484,6 +502,15 @@ fn compile_actions(
         match crate::catalog::builtin() {
             Ok(actions) => {
                 for (action, (file, _)) in actions.into_iter().zip(crate::catalog::files()) {
+                    // Built-in actions over another product's reports are opt-in (--product).
+                    let product = action
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(crate::api::PRODUCT_LABEL));
+                    if product.is_some_and(|p| !products.contains(p)) {
+                        continue;
+                    }
                     let name = action.metadata.name.clone().unwrap_or_default();
                     by_name.insert(
                         name,
@@ -516,6 +543,34 @@ fn compile_actions(
             Arc::new(compiled)
         })
         .collect()
+}
+
+/// `--framework NAME`: keep only the actions whose references name the framework. The valid
+/// names are the built-in catalog's frameworks and any other the actions name.
+fn select_framework(actions: &mut Vec<Arc<CompiledAction>>, framework: &str) -> Result<(), String> {
+    let mut known: Vec<String> = crate::catalog::FRAMEWORKS
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    for a in actions.iter() {
+        for r in &a.spec.references {
+            if !known.contains(&r.framework) {
+                known.push(r.framework.clone());
+            }
+        }
+    }
+    if !known.iter().any(|k| k == framework) {
+        return Err(format!(
+            "--framework {framework:?} is not a framework any action names; valid names: {}",
+            known
+                .iter()
+                .map(|k| format!("{k:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    actions.retain(|a| a.spec.references.iter().any(|r| r.framework == framework));
+    Ok(())
 }
 
 /// What a scan scored: each target's evaluation, the actions used, and the skipped input
@@ -556,11 +611,29 @@ pub(super) fn score(args: &ScanArgs) -> Result<Scan, ExitCode> {
     let mut errors = std::mem::take(&mut loaded.errors);
     report_skipped(&loaded, args.verbose);
 
-    let actions = compile_actions(
+    if let Some(unknown) = args
+        .products
+        .iter()
+        .find(|p| !crate::engine::products::PRODUCTS.contains(&p.as_str()))
+    {
+        eprintln!(
+            "securescore scan: --product {unknown:?} is not a product with built-in actions (known: {})",
+            crate::engine::products::PRODUCTS.join(", ")
+        );
+        return Err(ExitCode::from(EXIT_INPUT_ERROR));
+    }
+    let mut actions = compile_actions(
         !args.no_builtin,
+        &args.products,
         std::mem::take(&mut loaded.actions),
         &mut errors,
     );
+    if let Some(framework) = &args.framework {
+        if let Err(e) = select_framework(&mut actions, framework) {
+            eprintln!("securescore scan: {e}");
+            return Err(ExitCode::from(EXIT_INPUT_ERROR));
+        }
+    }
 
     let mut targets = std::mem::take(&mut loaded.targets);
     if !loaded.target_documents {
@@ -590,7 +663,7 @@ pub(super) fn score(args: &ScanArgs) -> Result<Scan, ExitCode> {
     let scored: Vec<Scored> = targets
         .into_iter()
         .map(|(target, source)| {
-            let evaluation = evaluate(&TargetInput {
+            let mut evaluation = evaluate(&TargetInput {
                 target: &target,
                 actions: &actions,
                 inventory: &inventory,
@@ -598,6 +671,13 @@ pub(super) fn score(args: &ScanArgs) -> Result<Scan, ExitCode> {
                 previous: None,
                 wide_scope_allowed: true,
             });
+            if let Some(framework) = &args.framework {
+                // The other frameworks' numbers would count only the actions shared with this one.
+                evaluation
+                    .status
+                    .frameworks
+                    .retain(|f| &f.framework == framework);
+            }
             let source = (!source.file.is_empty()).then_some(source);
             let scope = scope_namespaces(&target, &inventory);
             let implied_namespaces = implied_names

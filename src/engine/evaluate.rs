@@ -180,12 +180,18 @@ pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
     // Actions whose inventory is incomplete are Unknown; the rest are judged.
     let mut unknown: BTreeMap<String, String> = BTreeMap::new();
     let mut degraded = false;
+    let undetected = super::products::not_detected(&selected, inventory);
     for a in &selected {
         if let Some(p) = &a.problem {
             unknown.insert(
                 a.name.clone(),
                 format!("{}: {}", p.reason.as_str(), p.message),
             );
+            continue;
+        }
+        // A product that is not installed: Unknown, but the inventory is not incomplete.
+        if let Some(why) = super::products::not_detected_message(a, &undetected, inventory) {
+            unknown.insert(a.name.clone(), why);
             continue;
         }
         for (g, k) in a.kinds_read() {

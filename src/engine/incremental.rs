@@ -247,7 +247,14 @@ impl Incremental {
     }
 
     fn needs_full(&self, changed: &Resource) -> bool {
-        if !self.simple {
+        if !self.simple
+            || super::products::may_change_detection(
+                &self.actions,
+                &self.inventory,
+                &changed.group,
+                &changed.kind,
+            )
+        {
             return true;
         }
         let is_namespace = changed.kind == "Namespace" && changed.group.is_empty();

@@ -21,3 +21,5 @@ pub mod comparison;
 pub mod incremental;
 pub mod ownership;
 pub mod transitions;
+pub mod frameworks;
+pub mod products;

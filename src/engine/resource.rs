@@ -437,6 +437,12 @@ impl Inventory {
             .find(|r| r.name == name && r.namespace.as_deref() == namespace)
     }
 
+    /// Whether this inventory holds everything there is (offline manifests), rather than watch
+    /// caches with a status per kind.
+    pub fn is_complete(&self) -> bool {
+        self.kinds.is_none()
+    }
+
     /// Availability of one kind.
     pub fn kind_status(&self, group: &str, kind: &str) -> KindStatus {
         match &self.kinds {

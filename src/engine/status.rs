@@ -218,6 +218,8 @@ pub fn build(
         last_evaluated: Some(now.to_string()),
         evaluated_resources,
         catalog_revision: Some(catalog_revision(&outcomes)),
+        frameworks: super::frameworks::summarise(&outcomes),
+        products_not_detected: super::products::listed(&outcomes),
         ..Default::default()
     };
 

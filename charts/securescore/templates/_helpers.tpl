@@ -77,12 +77,15 @@ app.kubernetes.io/component: operator
 
 {{/*
 The enabled built-in ImprovementActions, as YAML `{actions: [...]}`: every catalog/*.yaml file
-(one action per file, the same files the binary embeds), minus catalog.disabled. Fails on a file
+(one action per file, the same files the binary embeds), minus catalog.disabled, minus the
+actions of products (label securescore.io/product) not turned on under `products`. Fails on a file
 that is not an ImprovementAction with a name, and on a disabled name that is not in the catalog.
 */}}
 {{- define "securescore.catalog" -}}
 {{- $actions := list }}
 {{- $known := dict }}
+{{- $p := .Values.products | default (dict) }}
+{{- $products := dict "trivy-operator" (($p.trivyOperator | default (dict)).enabled | default false) "policy-reports" (($p.policyReports | default (dict)).enabled | default false) }}
 {{- range $path, $_ := .Files.Glob "catalog/*.yaml" }}
 {{- $doc := $.Files.Get $path | fromYaml }}
 {{- if hasKey $doc "Error" }}
@@ -100,7 +103,16 @@ that is not an ImprovementAction with a name, and on a disabled name that is not
 {{- fail (printf "%s: spec is missing" $path) }}
 {{- end }}
 {{- $_ := set $known $name true }}
-{{- if not (has $name $.Values.catalog.disabled) }}
+{{- $product := "" }}
+{{- if $doc.metadata.labels }}{{ $product = get $doc.metadata.labels "securescore.io/product" | default "" }}{{ end }}
+{{- $productOn := true }}
+{{- if $product }}
+{{- if not (hasKey $products $product) }}
+{{- fail (printf "%s: securescore.io/product %q has no products.* value (known: %s)" $path $product (keys $products | sortAlpha | join ", ")) }}
+{{- end }}
+{{- $productOn = get $products $product }}
+{{- end }}
+{{- if and $productOn (not (has $name $.Values.catalog.disabled)) }}
 {{- $actions = append $actions $doc }}
 {{- end }}
 {{- end }}

@@ -107,6 +107,7 @@ fn target(out: &mut String, s: &Scored, actions: &[Arc<CompiledAction>]) {
         }
         out.push_str("</table>\n");
     }
+    super::frameworks::html(out, status, esc);
 
     let listed: Vec<_> = status
         .actions

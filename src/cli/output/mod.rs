@@ -1,6 +1,7 @@
 //! Renderers of a scan: `table` for people, `json` (a SecureScoreTargetList, as the operator
 //! would write it), `sarif` (2.1.0, for code-scanning tools), `prometheus` (the operator's series).
 
+mod frameworks;
 mod html;
 mod json;
 mod prometheus;

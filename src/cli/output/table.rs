@@ -64,7 +64,7 @@ impl Style {
         }
     }
 
-    fn bold(self, text: &str) -> String {
+    pub(super) fn bold(self, text: &str) -> String {
         self.paint("1", text)
     }
 
@@ -271,6 +271,7 @@ fn target(out: &mut String, s: &Scored, actions: &[Arc<CompiledAction>], style: 
             );
         }
     }
+    super::frameworks::table(out, status, style);
 
     let listed: Vec<_> = status
         .actions
