@@ -550,3 +550,49 @@ async fn through_the_operator_watched_changes_give_the_status_of_a_full_evaluati
         "one full evaluation, then incremental ones:\n{logs}"
     );
 }
+
+/// Offline, a product is detected by its reports' presence: the first report that appears and
+/// the last that goes move its actions between Unknown and judged, and the frameworks with them.
+#[test]
+fn the_first_and_last_product_report_match_a_full_evaluation() {
+    let actions = catalog();
+    let target = implicit_cluster_target("inc", "default");
+    let mut inc = Incremental::new(
+        target.clone(),
+        actions.clone(),
+        Inventory::complete(cluster(11)),
+        now(),
+        true,
+    );
+    let state = |status: &Value| {
+        status["actions"]
+            .as_array()
+            .and_then(|rows| {
+                rows.iter()
+                    .find(|r| r["name"] == "trivy-no-critical-vulnerabilities")
+            })
+            .map(|r| r["state"].clone())
+    };
+    let before = serde_json::to_value(&inc.evaluation().status).unwrap();
+    assert_eq!(state(&before), Some(json!("Unknown")));
+    assert_eq!(before["productsNotDetected"], json!(["policy-reports", "trivy-operator"]));
+    inc.upsert(resource(json!({
+        "apiVersion": "aquasecurity.github.io/v1alpha1", "kind": "VulnerabilityReport",
+        "metadata": {"name": "replicaset-web-1-c", "namespace": "ns-0"},
+        "report": {"summary": {"criticalCount": 1}, "vulnerabilities": [
+            {"vulnerabilityID": "CVE-2019-20367", "severity": "CRITICAL"}]}
+    })));
+    let with_report = serde_json::to_value(&inc.evaluation().status).unwrap();
+    assert_eq!(with_report, full(&target, &actions, inc.inventory()));
+    assert_eq!(state(&with_report), Some(json!("ToAddress")));
+    assert_eq!(with_report["productsNotDetected"], json!(["policy-reports"]));
+    inc.remove(
+        "aquasecurity.github.io",
+        "VulnerabilityReport",
+        Some("ns-0"),
+        "replicaset-web-1-c",
+    );
+    let after = serde_json::to_value(&inc.evaluation().status).unwrap();
+    assert_eq!(after, full(&target, &actions, inc.inventory()));
+    assert_eq!(after, before);
+}

@@ -190,7 +190,7 @@ pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
             continue;
         }
         // A product that is not installed: Unknown, but the inventory is not incomplete.
-        if let Some(why) = super::products::not_detected_message(a, &undetected, inventory) {
+        if let Some(why) = super::products::not_detected_message(a, &undetected) {
             unknown.insert(a.name.clone(), why);
             continue;
         }

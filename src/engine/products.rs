@@ -71,22 +71,18 @@ pub fn not_detected(
     kinds
 }
 
-/// Why `action` is Unknown when its product is among `undetected`: `ProductNotDetected: ...`.
+/// Why `action` is Unknown when its product is among `undetected`: `ProductNotDetected: ...`
+/// (served by the API in a cluster, declared in the input offline: see the module docs).
 pub fn not_detected_message(
     action: &CompiledAction,
     undetected: &BTreeMap<String, BTreeSet<(String, String)>>,
-    inventory: &Inventory,
 ) -> Option<String> {
     let product = product_of(action)?;
     let kinds = undetected.get(product)?;
     let names: Vec<String> = kinds.iter().map(|(g, k)| kind_name(g, k)).collect();
-    let where_ = if inventory.is_complete() {
-        "the input holds no"
-    } else {
-        "the API serves none of"
-    };
+    // One wording for the cluster and offline, so that `scan` and the operator agree.
     Some(format!(
-        "{NOT_DETECTED}: product {product} is not installed: {where_} {}",
+        "{NOT_DETECTED}: product {product} is not installed: none of its report kinds is present ({})",
         names.join(", ")
     ))
 }
