@@ -298,8 +298,35 @@ fn builtin_kinds() -> BTreeMap<(String, String), String> {
         coord::Lease,
         apiext::CustomResourceDefinition,
     ];
+    // The report kinds of the products (opt-in actions), with the plurals their CRDs declare:
+    // aquasecurity/trivy-operator deploy/helm/crds/aquasecurity.github.io_*.yaml and
+    // kubernetes-sigs/wg-policy-prototypes policy-report/crd/v1alpha2/wgpolicyk8s.io_*.yaml.
+    let products = [
+        (
+            "aquasecurity.github.io",
+            "VulnerabilityReport",
+            "vulnerabilityreports",
+        ),
+        (
+            "aquasecurity.github.io",
+            "ConfigAuditReport",
+            "configauditreports",
+        ),
+        (
+            "aquasecurity.github.io",
+            "ExposedSecretReport",
+            "exposedsecretreports",
+        ),
+        ("wgpolicyk8s.io", "PolicyReport", "policyreports"),
+        (
+            "wgpolicyk8s.io",
+            "ClusterPolicyReport",
+            "clusterpolicyreports",
+        ),
+    ];
     table
         .into_iter()
+        .chain(products)
         .map(|(g, k, p)| ((g.to_owned(), k.to_owned()), p.to_owned()))
         .collect()
 }
@@ -372,6 +399,19 @@ fn catalog_files(chart: &Path) -> Vec<(String, Value)> {
         .collect();
     files.sort_by(|a, b| a.0.cmp(&b.0));
     files
+}
+
+/// The catalog files the chart installs with default values: those over another product's
+/// reports (label `securescore.io/product`) are opt-in under `products.*.enabled`.
+fn installed_by_default(files: Vec<(String, Value)>) -> Vec<(String, Value)> {
+    files
+        .into_iter()
+        .filter(|(_, a)| product_of(a).is_none())
+        .collect()
+}
+
+fn product_of(action: &Value) -> Option<&str> {
+    str_at(action, &["metadata", "labels", "securescore.io/product"])
 }
 
 fn action_name(action: &Value) -> &str {
@@ -691,7 +731,7 @@ fn pod_disruption_budget_only_with_more_than_one_replica() {
 
 #[test]
 fn cluster_role_reads_exactly_what_the_real_catalog_needs() {
-    let catalog = catalog_files(&chart_dir());
+    let catalog = installed_by_default(catalog_files(&chart_dir()));
     let docs = rendered(&chart_dir(), &[]);
     assert_cluster_role(&docs, &kinds_needed_by(&catalog), "real catalog");
     let off = rendered(&chart_dir(), &["--set", "catalog.enabled=false"]);
@@ -720,6 +760,85 @@ fn cluster_role_follows_the_enabled_actions() {
     let needed = kinds_needed_by(&remaining);
     assert!(!needed.contains(&("networking.k8s.io".into(), "ingresses".into())));
     assert_cluster_role(&docs, &needed, "fixture catalog minus fixture-ingress-tls");
+}
+
+/// Product actions (and the grants on their report kinds) are rendered only when their product
+/// is enabled, one product independently of the other.
+#[test]
+fn product_actions_and_their_report_kinds_only_when_the_product_is_enabled() {
+    let all = catalog_files(&chart_dir());
+    let of_product = |p: &str| -> Vec<(String, Value)> {
+        all.iter()
+            .filter(|(_, a)| product_of(a) == Some(p))
+            .cloned()
+            .collect()
+    };
+    let trivy = of_product("trivy-operator");
+    let policy = of_product("policy-reports");
+    assert_eq!(trivy.len(), 3);
+    assert_eq!(policy.len(), 1);
+    let default_on = installed_by_default(all.clone());
+    for (values, products) in [
+        (vec![], vec![]),
+        (
+            vec!["--set", "products.trivyOperator.enabled=true"],
+            vec![&trivy],
+        ),
+        (
+            vec!["--set", "products.policyReports.enabled=true"],
+            vec![&policy],
+        ),
+        (
+            vec![
+                "--set",
+                "products.trivyOperator.enabled=true",
+                "--set",
+                "products.policyReports.enabled=true",
+            ],
+            vec![&trivy, &policy],
+        ),
+    ] {
+        let docs = rendered(&chart_dir(), &values);
+        let mut expected = default_on.clone();
+        for p in &products {
+            expected.extend(p.iter().cloned());
+        }
+        let mut want: Vec<&str> = expected.iter().map(|(_, a)| action_name(a)).collect();
+        want.sort();
+        let mut got: Vec<&str> = of_kind(&docs, "ImprovementAction")
+            .into_iter()
+            .map(action_name)
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "{values:?}");
+        assert_cluster_role(&docs, &kinds_needed_by(&expected), &format!("{values:?}"));
+        let role = grants(one(&docs, "ClusterRole"));
+        let reads =
+            |group: &str, plural: &str| role.contains_key(&(group.to_string(), plural.to_string()));
+        let trivy_on = products.iter().any(|p| std::ptr::eq(*p, &trivy));
+        let policy_on = products.iter().any(|p| std::ptr::eq(*p, &policy));
+        for plural in [
+            "vulnerabilityreports",
+            "configauditreports",
+            "exposedsecretreports",
+        ] {
+            assert_eq!(
+                reads("aquasecurity.github.io", plural),
+                trivy_on,
+                "{values:?} {plural}"
+            );
+        }
+        for plural in ["policyreports", "clusterpolicyreports"] {
+            assert_eq!(
+                reads("wgpolicyk8s.io", plural),
+                policy_on,
+                "{values:?} {plural}"
+            );
+        }
+    }
+    // A typo under products is rejected by the values schema.
+    let out = try_render(&chart_dir(), &["--set", "products.trivy.enabled=true"]);
+    assert!(!out.status.success());
 }
 
 #[test]
@@ -887,7 +1006,7 @@ fn leader_election_role_is_namespaced_and_limited_to_leases() {
 fn every_catalog_file_is_rendered_unchanged_with_chart_labels() {
     let fixture = fixture_chart(false);
     for chart in [chart_dir(), fixture_path(&fixture)] {
-        let catalog = catalog_files(&chart);
+        let catalog = installed_by_default(catalog_files(&chart));
         let docs = rendered(&chart, &[]);
         let actions = of_kind(&docs, "ImprovementAction");
         assert_eq!(
@@ -950,7 +1069,7 @@ fn disabled_actions_are_not_rendered() {
     assert!(of_kind(&off, "ImprovementAction").is_empty());
 
     // The real catalog too: disabling its first action removes exactly that one.
-    let real = catalog_files(&chart_dir());
+    let real = installed_by_default(catalog_files(&chart_dir()));
     if let Some((_, first)) = real.first() {
         let name = action_name(first);
         let docs = rendered(

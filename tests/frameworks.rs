@@ -22,10 +22,16 @@ fn covering(
 ) -> Arc<CompiledAction> {
     let references: String = refs
         .iter()
-        .map(|(f, c)| format!("\n    - {{framework: \"{f}\", control: \"{c}\", url: \"https://example.com\"}}"))
+        .map(|(f, c)| {
+            format!(
+                "\n    - {{framework: \"{f}\", control: \"{c}\", url: \"https://example.com\"}}"
+            )
+        })
         .collect();
     let expression = match check {
-        "non-root" => "has(object.spec.securityContext) && object.spec.securityContext.runAsNonRoot == true",
+        "non-root" => {
+            "has(object.spec.securityContext) && object.spec.securityContext.runAsNonRoot == true"
+        }
         "labelled" => "has(object.metadata.labels) && 'app' in object.metadata.labels",
         other => panic!("{other}"),
     };
@@ -62,11 +68,16 @@ fn framework<'a>(e: &'a securescore::engine::TargetEvaluation, name: &str) -> &'
 }
 
 #[test]
-fn a_control_covered_by_two_actions_fails_when_one_fails_and_unapplied_controls_are_not_counted()
-{
+fn a_control_covered_by_two_actions_fails_when_one_fails_and_unapplied_controls_are_not_counted() {
     let actions = [
         // Covers C1 and C2, passes on every pod.
-        covering("labels", "labelled", PODS, &[("F", "C1"), ("F", "C2")], false),
+        covering(
+            "labels",
+            "labelled",
+            PODS,
+            &[("F", "C1"), ("F", "C2")],
+            false,
+        ),
         // Covers C1 too, fails on db.
         covering("non-root", "non-root", PODS, &[("F", "C1")], false),
         // Covers C3, applies to Services: there are none.
@@ -84,17 +95,37 @@ fn a_control_covered_by_two_actions_fails_when_one_fails_and_unapplied_controls_
 
 #[test]
 fn resolved_actions_pass_their_controls_and_accepted_risks_fail_them() {
-    let actions = [covering("non-root", "non-root", PODS, &[("F", "C1")], false)];
-    let third_party = team_target(&exemption("ResolvedThirdParty", Some("db"), "2027-01-01T00:00:00Z"));
+    let actions = [covering(
+        "non-root",
+        "non-root",
+        PODS,
+        &[("F", "C1")],
+        false,
+    )];
+    let third_party = team_target(&exemption(
+        "ResolvedThirdParty",
+        Some("db"),
+        "2027-01-01T00:00:00Z",
+    ));
     let e = eval(&third_party, &actions, &three_pods());
     assert_eq!(row(&e, "non-root").state, ActionState::ResolvedThirdParty);
-    assert_eq!((framework(&e, "F").passed, framework(&e, "F").failed), (1, 0));
+    assert_eq!(
+        (framework(&e, "F").passed, framework(&e, "F").failed),
+        (1, 0)
+    );
     assert_eq!(framework(&e, "F").percentage, Some(100.0));
 
-    let accepted = team_target(&exemption("RiskAccepted", Some("db"), "2027-01-01T00:00:00Z"));
+    let accepted = team_target(&exemption(
+        "RiskAccepted",
+        Some("db"),
+        "2027-01-01T00:00:00Z",
+    ));
     let e = eval(&accepted, &actions, &three_pods());
     assert_eq!(row(&e, "non-root").state, ActionState::RiskAccepted);
-    assert_eq!((framework(&e, "F").passed, framework(&e, "F").failed), (0, 1));
+    assert_eq!(
+        (framework(&e, "F").passed, framework(&e, "F").failed),
+        (0, 1)
+    );
     assert_eq!(framework(&e, "F").percentage, Some(0.0));
 
     let planned = team_target(&exemption("Planned", Some("db"), "2027-01-01T00:00:00Z"));
@@ -129,14 +160,29 @@ spec:
     };
     let actions = [
         broken,
-        covering("labels", "labelled", PODS, &[("F", "C1"), ("F", "C2")], false),
+        covering(
+            "labels",
+            "labelled",
+            PODS,
+            &[("F", "C1"), ("F", "C2")],
+            false,
+        ),
         // Fails on db, but only in preview: C2 stays passed, C9 is never listed.
-        covering("preview", "non-root", PODS, &[("F", "C2"), ("F", "C9")], true),
+        covering(
+            "preview",
+            "non-root",
+            PODS,
+            &[("F", "C2"), ("F", "C9")],
+            true,
+        ),
     ];
     let e = eval(&team_target(""), &actions, &three_pods());
     assert_eq!(row(&e, "broken").state, ActionState::Unknown);
     let f = framework(&e, "F");
-    assert_eq!((f.passed, f.failed, f.total, f.not_applicable), (1, 1, 2, 0));
+    assert_eq!(
+        (f.passed, f.failed, f.total, f.not_applicable),
+        (1, 1, 2, 0)
+    );
     assert_eq!(f.failed_controls, vec!["C1"]);
 }
 
@@ -157,16 +203,33 @@ fn the_catalog_frameworks_come_first_in_their_order_then_others_by_name() {
         false,
     )];
     let e = eval(&team_target(""), &actions, &three_pods());
-    let names: Vec<&str> = e.status.frameworks.iter().map(|f| f.framework.as_str()).collect();
+    let names: Vec<&str> = e
+        .status
+        .frameworks
+        .iter()
+        .map(|f| f.framework.as_str())
+        .collect();
     assert_eq!(
         names,
-        [FRAMEWORK_PSS, FRAMEWORK_CIS, FRAMEWORK_NSA_CISA, "Alpha", "Zeta"]
+        [
+            FRAMEWORK_PSS,
+            FRAMEWORK_CIS,
+            FRAMEWORK_NSA_CISA,
+            "Alpha",
+            "Zeta"
+        ]
     );
 }
 
 #[test]
 fn an_action_with_nothing_applicable_leaves_the_framework_with_no_percentage() {
-    let actions = [covering("services", "labelled", SERVICES, &[("F", "C3")], false)];
+    let actions = [covering(
+        "services",
+        "labelled",
+        SERVICES,
+        &[("F", "C3")],
+        false,
+    )];
     let e = eval(&team_target(""), &actions, &three_pods());
     let f = framework(&e, "F");
     assert_eq!((f.total, f.not_applicable, f.percentage), (0, 1, None));
@@ -178,25 +241,31 @@ fn an_action_with_nothing_applicable_leaves_the_framework_with_no_percentage() {
 /// The value of the sample `name{labels...}` in a text exposition (our label values contain no
 /// `"` or `,`).
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let mut found = text.lines().filter(|l| !l.starts_with('#')).filter_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
-        if n != name {
-            return None;
-        }
-        let have: BTreeMap<&str, &str> = rest
-            .trim_end_matches('}')
-            .split(',')
-            .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k, v.trim_matches('"')))
-            .collect();
-        labels
-            .iter()
-            .all(|(k, v)| have.get(k) == Some(v))
-            .then(|| value.parse::<f64>().expect("a number"))
-    });
+    let mut found = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+            if n != name {
+                return None;
+            }
+            let have: BTreeMap<&str, &str> = rest
+                .trim_end_matches('}')
+                .split(',')
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k, v.trim_matches('"')))
+                .collect();
+            labels
+                .iter()
+                .all(|(k, v)| have.get(k) == Some(v))
+                .then(|| value.parse::<f64>().expect("a number"))
+        });
     let first = found.next();
-    assert!(found.next().is_none(), "several samples match {name} {labels:?}");
+    assert!(
+        found.next().is_none(),
+        "several samples match {name} {labels:?}"
+    );
     first
 }
 
@@ -204,8 +273,20 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 fn framework_metrics_carry_the_passed_and_failed_controls_and_the_ratio() {
     use securescore::metrics::{ActionSeries, Metrics, TargetSeries};
     let actions = [
-        covering("labels", "labelled", PODS, &[("F", "C1"), ("F", "C2"), ("G", "G1")], false),
-        covering("non-root", "non-root", PODS, &[("F", "C1"), ("F", "C3")], false),
+        covering(
+            "labels",
+            "labelled",
+            PODS,
+            &[("F", "C1"), ("F", "C2"), ("G", "G1")],
+            false,
+        ),
+        covering(
+            "non-root",
+            "non-root",
+            PODS,
+            &[("F", "C1"), ("F", "C3")],
+            false,
+        ),
         covering("services", "labelled", SERVICES, &[("G", "G2")], false),
     ];
     let e = eval(&team_target(""), &actions, &three_pods());
@@ -241,10 +322,20 @@ fn framework_metrics_carry_the_passed_and_failed_controls_and_the_ratio() {
             &[t[0], t[1], ("framework", framework)],
         )
     };
-    assert!((ratio("F").unwrap() - 1.0 / 3.0).abs() < 1e-9, "{:?}", ratio("F"));
+    assert!(
+        (ratio("F").unwrap() - 1.0 / 3.0).abs() < 1e-9,
+        "{:?}",
+        ratio("F")
+    );
     assert_eq!(ratio("G"), Some(1.0));
     // A framework with nothing counted has controls at 0 and no ratio.
-    let only_services = [covering("services", "labelled", SERVICES, &[("H", "H1")], false)];
+    let only_services = [covering(
+        "services",
+        "labelled",
+        SERVICES,
+        &[("H", "H1")],
+        false,
+    )];
     let e = eval(&team_target(""), &only_services, &three_pods());
     let text = Metrics::new().render(
         true,
@@ -259,10 +350,17 @@ fn framework_metrics_carry_the_passed_and_failed_controls_and_the_ratio() {
         ActionSeries::All,
     );
     assert_eq!(
-        sample(&text, "securescore_framework_controls", &[("framework", "H"), ("result", "passed")]),
+        sample(
+            &text,
+            "securescore_framework_controls",
+            &[("framework", "H"), ("result", "passed")]
+        ),
         Some(0.0)
     );
-    assert_eq!(sample(&text, "securescore_framework_ratio", &[("framework", "H")]), None);
+    assert_eq!(
+        sample(&text, "securescore_framework_ratio", &[("framework", "H")]),
+        None
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -314,7 +412,12 @@ fn scan_framework_scores_only_the_actions_that_name_it() {
         catalog
             .iter()
             .find(|a| a.metadata.name.as_deref() == Some(name))
-            .is_some_and(|a| a.spec.references.iter().any(|r| r.framework == FRAMEWORK_PSS))
+            .is_some_and(|a| {
+                a.spec
+                    .references
+                    .iter()
+                    .any(|r| r.framework == FRAMEWORK_PSS)
+            })
     };
     let kept = rows(&pss);
     assert!(kept.iter().all(|n| names_pss(n)), "{kept:?}");
@@ -336,7 +439,10 @@ fn scan_framework_scores_only_the_actions_that_name_it() {
         .unwrap()
         .clone();
     assert_eq!(frameworks[0], full_pss);
-    assert_eq!(frameworks[0]["failedControls"], json!(["Baseline: Host Namespaces"]));
+    assert_eq!(
+        frameworks[0]["failedControls"],
+        json!(["Baseline: Host Namespaces"])
+    );
     // Unknown framework: a usage error that names the valid ones.
     let (code, out, err) = scan(&["--framework", "SOC 2", &input]);
     assert_eq!(code, 2);
@@ -398,7 +504,11 @@ fn on_the_corpus_frameworks_agree_with_the_action_rows() {
         }
         projects += 1;
         let (code, out, err) = scan(&["--format", "json", &dir.display().to_string()]);
-        assert!(code == 0 || code == 1 || code == 2, "{}: {err}", dir.display());
+        assert!(
+            code == 0 || code == 1 || code == 2,
+            "{}: {err}",
+            dir.display()
+        );
         let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {err}"));
         for item in v["items"].as_array().unwrap() {
             let status = &item["status"];
@@ -449,12 +559,32 @@ fn on_the_corpus_frameworks_agree_with_the_action_rows() {
             let expected: BTreeMap<String, (u64, u64, u64)> = want
                 .iter()
                 .map(|(f, controls)| {
-                    let count = |v: Option<bool>| controls.values().filter(|c| **c == v).count() as u64;
-                    (f.clone(), (count(Some(true)), count(Some(false)), count(None)))
+                    let count =
+                        |v: Option<bool>| controls.values().filter(|c| **c == v).count() as u64;
+                    (
+                        f.clone(),
+                        (count(Some(true)), count(Some(false)), count(None)),
+                    )
                 })
                 .collect();
             assert_eq!(got, expected, "{}", dir.display());
         }
     }
     assert!(projects >= 8, "{projects} corpus projects");
+}
+
+#[test]
+fn failed_controls_are_listed_in_numeric_order() {
+    let actions = [covering(
+        "non-root",
+        "non-root",
+        PODS,
+        &[("F", "5.2.10"), ("F", "5.2.6"), ("F", "Named")],
+        false,
+    )];
+    let e = eval(&team_target(""), &actions, &three_pods());
+    assert_eq!(
+        framework(&e, "F").failed_controls,
+        ["5.2.6", "5.2.10", "Named"]
+    );
 }

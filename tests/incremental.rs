@@ -575,7 +575,10 @@ fn the_first_and_last_product_report_match_a_full_evaluation() {
     };
     let before = serde_json::to_value(&inc.evaluation().status).unwrap();
     assert_eq!(state(&before), Some(json!("Unknown")));
-    assert_eq!(before["productsNotDetected"], json!(["policy-reports", "trivy-operator"]));
+    assert_eq!(
+        before["productsNotDetected"],
+        json!(["policy-reports", "trivy-operator"])
+    );
     inc.upsert(resource(json!({
         "apiVersion": "aquasecurity.github.io/v1alpha1", "kind": "VulnerabilityReport",
         "metadata": {"name": "replicaset-web-1-c", "namespace": "ns-0"},
@@ -585,7 +588,10 @@ fn the_first_and_last_product_report_match_a_full_evaluation() {
     let with_report = serde_json::to_value(&inc.evaluation().status).unwrap();
     assert_eq!(with_report, full(&target, &actions, inc.inventory()));
     assert_eq!(state(&with_report), Some(json!("ToAddress")));
-    assert_eq!(with_report["productsNotDetected"], json!(["policy-reports"]));
+    assert_eq!(
+        with_report["productsNotDetected"],
+        json!(["policy-reports"])
+    );
     inc.remove(
         "aquasecurity.github.io",
         "VulnerabilityReport",

@@ -58,8 +58,10 @@ fn vulnerability_report_crd() -> Value {
 fn report(name: &str, critical: &[&str]) -> Value {
     let vulns: Vec<Value> = critical
         .iter()
-        .map(|id| json!({"vulnerabilityID": id, "severity": "CRITICAL", "resource": "libbsd0",
-                         "installedVersion": "0.9.1-2", "fixedVersion": "", "title": ""}))
+        .map(|id| {
+            json!({"vulnerabilityID": id, "severity": "CRITICAL", "resource": "libbsd0",
+                         "installedVersion": "0.9.1-2", "fixedVersion": "", "title": ""})
+        })
         .collect();
     json!({
         "apiVersion": "aquasecurity.github.io/v1alpha1", "kind": "VulnerabilityReport",
@@ -116,10 +118,15 @@ async fn a_product_that_is_not_installed_is_unknown_without_degrading_until_its_
     .await;
     let trivy = row(&status, "trivy-no-critical-vulnerabilities").unwrap();
     assert_eq!(trivy["state"], "Unknown", "{}", op.logs());
-    assert_eq!((trivy["score"].as_f64(), trivy["maxScore"].as_f64()), (Some(0.0), Some(8.0)));
+    assert_eq!(
+        (trivy["score"].as_f64(), trivy["maxScore"].as_f64()),
+        (Some(0.0), Some(8.0))
+    );
     assert!(
         trivy["message"].as_str()
-            == Some("ProductNotDetected: product trivy-operator is not installed: none of its report kinds is present (VulnerabilityReport.aquasecurity.github.io)"),
+            == Some(
+                "ProductNotDetected: product trivy-operator is not installed: none of its report kinds is present (VulnerabilityReport.aquasecurity.github.io)"
+            ),
         "{trivy}"
     );
     let non_root = row(&status, "pss-run-as-non-root").unwrap();
@@ -130,7 +137,11 @@ async fn a_product_that_is_not_installed_is_unknown_without_degrading_until_its_
         status["score"].as_f64(),
         Some(((non_root_max * 2.0 / 3.0) * 100.0).round() / 100.0)
     );
-    assert_eq!(condition(&status, "Degraded")["status"], "False", "{status}");
+    assert_eq!(
+        condition(&status, "Degraded")["status"],
+        "False",
+        "{status}"
+    );
     assert_eq!(condition(&status, "Ready")["status"], "True");
 
     // Trivy Operator is installed and writes two reports: one with critical vulnerabilities.
@@ -145,7 +156,10 @@ async fn a_product_that_is_not_installed_is_unknown_without_degrading_until_its_
     .await;
     assert!(status.get("productsNotDetected").is_none(), "{status}");
     let trivy = row(&status, "trivy-no-critical-vulnerabilities").unwrap();
-    assert_eq!((trivy["compliant"].as_u64(), trivy["nonCompliant"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (trivy["compliant"].as_u64(), trivy["nonCompliant"].as_u64()),
+        (Some(1), Some(1))
+    );
     assert_eq!(trivy["score"].as_f64(), Some(4.0));
     assert_eq!(
         trivy["findings"][0]["message"],

@@ -92,7 +92,11 @@ fn degraded(e: &securescore::engine::TargetEvaluation) -> bool {
 #[test]
 fn a_product_that_is_not_installed_keeps_its_max_with_zero_points_and_does_not_degrade() {
     // In a cluster: the API does not serve VulnerabilityReport.
-    let e = eval(&team_target(""), &actions(), &cluster(three_pods_json(), &[]));
+    let e = eval(
+        &team_target(""),
+        &actions(),
+        &cluster(three_pods_json(), &[]),
+    );
     // non-root: 2 of 3 × 9 = 6; the product action: Unknown, 0 of 8 kept in max.
     assert_eq!(e.status.score, Some(6.0));
     assert_eq!(e.status.max_score, Some(17.0));
@@ -156,7 +160,10 @@ fn an_installed_product_whose_kind_cannot_be_read_degrades() {
     let r = row(&e, "trivy-no-critical-vulnerabilities");
     assert_eq!(r.state, ActionState::Unknown);
     assert!(
-        r.message.as_deref().unwrap_or_default().starts_with("InventoryIncomplete"),
+        r.message
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("InventoryIncomplete"),
         "{:?}",
         r.message
     );
@@ -191,9 +198,18 @@ fn reports_are_judged_one_resource_each_with_findings_naming_report_and_cves() {
     objects.push(vulnerability_report(
         "team-a",
         "replicaset-web-5d8f9c-app",
-        &["CVE-2019-20367", "CVE-2018-25009", "CVE-2023-1111", "CVE-2023-2222"],
+        &[
+            "CVE-2019-20367",
+            "CVE-2018-25009",
+            "CVE-2023-1111",
+            "CVE-2023-2222",
+        ],
     ));
-    objects.push(vulnerability_report("team-a", "replicaset-api-7c9f8d-app", &[]));
+    objects.push(vulnerability_report(
+        "team-a",
+        "replicaset-api-7c9f8d-app",
+        &[],
+    ));
     let inv = cluster(
         objects,
         &[(
@@ -204,10 +220,16 @@ fn reports_are_judged_one_resource_each_with_findings_naming_report_and_cves() {
     );
     let e = eval(&team_target(""), &actions(), &inv);
     // non-root 6 of 9; vulnerabilities: 1 of 2 reports clean × 8 = 4. 10 of 17.
-    assert_eq!((e.status.score, e.status.max_score), (Some(10.0), Some(17.0)));
+    assert_eq!(
+        (e.status.score, e.status.max_score),
+        (Some(10.0), Some(17.0))
+    );
     let r = row(&e, "trivy-no-critical-vulnerabilities");
     assert_eq!(r.state, ActionState::ToAddress);
-    assert_eq!((r.compliant, r.non_compliant, r.points_to_gain), (1, 1, 4.0));
+    assert_eq!(
+        (r.compliant, r.non_compliant, r.points_to_gain),
+        (1, 1, 4.0)
+    );
     assert_eq!(r.findings.len(), 1);
     let f = &r.findings[0];
     assert_eq!(
@@ -248,11 +270,17 @@ fn offline_a_product_is_detected_by_any_of_its_report_kinds() {
         ActionState::Completed
     );
     // 6 (non-root) + 6 (config audit) of 9 + 6.
-    assert_eq!((e.status.score, e.status.max_score), (Some(12.0), Some(15.0)));
+    assert_eq!(
+        (e.status.score, e.status.max_score),
+        (Some(12.0), Some(15.0))
+    );
     assert!(e.status.products_not_detected.is_empty());
     // Without any report kind: both Unknown, max kept: 6 of 9 + 8 + 6 = 23.
     let e = eval(&team_target(""), &with_audit, &three_pods());
-    assert_eq!((e.status.score, e.status.max_score), (Some(6.0), Some(23.0)));
+    assert_eq!(
+        (e.status.score, e.status.max_score),
+        (Some(6.0), Some(23.0))
+    );
     assert_eq!(e.status.products_not_detected, vec!["trivy-operator"]);
     let message = row(&e, "trivy-no-severe-config-audit-failures")
         .message
@@ -351,7 +379,10 @@ fn a_policy_report_whose_results_were_trimmed_fails_on_its_summary() {
     );
     let r = row(&e, "policy-reports-no-failing-results");
     assert_eq!(r.state, ActionState::ToAddress);
-    assert_eq!(r.findings[0].message, "3 failing policy results (in summary)");
+    assert_eq!(
+        r.findings[0].message,
+        "3 failing policy results (in summary)"
+    );
 }
 
 fn implicit() -> securescore::api::SecureScoreTarget {

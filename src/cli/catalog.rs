@@ -310,13 +310,7 @@ pub fn markdown() -> Result<String, crate::catalog::CatalogError> {
 
 /// Orders `5.1.10` after `5.1.9`, and `Baseline: ...` before `Restricted: ...`.
 fn natural_key(control: &str) -> Vec<(u32, String)> {
-    control
-        .split('.')
-        .map(|part| match part.parse::<u32>() {
-            Ok(n) => (n, String::new()),
-            Err(_) => (u32::MAX, part.to_string()),
-        })
-        .collect()
+    crate::engine::frameworks::control_order(control)
 }
 
 pub fn run(args: CatalogArgs) -> ExitCode {

@@ -25,14 +25,26 @@ pub const MAX_FAILED_CONTROLS: usize = 50;
 pub fn satisfies(state: ActionState) -> Option<bool> {
     match state {
         ActionState::NotApplicable => None,
-        ActionState::Completed | ActionState::ResolvedThirdParty | ActionState::ResolvedAlternate => {
-            Some(true)
-        }
+        ActionState::Completed
+        | ActionState::ResolvedThirdParty
+        | ActionState::ResolvedAlternate => Some(true),
         ActionState::Unknown
         | ActionState::ToAddress
         | ActionState::Planned
         | ActionState::RiskAccepted => Some(false),
     }
+}
+
+/// The order controls are listed in: numbered ones by number (`5.2.6` before `5.2.10`), named
+/// ones after them by name.
+pub fn control_order(control: &str) -> Vec<(u32, String)> {
+    control
+        .split('.')
+        .map(|part| match part.parse::<u32>() {
+            Ok(n) => (n, String::new()),
+            Err(_) => (u32::MAX, part.to_string()),
+        })
+        .collect()
 }
 
 /// Per framework, per control: `None` while no covering action applies, else whether all the
@@ -47,7 +59,11 @@ pub fn summarise(outcomes: &[ActionOutcome]) -> Vec<FrameworkStatus> {
     for o in outcomes.iter().filter(|o| o.scored) {
         let verdict = satisfies(o.state);
         for r in &o.action.spec.references {
-            let Some(control) = r.control.as_deref().map(str::trim).filter(|c| !c.is_empty())
+            let Some(control) = r
+                .control
+                .as_deref()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
             else {
                 continue;
             };
@@ -67,11 +83,12 @@ pub fn summarise(outcomes: &[ActionOutcome]) -> Vec<FrameworkStatus> {
         .into_iter()
         .map(|(framework, controls)| {
             let passed = controls.values().filter(|v| **v == Some(true)).count() as u64;
-            let failed_controls: Vec<String> = controls
+            let mut failed_controls: Vec<String> = controls
                 .iter()
                 .filter(|(_, v)| **v == Some(false))
                 .map(|(c, _)| c.to_string())
                 .collect();
+            failed_controls.sort_by_key(|c| control_order(c));
             let failed = failed_controls.len() as u64;
             let total = passed + failed;
             FrameworkStatus {

@@ -18,8 +18,8 @@ pub use evaluate::{
     ActionOutcome, Outcome, ResourceResult, TargetEvaluation, TargetInput, evaluate,
 };
 pub mod comparison;
+pub mod frameworks;
 pub mod incremental;
 pub mod ownership;
-pub mod transitions;
-pub mod frameworks;
 pub mod products;
+pub mod transitions;

@@ -77,7 +77,8 @@ pub fn html(out: &mut String, status: &SecureScoreTargetStatus, esc: fn(&str) ->
             f.passed,
             f.failed,
             f.total,
-            f.percentage.map_or_else(|| "-".to_string(), |p| format!("{p:.2}")),
+            f.percentage
+                .map_or_else(|| "-".to_string(), |p| format!("{p:.2}")),
             esc(&f.failed_controls.join("; "))
         );
     }
