@@ -628,11 +628,11 @@ pub(super) fn score(args: &ScanArgs) -> Result<Scan, ExitCode> {
         std::mem::take(&mut loaded.actions),
         &mut errors,
     );
-    if let Some(framework) = &args.framework {
-        if let Err(e) = select_framework(&mut actions, framework) {
-            eprintln!("securescore scan: {e}");
-            return Err(ExitCode::from(EXIT_INPUT_ERROR));
-        }
+    if let Some(framework) = &args.framework
+        && let Err(e) = select_framework(&mut actions, framework)
+    {
+        eprintln!("securescore scan: {e}");
+        return Err(ExitCode::from(EXIT_INPUT_ERROR));
     }
 
     let mut targets = std::mem::take(&mut loaded.targets);
