@@ -493,3 +493,25 @@ fn scan_rejects_an_unknown_product_listing_the_known_ones() {
         "{err}"
     );
 }
+
+#[test]
+fn explain_knows_the_product_actions() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/catalog/trivy-no-exposed-secrets/fail.yaml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_securescore"))
+        .args(["explain", "trivy-no-exposed-secrets"])
+        .arg(&fixture)
+        .args(["--now", "2026-11-27T12:00:00Z"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("2 secrets exposed in myimagewithsecret:v1.2.3: stripe-access-token in /app/config/secret.yaml"),
+        "{stdout}"
+    );
+}

@@ -179,7 +179,11 @@ impl ScanArgs {
             baseline: None,
             strict: false,
             now: Some(now),
-            products: Vec::new(),
+            // Every product: explain names one action, which may be a product's.
+            products: crate::engine::products::PRODUCTS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
             framework: None,
         }
     }
