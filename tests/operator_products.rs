@@ -144,6 +144,29 @@ async fn a_product_that_is_not_installed_is_unknown_without_degrading_until_its_
     );
     assert_eq!(condition(&status, "Ready")["status"], "True");
 
+    // The operator looks the kind up again (every 30 s) without repeating its warning: a product
+    // that is not installed is a normal state, not one to log twice a minute.
+    eventually("discovery retried", WAIT_FOR_NEW_KIND, || {
+        op.logs()
+            .lines()
+            .any(|l| {
+                l.contains("the API still does not serve this kind")
+                    && l.contains("VulnerabilityReport.aquasecurity.github.io")
+            })
+            .then_some(())
+    })
+    .await;
+    let warnings = op
+        .logs()
+        .lines()
+        .filter(|l| {
+            l.contains("\"WARN\"")
+                && l.contains("the API does not serve this kind")
+                && l.contains("VulnerabilityReport.aquasecurity.github.io")
+        })
+        .count();
+    assert_eq!(warnings, 1, "{}", op.logs());
+
     // Trivy Operator is installed and writes two reports: one with critical vulnerabilities.
     server.put(vulnerability_report_crd());
     server.put(report("replicaset-web-5d8f9c-c", &["CVE-2019-20367"]));

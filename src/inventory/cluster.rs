@@ -144,7 +144,14 @@ impl Caches {
         for (key, resolved) in found {
             match resolved {
                 None => {
-                    tracing::warn!(kind = %kind_name(&key), "the API does not serve this kind: actions reading it are Unknown");
+                    // Said once, not on every retry: a product that is not installed (its kinds
+                    // missing for good) would otherwise log this every 30 s.
+                    let already = self.statuses().get(&key) == Some(&KindStatus::Missing);
+                    if already {
+                        tracing::debug!(kind = %kind_name(&key), "the API still does not serve this kind");
+                    } else {
+                        tracing::warn!(kind = %kind_name(&key), "the API does not serve this kind: actions reading it are Unknown");
+                    }
                     self.set_status(&key, KindStatus::Missing);
                 }
                 Some((ar, _)) => self.start(key, ar),
