@@ -479,6 +479,13 @@ impl Incremental {
 
     fn outcome(&self, action: &Arc<CompiledAction>, book: &ActionBook) -> ActionOutcome {
         let mut outcome = super::evaluate::summarise(action, &book.tally, !action.spec.preview);
+        // A task's facts depend on the target and the time of the full evaluation only.
+        outcome.attestation = self
+            .base
+            .actions
+            .iter()
+            .find(|o| o.action.name == action.name)
+            .and_then(|o| o.attestation.clone());
         // The status lists the first findings only: hand it just those.
         outcome.results = book
             .findings

@@ -132,6 +132,7 @@ fn row(o: &ActionOutcome) -> ActionResult {
                 .map(|e| format!("EvaluationFailing: most resources fail with: {e}"))
         }),
         findings,
+        attestation: o.attestation.as_ref().map(|f| f.to_status()),
     }
 }
 
@@ -213,6 +214,12 @@ pub fn build(
                 message: a.message.clone(),
             })
             .collect(),
+        attestations: super::attestations::assess(
+            target,
+            outcomes.iter().map(|o| o.action.as_ref()),
+            now,
+        )
+        .declared,
         excluded_actions: excluded,
         observed_generation: generation,
         last_evaluated: Some(now.to_string()),
