@@ -634,6 +634,23 @@ pub(super) fn score(args: &ScanArgs) -> Result<Scan, ExitCode> {
             }
         }
     }
+    // Attestations the engine refused (in the future, not a task) likewise.
+    for s in &scored {
+        for a in &s.evaluation.status.attestations {
+            if a.state == crate::api::AttestationState::Invalid {
+                let at = s
+                    .source
+                    .as_ref()
+                    .map(locate)
+                    .unwrap_or_else(|| "<implicit target>".into());
+                errors.push(format!(
+                    "{at}: SecureScoreTarget {}: Invalid attestation: {}",
+                    output::target_name(&s.target),
+                    a.message.as_deref().unwrap_or("ignored")
+                ));
+            }
+        }
+    }
     if args.strict && !errors.is_empty() {
         return Err(abort(&errors));
     }
