@@ -9,8 +9,7 @@
 mod common;
 use common::*;
 use securescore::api::{
-    ActionState, AttestationState, ExemptionState, ImprovementAction, SecureScoreTarget,
-    TaskState,
+    ActionState, AttestationState, ExemptionState, ImprovementAction, SecureScoreTarget, TaskState,
 };
 use securescore::engine::attestations;
 use securescore::engine::transitions::{Transition, transitions};
@@ -69,7 +68,10 @@ fn a_fresh_attestation_earns_the_task_all_its_points() {
     assert_eq!(r.state, ActionState::Completed);
     assert_eq!((r.score, r.max_score, r.points_to_gain), (8.0, 8.0, 0.0));
     assert_eq!((r.applicable, r.compliant, r.non_compliant), (1, 1, 0));
-    let t = r.attestation.as_ref().expect("a task row has its attestation");
+    let t = r
+        .attestation
+        .as_ref()
+        .expect("a task row has its attestation");
     assert_eq!(t.state, TaskState::Fresh);
     assert_eq!(t.attested_at.as_deref(), Some("2026-10-01T00:00:00Z"));
     assert_eq!(t.attested_by.as_deref(), Some("sre-0"));
@@ -168,7 +170,10 @@ fn a_missing_attestation_is_to_address_and_says_never_attested() {
     assert_eq!((r.score, r.points_to_gain), (0.0, 8.0));
     let t = r.attestation.as_ref().unwrap();
     assert_eq!(t.state, TaskState::Missing);
-    assert_eq!((t.attested_at.as_deref(), t.due_at.as_deref()), (None, None));
+    assert_eq!(
+        (t.attested_at.as_deref(), t.due_at.as_deref()),
+        (None, None)
+    );
     assert_eq!(
         r.findings[0].message,
         "never attested: declare it in spec.attestations once done, and again every 90d"
@@ -205,7 +210,10 @@ fn risk_accepted_keeps_a_stale_task_at_zero_and_not_to_address() {
     assert_eq!((r.score, r.points_to_gain, r.exempt), (0.0, 0.0, 1));
     assert!(r.findings.is_empty(), "accepted: not listed to address");
     let b = e.status.breakdown.as_ref().unwrap();
-    assert_eq!((b.accepted, b.to_address, b.achievable_score), (8.0, 3.0, 9.0));
+    assert_eq!(
+        (b.accepted, b.to_address, b.achievable_score),
+        (8.0, 3.0, 9.0)
+    );
     assert_eq!(e.status.score, Some(6.0));
     assert_eq!(e.status.exemptions[0].state, ExemptionState::Active);
     assert_eq!(e.status.exemptions[0].covered, 1);
@@ -334,7 +342,11 @@ fn binary_points_add_up_over_several_tasks() {
         &three_pods(),
     );
     assert_eq!(
-        [row(&e, "t2").score, row(&e, "t3").score, row(&e, "t5").score],
+        [
+            row(&e, "t2").score,
+            row(&e, "t3").score,
+            row(&e, "t5").score
+        ],
         [2.0, 0.0, 0.0]
     );
     assert_eq!(e.status.score, Some(2.0));
@@ -458,13 +470,14 @@ fn due_soon_and_stale_are_announced_once_per_transition() {
     let at = |now: &str, prev: Option<&securescore::api::SecureScoreTargetStatus>| {
         eval_at(&target, &actions(), &three_pods(), now, prev)
     };
-    let task_events = |e: &securescore::engine::TargetEvaluation,
-                       prev: Option<&securescore::api::SecureScoreTargetStatus>| {
-        transitions(prev, e, None)
-            .into_iter()
-            .filter(|t| t.reason().starts_with("Attestation"))
-            .collect::<Vec<_>>()
-    };
+    let task_events =
+        |e: &securescore::engine::TargetEvaluation,
+         prev: Option<&securescore::api::SecureScoreTargetStatus>| {
+            transitions(prev, e, None)
+                .into_iter()
+                .filter(|t| t.reason().starts_with("Attestation"))
+                .collect::<Vec<_>>()
+        };
     let fresh = at("2026-11-20T00:00:00Z", None);
     assert!(task_events(&fresh, None).is_empty());
     let soon = at("2026-11-26T00:00:00Z", Some(&fresh.status));
@@ -580,7 +593,10 @@ fn the_task_verdict_is_on_the_target_resource_with_its_labels() {
     assert_eq!(facts.state, TaskState::Fresh);
     assert_eq!(judged.len(), 1);
     let (r, v) = &judged[0];
-    assert_eq!((r.kind.as_str(), r.group.as_str()), ("SecureScoreTarget", "securescore.io"));
+    assert_eq!(
+        (r.kind.as_str(), r.group.as_str()),
+        ("SecureScoreTarget", "securescore.io")
+    );
     assert_eq!(r.labels.get("team").map(String::as_str), Some("shop"));
     assert_eq!(*v, Verdict::Compliant);
     assert!(attestations::judge(&actions()[0], &target, &assessment, ts(NOW)).is_none());

@@ -293,9 +293,7 @@ fn random_changes_match_a_full_evaluation_with_attestations() {
     // the future and one for a CEL action (both Invalid); the tasks depend on the target only,
     // so no change of objects may move them, and the kept state must agree with a full run.
     let mut target = target_with_exemptions();
-    let attestation = |action: &str, at: &str| {
-        json!({"action": action, "attestedBy": "sre", "attestedAt": at, "evidence": "https://wiki/x"})
-    };
+    let attestation = |action: &str, at: &str| json!({"action": action, "attestedBy": "sre", "attestedAt": at, "evidence": "https://wiki/x"});
     target.spec.attestations = serde_json::from_value(json!([
         attestation("task-review-cluster-admin-bindings", "2026-11-01T00:00:00Z"),
         attestation("task-test-etcd-backup-restore", "2026-06-01T00:00:00Z"),
@@ -305,9 +303,11 @@ fn random_changes_match_a_full_evaluation_with_attestations() {
     .expect("attestations parse");
     let mut exemptions = target.spec.exemptions.clone();
     exemptions.push(
-        serde_json::from_value(json!({"name": "vendor-rotation", "action": "task-rotate-credentials",
+        serde_json::from_value(
+            json!({"name": "vendor-rotation", "action": "task-rotate-credentials",
             "resolution": "ResolvedThirdParty", "owner": "sec", "reason": "vault rotates",
-            "approvedAt": "2026-11-01T00:00:00Z", "expiresAt": "2027-01-01T00:00:00Z"}))
+            "approvedAt": "2026-11-01T00:00:00Z", "expiresAt": "2027-01-01T00:00:00Z"}),
+        )
         .expect("exemption parses"),
     );
     target.spec.exemptions = exemptions;

@@ -787,7 +787,9 @@ async fn a_real_scrape_passes_promtool_has_every_metric_and_drops_deleted_object
     assert!((ratio - pct / 100.0).abs() <= 0.00005, "{ratio} vs {pct}");
     assert_eq!(value(&all, "securescore_leader", &[]), Some(1.0));
     // The task's due time is its attestation + 90 days, as its status row says.
-    let status = server.status(SST.0, SST.1, "team-a", "team").expect("status");
+    let status = server
+        .status(SST.0, SST.1, "team-a", "team")
+        .expect("status");
     let row = status["actions"]
         .as_array()
         .and_then(|rows| rows.iter().find(|r| r["name"] == "restore-test"))
@@ -805,7 +807,11 @@ async fn a_real_scrape_passes_promtool_has_every_metric_and_drops_deleted_object
         value(
             &all,
             "securescore_attestation_due_timestamp_seconds",
-            &[("namespace", "team-a"), ("target", "team"), ("action", "restore-test")]
+            &[
+                ("namespace", "team-a"),
+                ("target", "team"),
+                ("action", "restore-test")
+            ]
         ),
         Some(due.as_second() as f64)
     );
@@ -906,12 +912,18 @@ async fn prometheus_scrapes_the_operator_and_sees_the_score_rise_after_a_fix() {
     assert_eq!(rows[1]["metric"]["state"], "ToAddress");
     assert_eq!(rows[2]["metric"]["action"], "restore-test");
     assert_eq!(rows[2]["metric"]["state"], "Completed");
-    assert_eq!(rows[2]["value"][1], "0", "an attested task has nothing to gain");
+    assert_eq!(
+        rows[2]["value"][1], "0",
+        "an attested task has nothing to gain"
+    );
     // The task attested a day ago is due in 89 days: not due soon, no alert.
     let due_in = prom
         .one(r#"max by (action) (securescore_attestation_due_timestamp_seconds{namespace="team-a",target="team"}) - time()"#)
         .expect("the task's time left");
-    assert!(due_in > 88.0 * 86400.0 && due_in <= 89.0 * 86400.0, "{due_in}");
+    assert!(
+        due_in > 88.0 * 86400.0 && due_in <= 89.0 * 86400.0,
+        "{due_in}"
+    );
     let left = prom
         .one(r#"max by (exemption, action, resolution) (securescore_exemption_expiry_timestamp_seconds{namespace="team-a",target="team"}) - time()"#)
         .expect("the exemption's time left");

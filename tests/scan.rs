@@ -324,7 +324,11 @@ fn sarif_has_one_rule_per_action_and_results_located_with_suppressions_for_exemp
     assert_eq!(run["tool"]["driver"]["name"], "securescore");
     let rules = run["tool"]["driver"]["rules"].as_array().expect("rules");
     let builtin = securescore::catalog::builtin().expect("catalog").len();
-    assert_eq!(rules.len(), builtin + 1, "the built-in actions and the custom one");
+    assert_eq!(
+        rules.len(),
+        builtin + 1,
+        "the built-in actions and the custom one"
+    );
     let rule = rules
         .iter()
         .find(|r| r["id"] == "pss-run-as-non-root")
@@ -668,7 +672,10 @@ fn attestations_in_a_scanned_target_are_honoured_at_now_and_shown() {
     assert_eq!(restore["state"], "ToAddress");
     assert_eq!(restore["score"], 0.0);
     assert_eq!(restore["attestation"]["state"], "Stale");
-    assert_eq!(task("task-rotate-credentials")["attestation"]["state"], "Missing");
+    assert_eq!(
+        task("task-rotate-credentials")["attestation"]["state"],
+        "Missing"
+    );
     // The table lists the tasks with their attestation.
     let dir = tempfile::tempdir().unwrap();
     write(
@@ -688,7 +695,10 @@ fn attestations_in_a_scanned_target_are_honoured_at_now_and_shown() {
     let line = t
         .stdout
         .lines()
-        .find(|l| l.trim_start().starts_with("task-review-cluster-admin-bindings "))
+        .find(|l| {
+            l.trim_start()
+                .starts_with("task-review-cluster-admin-bindings ")
+        })
         .unwrap_or_else(|| panic!("no task line in\n{}", t.stdout));
     let cells: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(

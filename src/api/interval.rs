@@ -91,7 +91,11 @@ mod tests {
             parse_period("1d12h"),
             Some(Duration::from_secs(86_400 + 12 * 3600))
         );
-        assert_eq!(parse_period("30s"), Some(Duration::from_secs(30)), "no floor");
+        assert_eq!(
+            parse_period("30s"),
+            Some(Duration::from_secs(30)),
+            "no floor"
+        );
         assert_eq!(parse_period("90days"), None);
         assert_eq!(parse_period("d"), None);
         assert_eq!(parse_interval("1d"), None, "spec.interval has no day unit");

@@ -47,7 +47,8 @@ pub fn assess<'a>(
         .collect();
     let mut out = Assessment::default();
     for (i, a) in target.spec.attestations.iter().enumerate() {
-        let status = match validate(i, a, &tasks, now) {
+        // Valid ones are Superseded until the latest of each task is known.
+        let (state, message) = match validate(i, a, &tasks, now) {
             Ok(at) => {
                 let newer = out
                     .latest
@@ -56,23 +57,15 @@ pub fn assess<'a>(
                 if newer {
                     out.latest.insert(a.action.clone(), (i, at));
                 }
-                AttestationState::Superseded
+                (AttestationState::Superseded, None)
             }
-            Err(message) => {
-                out.declared.push(AttestationStatus {
-                    index: i as u32,
-                    action: a.action.clone(),
-                    state: AttestationState::Invalid,
-                    message: Some(message),
-                });
-                continue;
-            }
+            Err(message) => (AttestationState::Invalid, Some(message)),
         };
         out.declared.push(AttestationStatus {
             index: i as u32,
             action: a.action.clone(),
-            state: status,
-            message: None,
+            state,
+            message,
         });
     }
     for (i, _) in out.latest.values() {
@@ -205,7 +198,8 @@ pub fn facts(
             due_at: None,
         });
     };
-    let due = Timestamp::from_second(at.as_second().saturating_add(every)).unwrap_or(Timestamp::MAX);
+    let due =
+        Timestamp::from_second(at.as_second().saturating_add(every)).unwrap_or(Timestamp::MAX);
     let state = if due <= now {
         TaskState::Stale
     } else if due.as_second() - now.as_second() <= DUE_SOON_DAYS * DAY_SECONDS {
@@ -236,13 +230,16 @@ pub fn target_resource(target: &SecureScoreTarget) -> Option<Arc<Resource>> {
     Resource::new(object, None).ok().map(Arc::new)
 }
 
+/// A judged resource: what the evaluation scores.
+pub type Judged = (Arc<Resource>, Verdict);
+
 /// A task's facts and its judgement of the target (None when `action` is not a task).
 pub fn judge(
     action: &CompiledAction,
     target: &SecureScoreTarget,
     assessment: &Assessment,
     now: Timestamp,
-) -> Option<(TaskFacts, Vec<(Arc<Resource>, Verdict)>)> {
+) -> Option<(TaskFacts, Vec<Judged>)> {
     let facts = facts(action, target, assessment, now)?;
     let judged = target_resource(target)
         .map(|r| vec![(r, facts.verdict())])

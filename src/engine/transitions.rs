@@ -120,10 +120,14 @@ impl Transition {
                 format!("action {name} cannot be evaluated: {message}")
             }
             Transition::AttestationDueSoon { action, due_at } => {
-                format!("task {action} is due at {due_at}: attest it again in spec.attestations before then")
+                format!(
+                    "task {action} is due at {due_at}: attest it again in spec.attestations before then"
+                )
             }
             Transition::AttestationStale { action, due_at } => {
-                format!("task {action} went stale at {due_at}: it earns no points until attested again")
+                format!(
+                    "task {action} went stale at {due_at}: it earns no points until attested again"
+                )
             }
             Transition::ScopeRefused { message } | Transition::Degraded { message } => {
                 message.clone()
@@ -271,7 +275,10 @@ pub fn transitions(
 
 /// Tasks that became due soon, or stale after being done: once per transition of the task's
 /// state (a new attestation starts a new cycle).
-fn task_transitions(prev: &SecureScoreTargetStatus, status: &SecureScoreTargetStatus) -> Vec<Transition> {
+fn task_transitions(
+    prev: &SecureScoreTargetStatus,
+    status: &SecureScoreTargetStatus,
+) -> Vec<Transition> {
     let mut out = Vec::new();
     for a in &status.actions {
         let Some(task) = &a.attestation else {
