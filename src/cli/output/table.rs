@@ -427,15 +427,11 @@ fn target(out: &mut String, s: &Scored, actions: &[Arc<CompiledAction>], style: 
                     Some((ResolutionState::Planned, _)) => " [Planned]",
                     Some(_) => return None,
                 };
-                let at = match (&r.resource.source, o.attestation.is_some()) {
-                    (Some(source), _) => locate(source),
+                let at = match super::finding_source(s, o, r) {
+                    Some(source) => locate(source),
                     // A task's finding is on the target itself.
-                    (None, true) => s
-                        .source
-                        .as_ref()
-                        .map(locate)
-                        .unwrap_or_else(|| "(the target)".into()),
-                    (None, false) => "(implied by the input)".into(),
+                    None if o.attestation.is_some() => "(the implicit target)".into(),
+                    None => "(implied by the input)".into(),
                 };
                 Some(format!(
                     "{}: {}{planned}\n      {} {}",
