@@ -134,8 +134,8 @@ pub struct ScanArgs {
     pub strict: bool,
 
     /// Evaluate as of this instant (RFC 3339, e.g. 2026-01-31T12:00:00Z) instead of the
-    /// current time: exemption expiry, due dates and lastEvaluated use it. Makes output
-    /// reproducible.
+    /// current time: exemption expiry, due dates, whether task attestations are fresh, and
+    /// lastEvaluated use it. Makes output reproducible.
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<jiff::Timestamp>,
 }
