@@ -601,3 +601,24 @@ fn the_task_verdict_is_on_the_target_resource_with_its_labels() {
     assert_eq!(*v, Verdict::Compliant);
     assert!(attestations::judge(&actions()[0], &target, &assessment, ts(NOW)).is_none());
 }
+
+#[test]
+fn an_object_with_the_targets_identity_does_not_move_a_task_incrementally() {
+    use securescore::engine::Resource;
+    use securescore::engine::incremental::Incremental;
+    let target = team_target(&attested(&[(TASK, "2026-10-01T00:00:00Z")]));
+    let mut inc = Incremental::new(target.clone(), actions(), three_pods(), ts(NOW), true);
+    // An object that happens to share the task resource's identity (group, kind, namespace,
+    // name), as a custom action reading SecureScoreTargets would bring into the inventory.
+    let same = serde_json::json!({"apiVersion": "securescore.io/v1alpha1", "kind": "SecureScoreTarget",
+        "metadata": {"name": "team-a", "namespace": "team-a"}});
+    inc.upsert(Arc::new(Resource::new(same, None).unwrap()));
+    let e = inc.evaluation();
+    let r = row(&e, TASK);
+    assert_eq!((r.state, r.applicable, r.score), (ActionState::Completed, 1, 8.0));
+    let full = eval(&target, &actions(), inc.inventory());
+    assert_eq!(
+        serde_json::to_value(&e.status).unwrap(),
+        serde_json::to_value(&full.status).unwrap()
+    );
+}

@@ -286,10 +286,13 @@ impl Incremental {
         if let Some(o) = old {
             removed_keys.insert(key_of(o));
         }
-        // Forget every verdict of the affected objects.
+        // Forget every verdict of the affected objects (a task's one verdict is on the target,
+        // which no object change affects, even an object with the target's identity).
         for key in &removed_keys {
             for i in 0..self.judged.len() {
-                self.remove_entry(i, key);
+                if !self.judged[i].spec.check.is_task() {
+                    self.remove_entry(i, key);
+                }
             }
         }
         if let Some(o) = old

@@ -515,9 +515,11 @@ fn bound_size(status: &mut SecureScoreTargetStatus) {
             return;
         }
     }
-    status
-        .actions
-        .retain(|a| !matches!(a.state, ActionState::Completed | ActionState::NotApplicable));
+    // Task rows stay: their attestation state is what due-soon Events are computed against.
+    status.actions.retain(|a| {
+        a.attestation.is_some()
+            || !matches!(a.state, ActionState::Completed | ActionState::NotApplicable)
+    });
     while size_of(status) > MAX_STATUS_BYTES && !status.actions.is_empty() {
         let keep = status.actions.len() * 3 / 4;
         status.actions.truncate(keep);
