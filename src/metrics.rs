@@ -374,6 +374,11 @@ pub fn target_families(
         "When a declared exemption expires (Unix time); invalid and open-ended exemptions have none.",
         &["namespace", "target", "exemption", "action", "resolution"],
     );
+    let due = gauge(
+        "securescore_attestation_due_timestamp_seconds",
+        "When a task's latest attestation goes stale (Unix time; also once stale); tasks never attested have none.",
+        &["namespace", "target", "action"],
+    );
     for s in targets {
         let e = s.evaluation;
         let l = [s.namespace, s.name];
@@ -469,6 +474,12 @@ pub fn target_families(
                     x.exemption.resolution.as_str(),
                 ])
                 .set(t.as_second() as f64);
+            }
+        }
+        for o in &e.actions {
+            if let Some(t) = o.attestation.as_ref().and_then(|f| f.due_at) {
+                due.with_label_values(&[s.namespace, s.name, o.action.name.as_str()])
+                    .set(t.as_second() as f64);
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The built-in catalog: every action loads Ready (its examples pass) and judges its pass and
 //! fail fixtures under `tests/fixtures/catalog/<action>/` as stated. A new action without
-//! fixtures fails here.
+//! fixtures fails here. A task (its check is an attestation) has no CEL examples: its fixtures
+//! are SecureScoreTargets that attest it (fresh in pass.yaml, stale in fail.yaml).
 
 use securescore::api::{ActionState, Category};
 use securescore::engine::evaluate::implicit_cluster_target;
@@ -48,7 +49,23 @@ fn the_catalog_has_at_least_sixty_actions_across_all_five_categories() {
             "{name}: remediation has a snippet"
         );
         assert!(!s.threats.is_empty(), "{name}: threats");
-        assert!(s.check.examples.len() >= 2, "{name}: examples");
+        if let Some(task) = &s.check.attestation {
+            // A task has no CEL to exemplify; it is new, so it starts in preview, and its
+            // remediation shows the attestation to declare.
+            let every = securescore::api::parse_period(&task.every);
+            assert!(
+                every.is_some_and(|d| d.as_secs() >= 86_400),
+                "{name}: every {:?} is at least a day",
+                task.every
+            );
+            assert!(s.preview, "{name}: a built-in task is a preview");
+            assert!(
+                s.remediation.contains(&format!("action: {name}")),
+                "{name}: remediation shows its attestation"
+            );
+        } else {
+            assert!(s.check.examples.len() >= 2, "{name}: examples");
+        }
     }
 }
 
@@ -66,6 +83,10 @@ fn every_catalog_action_judges_its_fixtures() {
                 p.reason.as_str(),
                 p.message
             ));
+            continue;
+        }
+        if a.spec.check.is_task() {
+            failures.extend(task_judges_its_fixtures(&name, &compiled));
             continue;
         }
         for (which, want_compliant) in [("pass", true), ("fail", false)] {
@@ -106,10 +127,58 @@ fn every_catalog_action_judges_its_fixtures() {
     );
 }
 
+/// A task's fixtures are targets: pass.yaml attests it within its period (Completed, full
+/// points if scored), fail.yaml only with a stale attestation (ToAddress).
+fn task_judges_its_fixtures(name: &str, compiled: &Arc<CompiledAction>) -> Vec<String> {
+    use securescore::api::{SecureScoreTarget, TaskState};
+    let mut failures = Vec::new();
+    for (which, want) in [
+        ("pass", (ActionState::Completed, TaskState::Fresh)),
+        ("fail", (ActionState::ToAddress, TaskState::Stale)),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/catalog")
+            .join(name)
+            .join(format!("{which}.yaml"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{name} needs {}: {e}", path.display()));
+        let target: SecureScoreTarget = serde_yaml_ng::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: a SecureScoreTarget: {e}", path.display()));
+        let e = evaluate(&TargetInput {
+            target: &target,
+            actions: std::slice::from_ref(compiled),
+            inventory: &Inventory::complete(Vec::new()),
+            now: "2026-11-27T00:00:00Z".parse().unwrap(),
+            previous: None,
+            wide_scope_allowed: true,
+        });
+        let row = &e.status.actions[0];
+        let got = (row.state, row.attestation.as_ref().map(|t| t.state));
+        if got != (want.0, Some(want.1)) || row.applicable != 1 {
+            failures.push(format!(
+                "{name}/{which}: {:?} {:?} on {} resources, expected {want:?}",
+                got.0, got.1, row.applicable
+            ));
+        }
+        if e.status.attestations.iter().any(|a| a.message.is_some()) {
+            failures.push(format!(
+                "{name}/{which}: invalid attestation: {:?}",
+                e.status.attestations
+            ));
+        }
+    }
+    failures
+}
+
 /// Built-in actions that no control of the three frameworks covers (availability hygiene): they
 /// say so by naming none. Kept short and checked both ways, so the list cannot go stale.
-const WITHOUT_FRAMEWORK_CONTROL: [&str; 2] =
-    ["container-liveness-probe", "container-readiness-probe"];
+const WITHOUT_FRAMEWORK_CONTROL: [&str; 4] = [
+    "container-liveness-probe",
+    "container-readiness-probe",
+    // Testing a restore and reviewing exemptions are operational hygiene no control names.
+    "task-review-exemptions",
+    "task-test-etcd-backup-restore",
+];
 
 #[test]
 fn every_built_in_action_maps_to_framework_controls_under_the_canonical_names() {

@@ -287,6 +287,71 @@ fn random_changes_match_a_full_evaluation_with_exemptions() {
     }
 }
 
+#[test]
+fn random_changes_match_a_full_evaluation_with_attestations() {
+    // Built-in tasks: one fresh, one stale, one resolved by a third party, one attestation in
+    // the future and one for a CEL action (both Invalid); the tasks depend on the target only,
+    // so no change of objects may move them, and the kept state must agree with a full run.
+    let mut target = target_with_exemptions();
+    let attestation = |action: &str, at: &str| json!({"action": action, "attestedBy": "sre", "attestedAt": at, "evidence": "https://wiki/x"});
+    target.spec.attestations = serde_json::from_value(json!([
+        attestation("task-review-cluster-admin-bindings", "2026-11-01T00:00:00Z"),
+        attestation("task-test-etcd-backup-restore", "2026-06-01T00:00:00Z"),
+        attestation("task-review-exemptions", "2026-12-01T00:00:00Z"),
+        attestation("container-cpu-limits", "2026-11-01T00:00:00Z"),
+    ]))
+    .expect("attestations parse");
+    let mut exemptions = target.spec.exemptions.clone();
+    exemptions.push(
+        serde_json::from_value(
+            json!({"name": "vendor-rotation", "action": "task-rotate-credentials",
+            "resolution": "ResolvedThirdParty", "owner": "sec", "reason": "vault rotates",
+            "approvedAt": "2026-11-01T00:00:00Z", "expiresAt": "2027-01-01T00:00:00Z"}),
+        )
+        .expect("exemption parses"),
+    );
+    target.spec.exemptions = exemptions;
+    let inv = Inventory::complete(cluster(11));
+    let e = evaluate(&TargetInput {
+        target: &target,
+        actions: &catalog(),
+        inventory: &inv,
+        now: now(),
+        previous: None,
+        wide_scope_allowed: true,
+    });
+    let state = |name: &str| {
+        e.status
+            .actions
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.state)
+    };
+    use securescore::api::ActionState::*;
+    assert_eq!(
+        [
+            state("task-review-cluster-admin-bindings"),
+            state("task-test-etcd-backup-restore"),
+            state("task-review-exemptions"),
+            state("task-rotate-credentials"),
+        ],
+        [
+            Some(Completed),
+            Some(ToAddress),
+            Some(ToAddress),
+            Some(ResolvedThirdParty)
+        ]
+    );
+    let invalid = e
+        .status
+        .attestations
+        .iter()
+        .filter(|a| a.state == securescore::api::AttestationState::Invalid)
+        .count();
+    assert_eq!(invalid, 2);
+    run(11, 30, target);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Through the operator
 

@@ -500,7 +500,7 @@ fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
 fn promtool_accepts_the_rules_and_their_unit_tests_pass() {
     let (ok, out) = promtool(&["check", "rules", RULES], None);
     assert!(ok, "promtool check rules:\n{out}");
-    assert!(out.contains("SUCCESS: 8 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 10 rules found"), "{out}");
     let tests: Vec<String> = std::fs::read_dir(Path::new(REPO).join("tests/prometheus"))
         .expect("tests/prometheus")
         .filter_map(|e| e.ok())
@@ -576,7 +576,7 @@ fn every_alert_has_severity_summary_description_with_numbers_and_a_runbook_ancho
             "docs/metrics.md has no runbook section for {alert}"
         );
     }
-    assert_eq!(n, 8);
+    assert_eq!(n, 10);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -625,13 +625,26 @@ fn scenario(server: &ApiServer) {
             "has(podSpec.automountServiceAccountToken) && podSpec.automountServiceAccountToken == false",
         ))
         .expect("action created");
+    // A task (preview: the scores above are unchanged), attested a day ago.
+    server
+        .create(json!({
+            "apiVersion": "securescore.io/v1alpha1", "kind": "ImprovementAction",
+            "metadata": {"name": "restore-test"},
+            "spec": {"title": "Test a restore", "category": "Data", "maxScore": 3, "preview": true,
+                "check": {"scoring": "Binary", "attestation": {"every": "90d"}}}
+        }))
+        .expect("task created");
     let now = jiff::Timestamp::now();
     let day = jiff::SignedDuration::from_hours(24);
+    let attested = jiff::Timestamp::from_second(now.as_second() - 86_400).expect("a time");
     server
         .create(json!({
             "apiVersion": "securescore.io/v1alpha1", "kind": "SecureScoreTarget",
             "metadata": {"name": "team", "namespace": "team-a"},
-            "spec": {"goal": 80, "interval": "1h", "exemptions": [{
+            "spec": {"goal": 80, "interval": "1h",
+                "attestations": [{"action": "restore-test", "attestedBy": "sre",
+                    "attestedAt": attested.to_string(), "evidence": "https://wiki/restore"}],
+                "exemptions": [{
                 "name": "token-accepted", "action": "no-token", "resolution": "RiskAccepted",
                 "owner": "team-a", "reason": "legacy clients read the token", "ticket": "SEC-1",
                 "approvedAt": (now - day).to_string(), "expiresAt": (now + day * 30).to_string()}]}
@@ -724,8 +737,10 @@ async fn a_real_scrape_passes_promtool_has_every_metric_and_drops_deleted_object
     eventually("the target's status", WAIT, || status_percentage(&server)).await;
     let body = eventually("per-action series in a scrape", WAIT, || {
         let b = op.scrape();
-        (b.contains("securescore_action_state{") && b.contains("securescore_exemption_expiry"))
-            .then_some(b)
+        (b.contains("securescore_action_state{")
+            && b.contains("securescore_exemption_expiry")
+            && b.contains("securescore_attestation_due_timestamp_seconds{"))
+        .then_some(b)
     })
     .await;
 
@@ -771,6 +786,35 @@ async fn a_real_scrape_passes_promtool_has_every_metric_and_drops_deleted_object
     let ratio = value(&all, "securescore_ratio", &t).expect("ratio");
     assert!((ratio - pct / 100.0).abs() <= 0.00005, "{ratio} vs {pct}");
     assert_eq!(value(&all, "securescore_leader", &[]), Some(1.0));
+    // The task's due time is its attestation + 90 days, as its status row says.
+    let status = server
+        .status(SST.0, SST.1, "team-a", "team")
+        .expect("status");
+    let row = status["actions"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["name"] == "restore-test"))
+        .expect("task row");
+    let attested: jiff::Timestamp = row["attestation"]["attestedAt"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("attestedAt");
+    let due: jiff::Timestamp = row["attestation"]["dueAt"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("dueAt");
+    assert_eq!(due.as_second() - attested.as_second(), 90 * 86_400);
+    assert_eq!(
+        value(
+            &all,
+            "securescore_attestation_due_timestamp_seconds",
+            &[
+                ("namespace", "team-a"),
+                ("target", "team"),
+                ("action", "restore-test")
+            ]
+        ),
+        Some(due.as_second() as f64)
+    );
     for s in &all {
         for v in s.labels.values() {
             assert!(
@@ -831,7 +875,7 @@ async fn prometheus_scrapes_the_operator_and_sees_the_score_rise_after_a_fix() {
     })
     .await;
     let rules = prom.query_rules();
-    assert_eq!(rules.len(), 8, "{rules:?}");
+    assert_eq!(rules.len(), 10, "{rules:?}");
     for (name, health) in &rules {
         assert_eq!(health, "ok", "rule {name} evaluates with health {health}");
     }
@@ -858,7 +902,7 @@ async fn prometheus_scrapes_the_operator_and_sees_the_score_rise_after_a_fix() {
         .query(r#"sort_desc(max by (action, category, state) ((securescore_action_max_score{namespace="team-a",target="team"} - securescore_action_score{namespace="team-a",target="team"}) * ignoring (state) group_left (state) securescore_action_state{namespace="team-a",target="team"}))"#)
         .expect("answer");
     let rows = table["data"]["result"].as_array().expect("rows");
-    assert_eq!(rows.len(), 2, "{table}");
+    assert_eq!(rows.len(), 3, "{table}");
     assert_eq!(
         rows[0]["metric"]["action"], "no-token",
         "4 points to gain rank first"
@@ -866,6 +910,20 @@ async fn prometheus_scrapes_the_operator_and_sees_the_score_rise_after_a_fix() {
     assert_eq!(rows[0]["metric"]["state"], "RiskAccepted");
     assert_eq!(rows[1]["metric"]["action"], "non-root");
     assert_eq!(rows[1]["metric"]["state"], "ToAddress");
+    assert_eq!(rows[2]["metric"]["action"], "restore-test");
+    assert_eq!(rows[2]["metric"]["state"], "Completed");
+    assert_eq!(
+        rows[2]["value"][1], "0",
+        "an attested task has nothing to gain"
+    );
+    // The task attested a day ago is due in 89 days: not due soon, no alert.
+    let due_in = prom
+        .one(r#"max by (action) (securescore_attestation_due_timestamp_seconds{namespace="team-a",target="team"}) - time()"#)
+        .expect("the task's time left");
+    assert!(
+        due_in > 88.0 * 86400.0 && due_in <= 89.0 * 86400.0,
+        "{due_in}"
+    );
     let left = prom
         .one(r#"max by (exemption, action, resolution) (securescore_exemption_expiry_timestamp_seconds{namespace="team-a",target="team"}) - time()"#)
         .expect("the exemption's time left");
@@ -1139,6 +1197,8 @@ async fn every_actions_scraped_resource_counts_equal_its_status_row() {
         ("non-root", [2, 1, 0, 0]),
         ("no-token", [0, 0, 0, 3]),
         ("second-container", [0, 0, 3, 0]),
+        // The task's one resource, the target, is compliant (attested a day ago).
+        ("restore-test", [1, 0, 0, 0]),
     ];
     let check = |expected: &[(&str, [u64; 4])]| {
         let status = server.status(SST.0, SST.1, "team-a", "team")?;
@@ -1150,7 +1210,7 @@ async fn every_actions_scraped_resource_counts_equal_its_status_row() {
         (values_match && status["actions"].as_array()?.len() == expected.len())
             .then_some((status, scrape))
     };
-    let (status, scrape) = eventually("the three actions' resource series", WAIT, || {
+    let (status, scrape) = eventually("the four actions' resource series", WAIT, || {
         check(&expected)
     })
     .await;
@@ -1164,6 +1224,7 @@ async fn every_actions_scraped_resource_counts_equal_its_status_row() {
         ("non-root", [3, 1, 0, 0]),
         ("no-token", [0, 0, 0, 4]),
         ("second-container", [0, 0, 4, 0]),
+        ("restore-test", [1, 0, 0, 0]),
     ];
     let (status, scrape) =
         eventually("the series after the change", WAIT, || check(&expected)).await;

@@ -252,6 +252,94 @@ async fn an_exemption_expiring_takes_effect_on_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_due_soon_is_announced_exported_and_goes_stale_on_time() {
+    let server = ApiServer::start().await;
+    setup(&server);
+    // A 4-point task to attest every 40 seconds: due soon (within 14 days) from the start, stale
+    // 40 s after its attestation, long before the target's 1h interval.
+    server
+        .create(json!({
+            "apiVersion": "securescore.io/v1alpha1", "kind": "ImprovementAction",
+            "metadata": {"name": "restore-test"},
+            "spec": {"title": "Test a restore", "category": "Data", "maxScore": 4,
+                "check": {"scoring": "Binary", "attestation": {"every": "40s"}}}
+        }))
+        .expect("task created");
+    let attested = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).unwrap();
+    let due = attested.as_second() + 40;
+    server
+        .create(target(
+            "team-a",
+            json!({"interval": "1h", "attestations": [{"action": "restore-test", "attestedBy": "sre",
+                "attestedAt": attested.to_string(), "evidence": "https://wiki/restore/1"}]}),
+        ))
+        .unwrap();
+    let op = Operator::start(&server, &[]);
+    // 6 of 9 (two of three pods) plus the task's 4.
+    eventually("score 10 while the task is fresh", WAIT, || {
+        score(&server, "team-a").filter(|s| *s == 10.0)
+    })
+    .await;
+    let status = server.status(SST.0, SST.1, "team-a", "team").unwrap();
+    let row = action_row(&status, "restore-test");
+    assert_eq!(row["state"], "Completed", "{row}");
+    assert_eq!(row["attestation"]["state"], "DueSoon");
+    assert_eq!(row["attestation"]["attestedBy"], "sre");
+    assert_eq!(row["attestation"]["evidence"], "https://wiki/restore/1");
+    let due_at = jiff::Timestamp::from_second(due).unwrap().to_string();
+    assert_eq!(row["attestation"]["dueAt"], due_at.as_str());
+    let event = eventually("an AttestationDueSoon event", WAIT, || {
+        server
+            .events(Some("team-a"))
+            .into_iter()
+            .find(|e| e["reason"] == "AttestationDueSoon")
+    })
+    .await;
+    assert_eq!(event["type"], "Warning", "{event}");
+    assert_eq!(
+        event["note"],
+        format!(
+            "task restore-test is due at {due_at}: attest it again in spec.attestations before then"
+        )
+    );
+    let series = format!(
+        "securescore_attestation_due_timestamp_seconds{{action=\"restore-test\",namespace=\"team-a\",target=\"team\"}} {due}\n"
+    );
+    eventually("the due time in /metrics", WAIT, || {
+        let (code, body) = op.get("/metrics")?;
+        (code == 200 && body.contains(&series)).then_some(())
+    })
+    .await;
+    // At the due time (not at the 1h interval) the task goes stale: 6 of 13, one more Event.
+    eventually("score 6 once stale", Duration::from_secs(60), || {
+        score(&server, "team-a").filter(|s| *s == 6.0)
+    })
+    .await;
+    assert!(
+        jiff::Timestamp::now().as_second() >= due,
+        "stale only from the due time on"
+    );
+    let status = server.status(SST.0, SST.1, "team-a", "team").unwrap();
+    let row = action_row(&status, "restore-test");
+    assert_eq!(row["state"], "ToAddress");
+    assert_eq!(row["attestation"]["state"], "Stale");
+    eventually("an AttestationStale event", WAIT, || {
+        server
+            .events(Some("team-a"))
+            .iter()
+            .any(|e| e["reason"] == "AttestationStale")
+            .then_some(())
+    })
+    .await;
+    let due_soon = server
+        .events(Some("team-a"))
+        .iter()
+        .filter(|e| e["reason"] == "AttestationDueSoon")
+        .count();
+    assert_eq!(due_soon, 1, "announced once\n{}", op.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_reconnects_after_the_api_restarts_and_converges() {
     let server = ApiServer::start().await;
     setup(&server);

@@ -330,7 +330,12 @@ fn sarif_has_one_rule_per_action_and_results_located_with_suppressions_for_exemp
     let run = &v["runs"][0];
     assert_eq!(run["tool"]["driver"]["name"], "securescore");
     let rules = run["tool"]["driver"]["rules"].as_array().expect("rules");
-    assert_eq!(rules.len(), 61, "60 built-in actions and the custom one");
+    let builtin = securescore::catalog::builtin().expect("catalog").len();
+    assert_eq!(
+        rules.len(),
+        builtin + 1,
+        "the built-in actions and the custom one"
+    );
     let rule = rules
         .iter()
         .find(|r| r["id"] == "pss-run-as-non-root")
@@ -641,6 +646,106 @@ fn an_invalid_target_exemption_is_reported_and_ignored() {
     );
     let v = json(&r);
     assert_eq!(v["items"][0]["status"]["exemptions"][0]["state"], "Invalid");
+}
+
+#[test]
+fn attestations_in_a_scanned_target_are_honoured_at_now_and_shown() {
+    // NOW is 2026-11-27T12:00:00Z: the cluster-admin review (every 90d) attested on 10-01 is
+    // fresh until 12-30; the restore test attested on 06-01 went stale on 08-30.
+    let r = scan_file(
+        "target.yaml",
+        &format!(
+            "{TARGET_HEAD}spec:\n  attestations:\n  - {{action: task-review-cluster-admin-bindings, attestedBy: platform, attestedAt: '2026-10-01T00:00:00Z', evidence: 'https://t/1'}}\n  - {{action: task-test-etcd-backup-restore, attestedBy: sre, attestedAt: '2026-06-01T00:00:00Z', evidence: 'https://t/2'}}\n"
+        ),
+        &[],
+    );
+    assert_eq!(r.code, 0, "stderr:\n{}", r.stderr);
+    let v = json(&r);
+    let rows = v["items"][0]["status"]["actions"].as_array().unwrap();
+    let task = |name: &str| {
+        rows.iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no row {name}"))
+            .clone()
+    };
+    let review = task("task-review-cluster-admin-bindings");
+    assert_eq!(review["state"], "Completed");
+    assert_eq!(review["score"], 5.0);
+    assert_eq!(review["attestation"]["state"], "Fresh");
+    assert_eq!(review["attestation"]["attestedBy"], "platform");
+    assert_eq!(review["attestation"]["evidence"], "https://t/1");
+    assert_eq!(review["attestation"]["dueAt"], "2026-12-30T00:00:00Z");
+    let restore = task("task-test-etcd-backup-restore");
+    assert_eq!(restore["state"], "ToAddress");
+    assert_eq!(restore["score"], 0.0);
+    assert_eq!(restore["attestation"]["state"], "Stale");
+    assert_eq!(
+        task("task-rotate-credentials")["attestation"]["state"],
+        "Missing"
+    );
+    // The table lists the tasks with their attestation.
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "target.yaml",
+        &format!(
+            "{TARGET_HEAD}spec:\n  attestations:\n  - {{action: task-review-cluster-admin-bindings, attestedBy: platform, attestedAt: '2026-10-01T00:00:00Z', evidence: 'https://t/1'}}\n"
+        ),
+    );
+    write(dir.path(), "good.yaml", POD_ROOT);
+    let t = run_in(
+        dir.path(),
+        &["scan", "target.yaml", "good.yaml", "--now", NOW],
+        None,
+    );
+    assert_eq!(t.code, 0, "{}", t.stderr);
+    let line = t
+        .stdout
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("task-review-cluster-admin-bindings ")
+        })
+        .unwrap_or_else(|| panic!("no task line in\n{}", t.stdout));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        [
+            "task-review-cluster-admin-bindings",
+            "Completed",
+            "(Fresh)*",
+            "2026-10-01T00:00:00Z",
+            "2026-12-30T00:00:00Z",
+            "platform",
+            "https://t/1"
+        ]
+    );
+}
+
+#[test]
+fn an_attestation_in_the_future_or_of_a_check_is_reported_and_ignored() {
+    let r = scan_file(
+        "target.yaml",
+        &format!(
+            "{TARGET_HEAD}spec:\n  attestations:\n  - {{action: task-rotate-credentials, attestedBy: sre, attestedAt: '2026-12-01T00:00:00Z', evidence: 'https://t/1'}}\n  - {{action: pss-run-as-non-root, attestedBy: sre, attestedAt: '2026-11-01T00:00:00Z', evidence: 'https://t/2'}}\n"
+        ),
+        &[],
+    );
+    assert_skipped(
+        &r,
+        "target.yaml:1: SecureScoreTarget default/t: Invalid attestation: spec.attestations[0].attestedAt: 2026-12-01T00:00:00Z is in the future (action \"task-rotate-credentials\"): attest a task once it is done",
+    );
+    assert_skipped(
+        &r,
+        "target.yaml:1: SecureScoreTarget default/t: Invalid attestation: spec.attestations[1].action: \"pss-run-as-non-root\" is not a task (its check has no attestation): only tasks are attested",
+    );
+    let v = json(&r);
+    let rows = v["items"][0]["status"]["actions"].as_array().unwrap();
+    let rotate = rows
+        .iter()
+        .find(|a| a["name"] == "task-rotate-credentials")
+        .unwrap();
+    assert_eq!(rotate["attestation"]["state"], "Missing");
 }
 
 #[test]

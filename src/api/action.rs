@@ -89,8 +89,10 @@ pub struct ImprovementActionSpec {
 /// The check: which objects it applies to and the CEL that judges them.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("self.podSpec || size(self.resources) > 0").message("a check needs resources or podSpec: true"))]
+#[x_kube(validation = kube::core::Rule::new("has(self.attestation) || self.podSpec || size(self.resources) > 0").message("a check needs resources or podSpec: true"))]
 #[x_kube(validation = kube::core::Rule::new("!(self.podSpec && size(self.resources) > 0)").message("resources and podSpec: true are mutually exclusive"))]
+#[x_kube(validation = kube::core::Rule::new("has(self.attestation) != (has(self.validations) && size(self.validations) > 0)").message("a check has exactly one of validations (CEL) or attestation (a task)"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.attestation) || (!self.podSpec && size(self.resources) == 0 && (!has(self.matchConditions) || size(self.matchConditions) == 0) && (!has(self.lookups) || size(self.lookups) == 0) && (!has(self.variables) || size(self.variables) == 0) && (!has(self.examples) || size(self.examples) == 0))").message("a task (attestation) applies to the target itself: no resources, podSpec, matchConditions, variables, lookups or examples"))]
 pub struct Check {
     /// Kinds the check applies to. Leave empty when `podSpec` is true.
     #[serde(default)]
@@ -124,9 +126,17 @@ pub struct Check {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 4))]
     pub lookups: Vec<Lookup>,
-    /// A resource is compliant when every validation holds.
-    #[schemars(length(min = 1, max = 16))]
+    /// A resource is compliant when every validation holds. Required, unless the action is a
+    /// task (`attestation`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub validations: Vec<Validation>,
+    /// Makes the action a task instead of a CEL check: done by people and attested by each
+    /// target in `spec.attestations`. It applies to the target itself and scores Binary: its
+    /// points while the latest attestation is younger than `every`, none when it is missing
+    /// or stale. Exclusive with `validations`, `resources` and `podSpec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<super::attestation::AttestationCheck>,
     /// How applicable resources turn into points.
     #[serde(default)]
     pub scoring: Scoring,

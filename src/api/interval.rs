@@ -9,6 +9,18 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
 /// `5m`, `1h30m`, `90s`, `500ms` → a duration (at least [`MIN_INTERVAL`]); None for text that
 /// is not a sequence of `<digits><unit>` with unit ms, s, m or h.
 pub fn parse_interval(text: &str) -> Option<Duration> {
+    parse_units(text, false).map(|d| d.max(MIN_INTERVAL))
+}
+
+/// A task's period (`spec.check.attestation.every`): the interval format plus days, e.g.
+/// `90d`, `30d12h`, `365d`; no floor. None for text that is not `<digits><unit>` repeated
+/// with unit ms, s, m, h or d.
+pub fn parse_period(text: &str) -> Option<Duration> {
+    parse_units(text, true)
+}
+
+/// A sequence of `<digits><unit>` (ms, s, m, h, and d when `days`), summed.
+fn parse_units(text: &str, days: bool) -> Option<Duration> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     if rest.is_empty() {
@@ -26,13 +38,15 @@ pub fn parse_interval(text: &str) -> Option<Duration> {
             (Duration::from_secs(60), 1)
         } else if rest.starts_with('h') {
             (Duration::from_secs(3600), 1)
+        } else if days && rest.starts_with('d') {
+            (Duration::from_secs(86_400), 1)
         } else {
             return None;
         };
         total = total.checked_add(unit.checked_mul(u32::try_from(n).ok()?)?)?;
         rest = &rest[len..];
     }
-    Some(total.max(MIN_INTERVAL))
+    Some(total)
 }
 
 impl SecureScoreTarget {
@@ -68,6 +82,23 @@ mod tests {
             None,
             "overflow is not a duration"
         );
+    }
+
+    #[test]
+    fn periods_take_days_and_intervals_do_not() {
+        assert_eq!(parse_period("90d"), Some(Duration::from_secs(90 * 86_400)));
+        assert_eq!(
+            parse_period("1d12h"),
+            Some(Duration::from_secs(86_400 + 12 * 3600))
+        );
+        assert_eq!(
+            parse_period("30s"),
+            Some(Duration::from_secs(30)),
+            "no floor"
+        );
+        assert_eq!(parse_period("90days"), None);
+        assert_eq!(parse_period("d"), None);
+        assert_eq!(parse_interval("1d"), None, "spec.interval has no day unit");
     }
 
     #[test]

@@ -4,14 +4,16 @@
 //! These types are the single source of the CRD YAML in `crds/` (see `securescore crds`).
 
 mod action;
+mod attestation;
 mod common;
 mod interval;
 pub mod schema;
 mod target;
 
 pub use action::*;
+pub use attestation::*;
 pub use common::*;
-pub use interval::{MIN_INTERVAL, parse_interval};
+pub use interval::{MIN_INTERVAL, parse_interval, parse_period};
 pub use target::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -62,6 +62,12 @@ pub struct SecureScoreTargetSpec {
     #[schemars(length(max = 200))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub exemptions: Vec<Exemption>,
+    /// Security tasks done, reviewed in Git: each names a task (an action whose check is an
+    /// attestation), who did it, when, and the evidence. The latest valid attestation of a task
+    /// earns its points until attestedAt + the task's `every`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 200))]
+    pub attestations: Vec<super::attestation::Attestation>,
     /// How many daily history points to keep (default 90).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 400))]
@@ -296,6 +302,10 @@ pub struct SecureScoreTargetStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 200))]
     pub exemptions: Vec<ExemptionStatus>,
+    /// What the engine made of each declared attestation (Current, Superseded, Invalid).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 200))]
+    pub attestations: Vec<super::attestation::AttestationStatus>,
     /// One point per UTC day: the last complete, non-degraded evaluation of that day.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 400))]
@@ -453,6 +463,9 @@ pub struct ActionResult {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10))]
     pub findings: Vec<Finding>,
+    /// For a task: when it was last attested, by whom, the evidence, and when it is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<super::attestation::TaskAttestation>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -121,14 +121,17 @@ pub fn markdown() -> Result<String, crate::catalog::CatalogError> {
          The chart ships these ImprovementActions (`charts/securescore/catalog/`, one file per action, label\n\
          `securescore.io/catalog: builtin`); the binary embeds the same files (`securescore catalog`).\n\
          Every action carries `examples` (run when it loads) and a passing and a failing fixture under\n\
-         `tests/fixtures/catalog/<action>/`.\n\n\
+         `tests/fixtures/catalog/<action>/`; a task (`check.attestation`) has targets attesting it as\n\
+         fixtures instead.\n\n\
          Notes:\n\
          - podSpec actions judge pod *templates* (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, bare Pods);\n\
          \x20 sidecars injected into Pods by admission webhooks are not seen through their templates.\n\
          - RBAC actions with an `objectSelector` skip the built-in roles and bindings (label\n\
          \x20 `kubernetes.io/bootstrapping: rbac-defaults`); the others judge them too: {}.\n\
          - Namespace actions skip `kube-system`, `kube-public` and `kube-node-lease`.\n\
-         - Preview actions are reported but never scored.\n",
+         - Preview actions are reported but never scored.\n\
+         - Tasks (label `securescore.io/task: \"true\"`) are done by people and attested by each target in\n\
+         \x20 Git (`spec.attestations`); they earn their points until the attestation is older than `every`.\n",
         actions
             .iter()
             .filter(|a| {
@@ -249,7 +252,12 @@ pub fn markdown() -> Result<String, crate::catalog::CatalogError> {
     for a in &actions {
         let s = &a.spec;
         let n = name(a);
-        let applies = if s.check.pod_spec {
+        let applies = if let Some(task) = &s.check.attestation {
+            format!(
+                "the target itself: a task, attested in the target's `spec.attestations` at least every {}",
+                task.every
+            )
+        } else if s.check.pod_spec {
             "workloads (pod templates)".to_string()
         } else {
             s.check

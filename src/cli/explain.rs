@@ -146,8 +146,19 @@ fn explain(
     }
 
     let check = &spec.check;
-    let _ = writeln!(out, "\nCHECK (Kubernetes CEL)");
-    if check.pod_spec {
+    let heading = if check.is_task() {
+        "CHECK (a task: done by people, attested by each target)"
+    } else {
+        "CHECK (Kubernetes CEL)"
+    };
+    let _ = writeln!(out, "\n{heading}");
+    if let Some(task) = &check.attestation {
+        let _ = writeln!(
+            out,
+            "  applies to: the target itself; attest it in spec.attestations at least every {}",
+            safe(&task.every)
+        );
+    } else if check.pod_spec {
         let _ = writeln!(
             out,
             "  applies to: every workload with a pod template (podSpec)"

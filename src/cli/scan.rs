@@ -134,8 +134,8 @@ pub struct ScanArgs {
     pub strict: bool,
 
     /// Evaluate as of this instant (RFC 3339, e.g. 2026-01-31T12:00:00Z) instead of the
-    /// current time: exemption expiry, due dates and lastEvaluated use it. Makes output
-    /// reproducible.
+    /// current time: exemption expiry, due dates, whether task attestations are fresh, and
+    /// lastEvaluated use it. Makes output reproducible.
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<jiff::Timestamp>,
 
@@ -714,6 +714,23 @@ pub(super) fn score(args: &ScanArgs) -> Result<Scan, ExitCode> {
                     e.message
                         .as_deref()
                         .unwrap_or("breaks the action's exemption policy")
+                ));
+            }
+        }
+    }
+    // Attestations the engine refused (in the future, not a task) likewise.
+    for s in &scored {
+        for a in &s.evaluation.status.attestations {
+            if a.state == crate::api::AttestationState::Invalid {
+                let at = s
+                    .source
+                    .as_ref()
+                    .map(locate)
+                    .unwrap_or_else(|| "<implicit target>".into());
+                errors.push(format!(
+                    "{at}: SecureScoreTarget {}: Invalid attestation: {}",
+                    output::target_name(&s.target),
+                    a.message.as_deref().unwrap_or("ignored")
                 ));
             }
         }

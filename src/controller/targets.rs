@@ -520,8 +520,13 @@ async fn evaluate_target(
     Ok((evaluation, kept))
 }
 
-/// The first expiry of an exemption still in force after `now`.
+/// The first expiry of an exemption still in force after `now`, or the first moment a task
+/// becomes due soon or stale.
 fn next_expiry(evaluation: &TargetEvaluation, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    let tasks = evaluation
+        .actions
+        .iter()
+        .filter_map(|o| o.attestation.as_ref()?.next_change(now));
     evaluation
         .exemptions
         .iter()
@@ -533,6 +538,7 @@ fn next_expiry(evaluation: &TargetEvaluation, now: jiff::Timestamp) -> Option<ji
                 .parse::<jiff::Timestamp>()
                 .ok()
         })
+        .chain(tasks)
         .filter(|t| *t > now)
         .min()
 }
@@ -679,7 +685,8 @@ fn remember(
     evaluation
 }
 
-/// The next full evaluation: on the interval, or when an exemption expires if sooner.
+/// The next full evaluation: on the interval, or when an exemption expires or a task becomes
+/// due soon or stale, if sooner.
 fn next_requeue(
     target: &SecureScoreTarget,
     evaluation: &TargetEvaluation,

@@ -374,6 +374,21 @@ impl CompiledAction {
                 message: format!("{field}: {m}"),
             },
         };
+        if check.is_task() {
+            // A task has no CEL: it is judged from the target's attestations.
+            return match super::attestations::task_problem(&self.spec) {
+                Some(message) => Err(ActionProblem {
+                    reason: ProblemReason::InvalidExpression,
+                    message,
+                }),
+                None => Ok(Programs {
+                    rewritten: false,
+                    variables: Vec::new(),
+                    match_conditions: Vec::new(),
+                    validations: Vec::new(),
+                }),
+            };
+        }
         if !check.pod_spec && check.resources.is_empty() {
             return Err(ActionProblem {
                 reason: ProblemReason::InvalidExpression,

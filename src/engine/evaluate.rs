@@ -6,7 +6,7 @@ use super::exemptions::{self, Assessed, Declared};
 use super::ownership::top_owner;
 use super::resource::{Inventory, KindStatus, Resource};
 use super::score::{Counts, Partition, Points, Tally};
-use super::{selector, status};
+use super::{attestations, selector, status};
 use crate::api::{
     ActionState, ExemptionState, MANDATORY_LABEL, ResolutionState, SecureScoreTarget,
     SecureScoreTargetStatus,
@@ -57,6 +57,8 @@ pub struct ActionOutcome {
     pub dominant_error: Option<String>,
     /// Whether the points count (not a preview action).
     pub scored: bool,
+    /// For a task: its latest attestation and when it is due (see [`super::attestations`]).
+    pub attestation: Option<super::attestations::TaskFacts>,
 }
 
 /// What happened to the target.
@@ -306,6 +308,7 @@ pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
         .map(|e| exemptions::assess(e, by_name.get(e.action.as_str()).copied(), input.now))
         .collect();
 
+    let attested = attestations::assess(target, selected.iter().map(|a| a.as_ref()), input.now);
     let mut outcomes = Vec::new();
     for a in &selected {
         let scored = !a.spec.preview;
@@ -321,6 +324,7 @@ pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
                 message: Some(message.clone()),
                 dominant_error: None,
                 scored,
+                attestation: None,
             });
             continue;
         }
@@ -329,8 +333,15 @@ pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
             .position(|j| j.name == a.name)
             .expect("judged actions come from selected");
         let mut list = std::mem::take(&mut judgements[idx]);
+        // A task's one applicable resource is the target, judged from its attestations.
+        let task = attestations::judge(a, target, &attested, input.now);
+        if let Some((_, judged)) = &task {
+            list.extend(judged.iter().cloned());
+        }
         list.sort_by(|x, y| x.0.sort_key().cmp(&y.0.sort_key()));
-        outcomes.push(score_action(a, list, &mut assessed, input.now, scored));
+        let mut outcome = score_action(a, list, &mut assessed, input.now, scored);
+        outcome.attestation = task.map(|(facts, _)| facts);
+        outcomes.push(outcome);
     }
     for a in &mut assessed {
         if a.state == ExemptionState::Active && a.covered == 0 {
@@ -488,5 +499,6 @@ pub(crate) fn summarise(
         message: None,
         dominant_error,
         scored,
+        attestation: None,
     }
 }

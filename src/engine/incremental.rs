@@ -293,10 +293,13 @@ impl Incremental {
         if let Some(o) = old {
             removed_keys.insert(key_of(o));
         }
-        // Forget every verdict of the affected objects.
+        // Forget every verdict of the affected objects (a task's one verdict is on the target,
+        // which no object change affects, even an object with the target's identity).
         for key in &removed_keys {
             for i in 0..self.judged.len() {
-                self.remove_entry(i, key);
+                if !self.judged[i].spec.check.is_task() {
+                    self.remove_entry(i, key);
+                }
             }
         }
         if let Some(o) = old
@@ -486,6 +489,13 @@ impl Incremental {
 
     fn outcome(&self, action: &Arc<CompiledAction>, book: &ActionBook) -> ActionOutcome {
         let mut outcome = super::evaluate::summarise(action, &book.tally, !action.spec.preview);
+        // A task's facts depend on the target and the time of the full evaluation only.
+        outcome.attestation = self
+            .base
+            .actions
+            .iter()
+            .find(|o| o.action.name == action.name)
+            .and_then(|o| o.attestation.clone());
         // The status lists the first findings only: hand it just those.
         outcome.results = book
             .findings

@@ -2,6 +2,7 @@
 //! Nothing here touches the network, awaits, or reads the clock: the caller passes objects,
 //! actions, the target and `now`, and gets back a status value.
 
+pub mod attestations;
 pub mod cel;
 pub mod check;
 pub mod resource;

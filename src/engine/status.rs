@@ -132,6 +132,7 @@ fn row(o: &ActionOutcome) -> ActionResult {
                 .map(|e| format!("EvaluationFailing: most resources fail with: {e}"))
         }),
         findings,
+        attestation: o.attestation.as_ref().map(|f| f.to_status()),
     }
 }
 
@@ -213,6 +214,12 @@ pub fn build(
                 message: a.message.clone(),
             })
             .collect(),
+        attestations: super::attestations::assess(
+            target,
+            outcomes.iter().map(|o| o.action.as_ref()),
+            now,
+        )
+        .declared,
         excluded_actions: excluded,
         observed_generation: generation,
         last_evaluated: Some(now.to_string()),
@@ -510,9 +517,11 @@ fn bound_size(status: &mut SecureScoreTargetStatus) {
             return;
         }
     }
-    status
-        .actions
-        .retain(|a| !matches!(a.state, ActionState::Completed | ActionState::NotApplicable));
+    // Task rows stay: their attestation state is what due-soon Events are computed against.
+    status.actions.retain(|a| {
+        a.attestation.is_some()
+            || !matches!(a.state, ActionState::Completed | ActionState::NotApplicable)
+    });
     while size_of(status) > MAX_STATUS_BYTES && !status.actions.is_empty() {
         let keep = status.actions.len() * 3 / 4;
         status.actions.truncate(keep);

@@ -2,7 +2,7 @@
 //! against the persisted status, so a restart or a new leader neither repeats nor loses them.
 
 use super::evaluate::{Outcome, TargetEvaluation};
-use crate::api::{ActionState, ExemptionState, SecureScoreTargetStatus, Zone};
+use crate::api::{ActionState, ExemptionState, SecureScoreTargetStatus, TaskState, Zone};
 
 /// Exemptions expiring within this many days are announced (once).
 pub const EXPIRING_WITHIN_DAYS: i64 = 7;
@@ -43,6 +43,16 @@ pub enum Transition {
         name: String,
         message: String,
     },
+    /// A task's attestation goes stale within 14 days.
+    AttestationDueSoon {
+        action: String,
+        due_at: String,
+    },
+    /// A task's attestation went stale: the task is to address again.
+    AttestationStale {
+        action: String,
+        due_at: String,
+    },
     ScopeRefused {
         message: String,
     },
@@ -63,6 +73,8 @@ impl Transition {
             Transition::ExemptionExpiring { .. } => "ExemptionExpiring",
             Transition::ExemptionOverdue { .. } => "ExemptionOverdue",
             Transition::InvalidAction { .. } => "InvalidAction",
+            Transition::AttestationDueSoon { .. } => "AttestationDueSoon",
+            Transition::AttestationStale { .. } => "AttestationStale",
             Transition::ScopeRefused { .. } => "ScopeNotAllowed",
             Transition::Degraded { .. } => "Degraded",
         }
@@ -106,6 +118,16 @@ impl Transition {
             }
             Transition::InvalidAction { name, message } => {
                 format!("action {name} cannot be evaluated: {message}")
+            }
+            Transition::AttestationDueSoon { action, due_at } => {
+                format!(
+                    "task {action} is due at {due_at}: attest it again in spec.attestations before then"
+                )
+            }
+            Transition::AttestationStale { action, due_at } => {
+                format!(
+                    "task {action} went stale at {due_at}: it earns no points until attested again"
+                )
             }
             Transition::ScopeRefused { message } | Transition::Degraded { message } => {
                 message.clone()
@@ -245,6 +267,46 @@ pub fn transitions(
                 name: a.name.clone(),
                 message: a.message.clone().unwrap_or_default(),
             });
+        }
+    }
+    out.extend(task_transitions(prev, status));
+    out
+}
+
+/// Tasks that became due soon, or stale after being done: once per transition of the task's
+/// state (a new attestation starts a new cycle).
+fn task_transitions(
+    prev: &SecureScoreTargetStatus,
+    status: &SecureScoreTargetStatus,
+) -> Vec<Transition> {
+    let mut out = Vec::new();
+    for a in &status.actions {
+        let Some(task) = &a.attestation else {
+            continue;
+        };
+        let before = prev
+            .actions
+            .iter()
+            .find(|p| p.name == a.name)
+            .and_then(|p| p.attestation.as_ref());
+        let was = |s: TaskState| before.is_some_and(|b| b.state == s && b.due_at == task.due_at);
+        let due_at = task.due_at.clone().unwrap_or_default();
+        match task.state {
+            TaskState::DueSoon if !was(TaskState::DueSoon) => {
+                out.push(Transition::AttestationDueSoon {
+                    action: a.name.clone(),
+                    due_at,
+                })
+            }
+            TaskState::Stale
+                if before.is_some_and(|b| b.state.is_done() && b.due_at == task.due_at) =>
+            {
+                out.push(Transition::AttestationStale {
+                    action: a.name.clone(),
+                    due_at,
+                })
+            }
+            _ => {}
         }
     }
     out

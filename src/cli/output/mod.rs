@@ -42,6 +42,19 @@ pub struct Scored {
 }
 
 /// `namespace/name` of a target.
+/// Where a finding was declared: its resource's file, or for a task (whose one resource is the
+/// target itself) the target's.
+pub fn finding_source<'a>(
+    s: &'a Scored,
+    o: &crate::engine::ActionOutcome,
+    r: &'a crate::engine::ResourceResult,
+) -> Option<&'a Source> {
+    r.resource
+        .source
+        .as_ref()
+        .or_else(|| o.attestation.as_ref().and(s.source.as_ref()))
+}
+
 pub fn target_name(t: &SecureScoreTarget) -> String {
     format!(
         "{}/{}",

@@ -50,7 +50,7 @@ pub fn render(
                     "ruleIndex": index.get(a.name.as_str()).copied().unwrap_or(0),
                     "level": if a.spec.max_score >= ERROR_FROM_POINTS { "error" } else { "warning" },
                     "message": {"text": format!("{resource}: {message}")},
-                    "locations": [location(&r.resource, r.resource.source.as_ref())],
+                    "locations": [location(&r.resource, super::finding_source(s, o, r))],
                     "properties": {
                         "target": target,
                         "resource": resource,

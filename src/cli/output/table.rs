@@ -409,6 +409,8 @@ fn target(out: &mut String, s: &Scored, actions: &[Arc<CompiledAction>], style: 
         }
     }
 
+    tasks(out, s, style);
+
     // Findings still to address (unresolved or planned), in the ranking's order.
     let findings: Vec<String> = s
         .evaluation
@@ -426,12 +428,12 @@ fn target(out: &mut String, s: &Scored, actions: &[Arc<CompiledAction>], style: 
                     Some((ResolutionState::Planned, _)) => " [Planned]",
                     Some(_) => return None,
                 };
-                let at = r
-                    .resource
-                    .source
-                    .as_ref()
-                    .map(locate)
-                    .unwrap_or_else(|| "(implied by the input)".into());
+                let at = match super::finding_source(s, o, r) {
+                    Some(source) => locate(source),
+                    // A task's finding is on the target itself.
+                    None if o.attestation.is_some() => "(the implicit target)".into(),
+                    None => "(implied by the input)".into(),
+                };
                 Some(format!(
                     "{}: {}{planned}\n      {} {}",
                     safe(&r.resource.display()),
@@ -456,6 +458,73 @@ fn target(out: &mut String, s: &Scored, actions: &[Arc<CompiledAction>], style: 
         for f in findings.iter().take(TOP_FINDINGS) {
             let _ = writeln!(out, "  - {f}");
         }
+    }
+}
+
+/// The target's tasks: state, last attestation (when, by whom, evidence) and when it is due;
+/// then the declared attestations the engine refused.
+fn tasks(out: &mut String, s: &Scored, style: Style) {
+    let status = &s.evaluation.status;
+    let rows: Vec<_> = status
+        .actions
+        .iter()
+        .filter_map(|a| Some((a, a.attestation.as_ref()?)))
+        .collect();
+    let invalid: Vec<_> = status
+        .attestations
+        .iter()
+        .filter(|a| a.state == crate::api::AttestationState::Invalid)
+        .collect();
+    if rows.is_empty() && invalid.is_empty() {
+        return;
+    }
+    out.push('\n');
+    let width = rows
+        .iter()
+        .map(|(a, _)| a.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let state_of = |a: &crate::api::ActionResult, t: &crate::api::TaskAttestation| {
+        let star = if a.preview { "*" } else { "" };
+        format!("{} ({}){star}", a.state.as_str(), t.state.as_str())
+    };
+    let state_width = rows
+        .iter()
+        .map(|(a, t)| state_of(a, t).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let _ = writeln!(
+        out,
+        "  {}",
+        style.bold(&format!(
+            "{}  {}  {}  {}  {}  EVIDENCE",
+            pad("TASK", width),
+            pad("STATE", state_width),
+            pad("ATTESTED", 20),
+            pad("DUE", 20),
+            pad("BY", 16)
+        ))
+    );
+    for (a, t) in rows {
+        let line = format!(
+            "{}  {}  {}  {}  {}  {}",
+            pad(&safe(&a.name), width),
+            pad(&state_of(a, t), state_width),
+            pad(t.attested_at.as_deref().unwrap_or("never"), 20),
+            pad(t.due_at.as_deref().unwrap_or("now"), 20),
+            pad(&safe(t.attested_by.as_deref().unwrap_or("-")), 16),
+            safe(t.evidence.as_deref().unwrap_or("-"))
+        );
+        let _ = writeln!(out, "  {}", line.trim_end());
+    }
+    for a in invalid {
+        let _ = writeln!(
+            out,
+            "  invalid attestation, ignored: {}",
+            safe(a.message.as_deref().unwrap_or_default())
+        );
     }
 }
 
