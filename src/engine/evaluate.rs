@@ -78,6 +78,8 @@ pub struct TargetEvaluation {
     pub exemptions: Vec<Assessed>,
     /// Exact totals in ten-thousandths.
     pub points: Points,
+    /// The controls' scores, when the target uses the SecurityControls model.
+    pub controls: Option<super::controls::ControlScores>,
 }
 
 impl TargetEvaluation {
@@ -163,8 +165,17 @@ pub fn select_actions(
     (chosen, excluded)
 }
 
-/// Evaluate one target.
+/// Evaluate one target (with no SecurityControl known: a target in the SecurityControls
+/// model then scores nothing and lists every action as not in any control).
 pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
+    evaluate_with_controls(input, &[])
+}
+
+/// Evaluate one target; `controls` score it when it uses the SecurityControls model.
+pub fn evaluate_with_controls(
+    input: &TargetInput,
+    controls: &[Arc<crate::api::SecurityControl>],
+) -> TargetEvaluation {
     let target = input.target;
     if target.spec.suspend {
         return status::unevaluated(input, Outcome::Suspended);
@@ -344,6 +355,7 @@ pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
         assessed,
         excluded,
         evaluated_resources,
+        controls,
     )
 }
 
@@ -450,21 +462,7 @@ pub(crate) fn summarise(
     } else {
         Points::of(action.spec.max_score, action.scoring(), counts)
     };
-    let state = if applicable == 0 {
-        ActionState::NotApplicable
-    } else if counts.compliant == applicable {
-        ActionState::Completed
-    } else if counts.unresolved > 0 {
-        ActionState::ToAddress
-    } else if counts.planned > 0 {
-        ActionState::Planned
-    } else if counts.accepted > 0 {
-        ActionState::RiskAccepted
-    } else if tally.alternate > 0 {
-        ActionState::ResolvedAlternate
-    } else {
-        ActionState::ResolvedThirdParty
-    };
+    let state = super::score::state_of(&counts, tally.alternate);
     let dominant_error = tally
         .error_messages
         .iter()

@@ -23,7 +23,9 @@ use super::ownership::{chain_refers_to, top_owner};
 use super::resource::{Inventory, Resource};
 use super::score::Tally;
 use super::status::{self, MAX_FINDINGS};
-use crate::api::{ActionState, ExemptionState, ResolutionState, SecureScoreTarget};
+use crate::api::{
+    ActionState, ExemptionState, ResolutionState, ScoringModel, SecureScoreTarget, SecurityControl,
+};
 use jiff::Timestamp;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -78,6 +80,8 @@ pub struct Incremental {
     in_scope: u64,
     /// The full evaluation path is needed (the scope or the unknown actions may move).
     simple: bool,
+    /// SecurityControls, for a target in the SecurityControls model.
+    controls: Vec<Arc<SecurityControl>>,
 }
 
 impl Incremental {
@@ -89,14 +93,17 @@ impl Incremental {
         now: Timestamp,
         wide_scope_allowed: bool,
     ) -> Incremental {
-        let base = evaluate::evaluate(&TargetInput {
-            target: &target,
-            actions: &actions,
-            inventory: &inventory,
-            now,
-            previous: None,
-            wide_scope_allowed,
-        });
+        let base = evaluate::evaluate_with_controls(
+            &TargetInput {
+                target: &target,
+                actions: &actions,
+                inventory: &inventory,
+                now,
+                previous: None,
+                wide_scope_allowed,
+            },
+            &[],
+        );
         let mut inc = Incremental {
             target,
             actions,
@@ -112,9 +119,22 @@ impl Incremental {
             namespaces: BTreeSet::new(),
             in_scope: 0,
             simple: true,
+            controls: Vec::new(),
         };
         inc.rebuild_books();
         inc
+    }
+
+    /// The SecurityControls that score the target when it uses the SecurityControls model
+    /// (verdicts do not depend on them: nothing is re-judged).
+    pub fn with_controls(mut self, controls: Vec<Arc<SecurityControl>>) -> Incremental {
+        self.set_controls(controls);
+        self
+    }
+
+    /// Replace the SecurityControls (see [`Incremental::with_controls`]).
+    pub fn set_controls(&mut self, controls: Vec<Arc<SecurityControl>>) {
+        self.controls = controls;
     }
 
     pub fn inventory(&self) -> &Inventory {
@@ -262,14 +282,17 @@ impl Incremental {
     }
 
     fn full(&mut self) {
-        self.base = evaluate::evaluate(&TargetInput {
-            target: &self.target,
-            actions: &self.actions,
-            inventory: &self.inventory,
-            now: self.now,
-            previous: None,
-            wide_scope_allowed: self.wide_scope_allowed,
-        });
+        self.base = evaluate::evaluate_with_controls(
+            &TargetInput {
+                target: &self.target,
+                actions: &self.actions,
+                inventory: &self.inventory,
+                now: self.now,
+                previous: None,
+                wide_scope_allowed: self.wide_scope_allowed,
+            },
+            &self.controls,
+        );
         self.rebuild_books();
     }
 
@@ -433,14 +456,17 @@ impl Incremental {
         now: Timestamp,
     ) -> TargetEvaluation {
         if !self.simple {
-            return evaluate::evaluate(&TargetInput {
-                target: &self.target,
-                actions: &self.actions,
-                inventory: &self.inventory,
-                now,
-                previous,
-                wide_scope_allowed: self.wide_scope_allowed,
-            });
+            return evaluate::evaluate_with_controls(
+                &TargetInput {
+                    target: &self.target,
+                    actions: &self.actions,
+                    inventory: &self.inventory,
+                    now,
+                    previous,
+                    wide_scope_allowed: self.wide_scope_allowed,
+                },
+                &self.controls,
+            );
         }
         let mut outcomes = Vec::new();
         for o in &self.base.actions {
@@ -474,23 +500,30 @@ impl Incremental {
             assessed,
             excluded,
             self.in_scope,
+            &self.controls,
         )
     }
 
     fn outcome(&self, action: &Arc<CompiledAction>, book: &ActionBook) -> ActionOutcome {
         let mut outcome = super::evaluate::summarise(action, &book.tally, !action.spec.preview);
-        // The status lists the first findings only: hand it just those.
-        outcome.results = book
-            .findings
-            .iter()
-            .take(MAX_FINDINGS)
-            .filter_map(|k| book.entries.get(k))
-            .map(|e| ResourceResult {
-                resource: e.resource.clone(),
-                verdict: e.verdict.clone(),
-                resolution: e.resolution.clone(),
-            })
-            .collect();
+        let result = |e: &Entry| ResourceResult {
+            resource: e.resource.clone(),
+            verdict: e.verdict.clone(),
+            resolution: e.resolution.clone(),
+        };
+        outcome.results = if self.target.spec.model == ScoringModel::SecurityControls {
+            // The controls judge resources across actions: they need every applicable one
+            // (in key order, as a full evaluation sorts them; the findings come first from it).
+            book.entries.values().map(result).collect()
+        } else {
+            // The status lists the first findings only: hand it just those.
+            book.findings
+                .iter()
+                .take(MAX_FINDINGS)
+                .filter_map(|k| book.entries.get(k))
+                .map(result)
+                .collect()
+        };
         outcome
     }
 }

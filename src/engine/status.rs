@@ -59,6 +59,7 @@ pub fn unevaluated(input: &TargetInput, outcome: Outcome) -> TargetEvaluation {
         actions: Vec::new(),
         exemptions: Vec::new(),
         points: Points::default(),
+        controls: None,
     }
 }
 
@@ -143,10 +144,12 @@ pub fn build(
     assessed: Vec<Assessed>,
     excluded: Vec<String>,
     evaluated_resources: u64,
+    controls: &[std::sync::Arc<crate::api::SecurityControl>],
 ) -> TargetEvaluation {
     let target = input.target;
     let now = input.now;
     let generation = target.metadata.generation;
+    let control_scores = super::controls::score(target.spec.model, controls, &outcomes);
     outcomes.sort_by(rank);
 
     let mut total = Points::default();
@@ -157,6 +160,12 @@ pub fn build(
             .entry(o.action.spec.category)
             .or_default()
             .add(&o.points);
+    }
+    // In the SecurityControls model the controls make the score; categories (sums of the
+    // actions' own points) would not add up to it and are left out.
+    if let Some(c) = &control_scores {
+        total = c.points;
+        by_category.clear();
     }
     let [achieved, mitigated, accepted, planned, unresolved] = hundredths([
         total.achieved,
@@ -218,6 +227,14 @@ pub fn build(
         last_evaluated: Some(now.to_string()),
         evaluated_resources,
         catalog_revision: Some(catalog_revision(&outcomes)),
+        controls: control_scores
+            .as_ref()
+            .map(|c| c.controls.iter().map(|o| o.row()).collect())
+            .unwrap_or_default(),
+        actions_not_in_controls: control_scores
+            .as_ref()
+            .map(|c| c.not_in_controls.clone())
+            .unwrap_or_default(),
         ..Default::default()
     };
 
@@ -347,6 +364,7 @@ pub fn build(
         actions: outcomes,
         exemptions: assessed,
         points: total,
+        controls: control_scores,
     }
 }
 
