@@ -443,3 +443,16 @@ fn builtin_controls_group_every_scored_builtin_action() {
         assert!((1..=10).contains(&c.spec.max_score));
     }
 }
+
+#[test]
+fn more_controls_than_the_status_holds_are_trimmed_but_all_scored() {
+    let inv = inventory(vec![app("web", true, "1.27")]);
+    let controls: Vec<Arc<SecurityControl>> = (0..300)
+        .map(|i| control(&format!("c{i:03}"), 1, &["non-root"]))
+        .collect();
+    let e = eval_controls(&controls_target(""), &two_actions(), &inv, &controls);
+    assert_eq!(e.status.controls.len(), 256);
+    assert!(e.status.truncated);
+    assert_eq!(e.status.score, Some(300.0));
+    assert_eq!(e.status.max_score, Some(300.0));
+}

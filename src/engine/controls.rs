@@ -124,6 +124,11 @@ impl ControlOutcome {
     }
 }
 
+/// Most control rows a status holds (the CRD's `maxItems` for `status.controls`).
+pub const MAX_CONTROL_ROWS: usize = 256;
+/// Most names `status.actionsNotInControls` holds (its `maxItems`).
+pub const MAX_NOT_IN_CONTROLS: usize = 1000;
+
 /// A target's score in the SecurityControls model.
 #[derive(Debug, Clone, Default)]
 pub struct ControlScores {
@@ -133,6 +138,28 @@ pub struct ControlScores {
     pub points: Points,
     /// Selected, scored actions no control groups (they score nothing), by name.
     pub not_in_controls: Vec<String>,
+}
+
+impl ControlScores {
+    /// The status rows (the first [`MAX_CONTROL_ROWS`], ranked) and the actions in no control
+    /// (the first [`MAX_NOT_IN_CONTROLS`]), and whether anything was left out to fit the CRD.
+    pub fn status_rows(&self) -> (Vec<ControlResult>, Vec<String>, bool) {
+        let rows: Vec<ControlResult> = self
+            .controls
+            .iter()
+            .take(MAX_CONTROL_ROWS)
+            .map(ControlOutcome::row)
+            .collect();
+        let not_in: Vec<String> = self
+            .not_in_controls
+            .iter()
+            .take(MAX_NOT_IN_CONTROLS)
+            .cloned()
+            .collect();
+        let trimmed = self.controls.len() > MAX_CONTROL_ROWS
+            || self.not_in_controls.len() > MAX_NOT_IN_CONTROLS;
+        (rows, not_in, trimmed)
+    }
 }
 
 /// Score a target's action outcomes in `model`: `None` in the ImprovementActions model.

@@ -227,16 +227,14 @@ pub fn build(
         last_evaluated: Some(now.to_string()),
         evaluated_resources,
         catalog_revision: Some(catalog_revision(&outcomes)),
-        controls: control_scores
-            .as_ref()
-            .map(|c| c.controls.iter().map(|o| o.row()).collect())
-            .unwrap_or_default(),
-        actions_not_in_controls: control_scores
-            .as_ref()
-            .map(|c| c.not_in_controls.clone())
-            .unwrap_or_default(),
         ..Default::default()
     };
+    if let Some(c) = &control_scores {
+        let (rows, not_in, trimmed) = c.status_rows();
+        status.controls = rows;
+        status.actions_not_in_controls = not_in;
+        status.truncated |= trimmed;
+    }
 
     let previous = input.previous;
     let history_limit = target.spec.history_limit.unwrap_or(DEFAULT_HISTORY_LIMIT) as usize;
