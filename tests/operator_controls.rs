@@ -1,7 +1,8 @@
 //! End-to-end, the SecurityControls model: the real `securescore run` binary against the
 //! in-process Kubernetes API emulation (tests/support). A target with `spec.model:
 //! SecurityControls` gets `status.controls` with hand-computed points, `/metrics` exports the
-//! same values, a changed control re-scores the target, and each control reports Ready.
+//! same values, a changed or deleted control re-scores the target, and each control reports
+//! Ready.
 
 mod support;
 
@@ -185,5 +186,23 @@ async fn a_controls_model_target_gets_control_rows_and_equal_metrics() {
     })
     .await;
     assert_eq!(after["maxScore"].as_f64(), Some(8.0));
+
+    // A deleted control leaves the status and /metrics.
+    server.delete(SC.0, SC.1, "", "images");
+    let after = eventually("the images control gone", WAIT, || {
+        let st = server.status(SST.0, SST.1, "team-a", "team")?;
+        control_row(&st, "images").is_none().then_some(st)
+    })
+    .await;
+    assert_eq!(
+        (after["score"].as_f64(), after["maxScore"].as_f64()),
+        (Some(3.0), Some(4.0))
+    );
+    assert!(after.get("actionsNotInControls").is_none(), "{after}");
+    eventually("the images series gone", WAIT, || {
+        let b = op.scrape();
+        (!b.contains("control=\"images\"") && b.contains("control=\"workloads\"")).then_some(())
+    })
+    .await;
     drop(op);
 }

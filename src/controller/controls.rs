@@ -24,9 +24,17 @@ pub async fn run(shared: Arc<Shared>, stopping: super::Stopping) {
     let api: Api<SecurityControl> = Api::all(shared.client.clone());
     let (reader, writer) = reflector::store();
     let on_event = shared.clone();
+    let mut relisted: Option<std::collections::HashSet<String>> = None;
     let stream = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
         .default_backoff()
         .inspect(move |ev| {
+            // A (re)list names every control that exists: the others were deleted meanwhile.
+            if let Ok(Event::Init) = ev {
+                relisted = Some(std::collections::HashSet::new());
+            }
+            if let (Some(seen), Ok(Event::InitApply(c))) = (relisted.as_mut(), ev) {
+                seen.insert(c.name_any());
+            }
             let changed = match ev {
                 Ok(Event::Delete(c)) => on_event
                     .controls
@@ -47,6 +55,19 @@ pub async fn run(shared: Arc<Shared>, stopping: super::Stopping) {
                         known.insert(name, Arc::new(control));
                         true
                     }
+                }
+                Ok(Event::InitDone) => {
+                    if let Some(seen) = relisted.take() {
+                        on_event
+                            .controls
+                            .write()
+                            .unwrap_or_else(unpoison)
+                            .retain(|name, _| seen.contains(name));
+                    }
+                    on_event
+                        .controls_listed
+                        .store(true, std::sync::atomic::Ordering::Release);
+                    true
                 }
                 _ => false,
             };
@@ -115,6 +136,11 @@ async fn reconcile(control: Arc<SecurityControl>, ctx: Arc<Shared>) -> Result<Ac
     if !ctx.is_leader() {
         return Ok(Action::requeue(Duration::from_secs(30)));
     }
+    // Which actions a control groups is only known once the catalog has loaded (for at most
+    // as long as targets wait for it): no NoActions verdict before that.
+    if !ctx.actions_loaded() && ctx.started.elapsed() < super::targets::ACTION_LOAD_WAIT {
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
     let members = {
         let actions = ctx.actions.read().unwrap_or_else(unpoison);
         crate::engine::controls::members(
@@ -133,6 +159,6 @@ async fn reconcile(control: Arc<SecurityControl>, ctx: Arc<Shared>) -> Result<Ac
         )
         .await?;
     }
-    // Actions come and go: look again in a while.
+    // Actions come and go: look again in a while (the status follows within a minute).
     Ok(Action::requeue(Duration::from_secs(60)))
 }

@@ -57,6 +57,9 @@ pub struct Shared {
     pub actions: RwLock<HashMap<String, Arc<CompiledAction>>>,
     /// The SecurityControls by name (their specs), for targets in the SecurityControls model.
     pub controls: RwLock<HashMap<String, Arc<SecurityControl>>>,
+    /// The SecurityControls' initial list has arrived (targets in the SecurityControls model
+    /// wait for it, as every target waits for the actions).
+    pub controls_listed: std::sync::atomic::AtomicBool,
     /// What each target reads, its incremental state and the changes waiting for it.
     pub states: targets::States,
     pub targets: RwLock<Option<Store<SecureScoreTarget>>>,
@@ -224,6 +227,7 @@ pub async fn run(
         caches,
         actions: RwLock::default(),
         controls: RwLock::default(),
+        controls_listed: std::sync::atomic::AtomicBool::new(false),
         states: targets::States::default(),
         targets: RwLock::default(),
         action_store: RwLock::default(),

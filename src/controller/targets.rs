@@ -328,6 +328,15 @@ async fn gather(target: &SecureScoreTarget, ctx: &Shared) -> Gather {
     if !ctx.actions_loaded() && ctx.started.elapsed() < ACTION_LOAD_WAIT {
         return Gather::Wait(Duration::from_millis(500));
     }
+    // A target scored by SecurityControls waits for their list too (same bound).
+    if target.spec.model == crate::api::ScoringModel::SecurityControls
+        && !ctx
+            .controls_listed
+            .load(std::sync::atomic::Ordering::Acquire)
+        && ctx.started.elapsed() < ACTION_LOAD_WAIT
+    {
+        return Gather::Wait(Duration::from_millis(500));
+    }
     let mut actions: Vec<Arc<CompiledAction>> = ctx
         .actions
         .read()

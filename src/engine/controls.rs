@@ -14,13 +14,15 @@
 //! listed in `status.actionsNotInControls`. The actions' own points are not summed.
 //! Pure: the caller passes the action outcomes (with every applicable resource) and the controls.
 
+use super::check::Verdict;
 use super::evaluate::{ActionOutcome, ResourceResult};
+use super::resource::Resource;
 use super::score::{self, Counts, Points, hundredths};
 use super::selector;
 use crate::api::{
     ActionState, ControlResult, ResolutionState, Scoring, ScoringModel, SecurityControl,
 };
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// How one resource fares under one control: the worst result over the control's actions
@@ -29,7 +31,7 @@ use std::sync::Arc;
 /// (the breakdown's `accepted`, outside `achievableScore`); a Planned fix counts toward
 /// `projectedScore` only when nothing else is left unresolved on that resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Health {
+pub enum Health {
     Compliant,
     ResolvedThirdParty,
     ResolvedAlternate,
@@ -38,17 +40,42 @@ enum Health {
     RiskAccepted,
 }
 
-fn health(r: &ResourceResult) -> Health {
-    if r.verdict.is_compliant() {
+/// The health of one resource under one action: its verdict and the resolution deciding it.
+pub fn health(verdict: &Verdict, resolution: Option<ResolutionState>) -> Health {
+    if verdict.is_compliant() {
         return Health::Compliant;
     }
-    match r.resolution.as_ref().map(|(state, _)| *state) {
+    match resolution {
         None => Health::Unresolved,
         Some(ResolutionState::Planned) => Health::Planned,
         Some(ResolutionState::RiskAccepted) => Health::RiskAccepted,
         Some(ResolutionState::ResolvedAlternate) => Health::ResolvedAlternate,
         Some(ResolutionState::ResolvedThirdParty) => Health::ResolvedThirdParty,
     }
+}
+
+/// A resource's identity: `(namespace, kind, name, group)`.
+pub type ResourceKey<'k> = (&'k str, &'k str, &'k str, &'k str);
+
+/// The identity of `r`.
+pub fn key_of(r: &Resource) -> ResourceKey<'_> {
+    (
+        r.namespace.as_deref().unwrap_or(""),
+        r.kind.as_str(),
+        r.name.as_str(),
+        r.group.as_str(),
+    )
+}
+
+/// Every applicable resource of an outcome carrying all of them (`results`, as the full
+/// evaluation keeps them), with its health.
+pub fn results_of(o: &ActionOutcome) -> impl Iterator<Item = (ResourceKey<'_>, Health)> {
+    o.results.iter().map(|r: &ResourceResult| {
+        (
+            key_of(&r.resource),
+            health(&r.verdict, r.resolution.as_ref().map(|(state, _)| *state)),
+        )
+    })
 }
 
 /// Whether `control` groups the action called `name` with `labels`.
@@ -163,12 +190,17 @@ impl ControlScores {
 }
 
 /// Score a target's action outcomes in `model`: `None` in the ImprovementActions model.
-/// `outcomes` must carry every applicable resource of each action (`results`).
-pub fn score(
+/// `results` gives every applicable resource of an outcome with its health ([`results_of`]
+/// for a full evaluation; the incremental one reads its books).
+pub fn score<'o, 'k, I>(
     model: ScoringModel,
     controls: &[Arc<SecurityControl>],
-    outcomes: &[ActionOutcome],
-) -> Option<ControlScores> {
+    outcomes: &'o [ActionOutcome],
+    results: impl Fn(&'o ActionOutcome) -> I,
+) -> Option<ControlScores>
+where
+    I: Iterator<Item = (ResourceKey<'k>, Health)>,
+{
     if model != ScoringModel::SecurityControls {
         return None;
     }
@@ -182,7 +214,7 @@ pub fn score(
             .filter(|o| groups(control, &o.action.name, &o.action.labels))
             .collect();
         grouped.extend(members.iter().map(|o| o.action.name.as_str()));
-        let outcome = score_control(control, &members);
+        let outcome = score_control(control, &members, &results);
         out.points.add(&outcome.points);
         out.controls.push(outcome);
     }
@@ -203,7 +235,14 @@ pub fn score(
     Some(out)
 }
 
-fn score_control(control: &Arc<SecurityControl>, members: &[&ActionOutcome]) -> ControlOutcome {
+fn score_control<'o, 'k, I>(
+    control: &Arc<SecurityControl>,
+    members: &[&'o ActionOutcome],
+    results: &impl Fn(&'o ActionOutcome) -> I,
+) -> ControlOutcome
+where
+    I: Iterator<Item = (ResourceKey<'k>, Health)>,
+{
     let name = control.metadata.name.clone().unwrap_or_default();
     let mut actions: Vec<String> = members.iter().map(|o| o.action.name.clone()).collect();
     actions.sort();
@@ -228,17 +267,9 @@ fn score_control(control: &Arc<SecurityControl>, members: &[&ActionOutcome]) -> 
         };
     }
     // The worst health of each resource over the actions that apply to it.
-    let mut worst: BTreeMap<(&str, &str, &str, &str), Health> = BTreeMap::new();
+    let mut worst: HashMap<ResourceKey<'k>, Health> = HashMap::new();
     for o in members {
-        for r in &o.results {
-            let res = &r.resource;
-            let key = (
-                res.namespace.as_deref().unwrap_or(""),
-                res.kind.as_str(),
-                res.name.as_str(),
-                res.group.as_str(),
-            );
-            let h = health(r);
+        for (key, h) in results(o) {
             worst
                 .entry(key)
                 .and_modify(|w| *w = (*w).max(h))

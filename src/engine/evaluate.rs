@@ -348,6 +348,12 @@ pub fn evaluate_with_controls(
     } else {
         Outcome::Evaluated
     };
+    let control_scores = super::controls::score(
+        target.spec.model,
+        controls,
+        &outcomes,
+        super::controls::results_of,
+    );
     status::build(
         input,
         outcome,
@@ -355,7 +361,7 @@ pub fn evaluate_with_controls(
         assessed,
         excluded,
         evaluated_resources,
-        controls,
+        control_scores,
     )
 }
 

@@ -24,7 +24,7 @@ use super::resource::{Inventory, Resource};
 use super::score::Tally;
 use super::status::{self, MAX_FINDINGS};
 use crate::api::{
-    ActionState, ExemptionState, ResolutionState, ScoringModel, SecureScoreTarget, SecurityControl,
+    ActionState, ExemptionState, ResolutionState, SecureScoreTarget, SecurityControl,
 };
 use jiff::Timestamp;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -486,6 +486,29 @@ impl Incremental {
             }
         }
         let excluded = select_actions(&self.target, &self.actions).1;
+        // The controls judge resources across actions: they read every kept verdict, in place.
+        let book_of: HashMap<&str, &ActionBook> = self
+            .judged
+            .iter()
+            .zip(&self.books)
+            .map(|(a, b)| (a.name.as_str(), b))
+            .collect();
+        let control_scores =
+            super::controls::score(self.target.spec.model, &self.controls, &outcomes, |o| {
+                book_of
+                    .get(o.action.name.as_str())
+                    .into_iter()
+                    .flat_map(|b| b.entries.iter())
+                    .map(|(k, e)| {
+                        (
+                            (k.0.as_str(), k.1.as_str(), k.2.as_str(), k.3.as_str()),
+                            super::controls::health(
+                                &e.verdict,
+                                e.resolution.as_ref().map(|(state, _)| *state),
+                            ),
+                        )
+                    })
+            });
         status::build(
             &TargetInput {
                 target: &self.target,
@@ -500,30 +523,24 @@ impl Incremental {
             assessed,
             excluded,
             self.in_scope,
-            &self.controls,
+            control_scores,
         )
     }
 
     fn outcome(&self, action: &Arc<CompiledAction>, book: &ActionBook) -> ActionOutcome {
         let mut outcome = super::evaluate::summarise(action, &book.tally, !action.spec.preview);
-        let result = |e: &Entry| ResourceResult {
-            resource: e.resource.clone(),
-            verdict: e.verdict.clone(),
-            resolution: e.resolution.clone(),
-        };
-        outcome.results = if self.target.spec.model == ScoringModel::SecurityControls {
-            // The controls judge resources across actions: they need every applicable one
-            // (in key order, as a full evaluation sorts them; the findings come first from it).
-            book.entries.values().map(result).collect()
-        } else {
-            // The status lists the first findings only: hand it just those.
-            book.findings
-                .iter()
-                .take(MAX_FINDINGS)
-                .filter_map(|k| book.entries.get(k))
-                .map(result)
-                .collect()
-        };
+        // The status lists the first findings only: hand it just those.
+        outcome.results = book
+            .findings
+            .iter()
+            .take(MAX_FINDINGS)
+            .filter_map(|k| book.entries.get(k))
+            .map(|e| ResourceResult {
+                resource: e.resource.clone(),
+                verdict: e.verdict.clone(),
+                resolution: e.resolution.clone(),
+            })
+            .collect();
         outcome
     }
 }

@@ -144,12 +144,11 @@ pub fn build(
     assessed: Vec<Assessed>,
     excluded: Vec<String>,
     evaluated_resources: u64,
-    controls: &[std::sync::Arc<crate::api::SecurityControl>],
+    control_scores: Option<super::controls::ControlScores>,
 ) -> TargetEvaluation {
     let target = input.target;
     let now = input.now;
     let generation = target.metadata.generation;
-    let control_scores = super::controls::score(target.spec.model, controls, &outcomes);
     outcomes.sort_by(rank);
 
     let mut total = Points::default();
