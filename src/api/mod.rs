@@ -33,28 +33,26 @@ const DEFAULT_MAX_ITEMS: u64 = 64;
 /// Bound given to strings that the Rust types leave unbounded.
 const DEFAULT_MAX_LENGTH: u64 = 1024;
 
-/// The CRDs, in a stable order (ImprovementAction, SecureScoreTarget, SecurityControl). Every array gets `maxItems` and
-/// every string `maxLength`, so CRD CEL rules stay within the API server's cost budget.
+/// The CRDs, in a stable order (ImprovementAction, SecureScoreTarget, SecurityControl). Every
+/// array gets `maxItems` and every string `maxLength`, so CRD CEL rules stay within the API
+/// server's cost budget.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    [
-        ImprovementAction::crd(),
-        SecureScoreTarget::crd(),
-        SecurityControl::crd(),
-    ]
-    .into_iter()
-    .map(|mut crd| {
-        for version in &mut crd.spec.versions {
-            if let Some(schema) = version
-                .schema
-                .as_mut()
-                .and_then(|s| s.open_api_v3_schema.as_mut())
-            {
-                bound_schema(schema);
+    [ImprovementAction::crd(), SecureScoreTarget::crd()]
+        .into_iter()
+        .chain([SecurityControl::crd()])
+        .map(|mut crd| {
+            for version in &mut crd.spec.versions {
+                if let Some(schema) = version
+                    .schema
+                    .as_mut()
+                    .and_then(|s| s.open_api_v3_schema.as_mut())
+                {
+                    bound_schema(schema);
+                }
             }
-        }
-        crd
-    })
-    .collect()
+            crd
+        })
+        .collect()
 }
 
 fn bound_schema(

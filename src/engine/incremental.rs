@@ -93,17 +93,15 @@ impl Incremental {
         now: Timestamp,
         wide_scope_allowed: bool,
     ) -> Incremental {
-        let base = evaluate::evaluate_with_controls(
-            &TargetInput {
-                target: &target,
-                actions: &actions,
-                inventory: &inventory,
-                now,
-                previous: None,
-                wide_scope_allowed,
-            },
-            &[],
-        );
+        // The base keeps verdicts and Unknown actions; the controls score from the books.
+        let base = evaluate::evaluate(&TargetInput {
+            target: &target,
+            actions: &actions,
+            inventory: &inventory,
+            now,
+            previous: None,
+            wide_scope_allowed,
+        });
         let mut inc = Incremental {
             target,
             actions,
