@@ -25,12 +25,14 @@ pub const EVALUATION_RESULTS: [&str; 4] = ["success", "degraded", "suspended", "
 
 /// The `{kind, reason}` pairs `securescore_reconcile_errors_total` can carry (started at zero,
 /// so that `increase()` sees the very first error).
-pub const RECONCILE_ERRORS: [(&str, &str); 6] = [
+pub const RECONCILE_ERRORS: [(&str, &str); 8] = [
     ("SecureScoreTarget", "ApiError"),
     ("SecureScoreTarget", "Conflict"),
     ("SecureScoreTarget", "EvaluationPanicked"),
     ("ImprovementAction", "ApiError"),
     ("ImprovementAction", "Conflict"),
+    ("SecurityControl", "ApiError"),
+    ("SecurityControl", "Conflict"),
     ("Lease", "ApiError"),
 ];
 
@@ -369,6 +371,17 @@ pub fn target_families(
         "Passed controls divided by counted controls per framework (0-1); absent when none is counted.",
         &fw_labels[..3],
     );
+    let c_labels = ["namespace", "target", "control"];
+    let c_score = gauge(
+        "securescore_control_score",
+        "Points achieved per security control (targets in the SecurityControls model only).",
+        &c_labels,
+    );
+    let c_max = gauge(
+        "securescore_control_max_score",
+        "Points available per security control (0 when NotApplicable; SecurityControls model only).",
+        &c_labels,
+    );
     let exp = gauge(
         "securescore_exemption_expiry_timestamp_seconds",
         "When a declared exemption expires (Unix time); invalid and open-ended exemptions have none.",
@@ -407,7 +420,13 @@ pub fn target_families(
         )));
         let mut cats: std::collections::BTreeMap<&str, crate::engine::score::Points> =
             Default::default();
-        for o in e.actions.iter().filter(|o| o.scored) {
+        // In the SecurityControls model the categories (sums of the actions' own points) do
+        // not add up to the score: the status has none, and neither have the metrics.
+        for o in e
+            .actions
+            .iter()
+            .filter(|o| o.scored && e.controls.is_none())
+        {
             cats.entry(o.action.spec.category.as_str())
                 .or_default()
                 .add(&o.points);
@@ -455,6 +474,11 @@ pub fn target_families(
                     .with_label_values(&fl)
                     .set(f.passed as f64 / f.total as f64);
             }
+        }
+        for c in e.controls.iter().flat_map(|c| &c.controls) {
+            let cl = [s.namespace, s.name, c.name.as_str()];
+            c_score.with_label_values(&cl).set(points(c.points.score()));
+            c_max.with_label_values(&cl).set(points(c.points.max()));
         }
         for x in &e.exemptions {
             if x.state == crate::api::ExemptionState::Invalid {

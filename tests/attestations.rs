@@ -615,7 +615,10 @@ fn an_object_with_the_targets_identity_does_not_move_a_task_incrementally() {
     inc.upsert(Arc::new(Resource::new(same, None).unwrap()));
     let e = inc.evaluation();
     let r = row(&e, TASK);
-    assert_eq!((r.state, r.applicable, r.score), (ActionState::Completed, 1, 8.0));
+    assert_eq!(
+        (r.state, r.applicable, r.score),
+        (ActionState::Completed, 1, 8.0)
+    );
     let full = eval(&target, &actions(), inc.inventory());
     assert_eq!(
         serde_json::to_value(&e.status).unwrap(),

@@ -452,7 +452,11 @@ fn expected_cluster_role(
             ((g.clone(), r.clone()), v)
         })
         .collect();
-    for r in ["improvementactions", "securescoretargets"] {
+    for r in [
+        "improvementactions",
+        "securescoretargets",
+        "securitycontrols",
+    ] {
         expected.insert(
             ("securescore.io".into(), r.into()),
             verbs(&["get", "list", "watch"]),
@@ -541,8 +545,48 @@ fn chart_crds_are_the_generated_crds() {
         names,
         BTreeSet::from([
             "improvementactions.securescore.io",
-            "securescoretargets.securescore.io"
+            "securescoretargets.securescore.io",
+            "securitycontrols.securescore.io"
         ])
+    );
+}
+
+#[test]
+fn chart_ships_the_built_in_controls_the_binary_embeds() {
+    let docs = rendered(&chart_dir(), &[]);
+    let shipped: BTreeMap<String, Value> = of_kind(&docs, "SecurityControl")
+        .into_iter()
+        .map(|c| {
+            (
+                str_at(c, &["metadata", "name"]).expect("name").to_string(),
+                c["spec"].clone(),
+            )
+        })
+        .collect();
+    let embedded = securescore::catalog::builtin_controls().expect("built-in controls");
+    assert_eq!(shipped.len(), embedded.len());
+    for c in &embedded {
+        let name = c.metadata.name.clone().expect("name");
+        let spec: Value = serde_yaml_ng::to_value(&c.spec).expect("spec");
+        assert_eq!(shipped.get(&name), Some(&spec), "control {name}");
+    }
+    let off = rendered(&chart_dir(), &["--set", "controls.enabled=false"]);
+    assert!(of_kind(&off, "SecurityControl").is_empty());
+    let one_off = rendered(
+        &chart_dir(),
+        &["--set", "controls.disabled={protect-secrets}"],
+    );
+    assert_eq!(
+        of_kind(&one_off, "SecurityControl").len(),
+        embedded.len() - 1
+    );
+    let bad = try_render(&chart_dir(), &["--set", "controls.disabled={bogus}"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("controls.disabled: \"bogus\" is not a built-in SecurityControl"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
     );
 }
 
@@ -1412,9 +1456,10 @@ fn kube_prometheus_stack_example_lets_prometheus_find_and_reach_the_metrics() {
 // Offline validation against the Kubernetes schemas
 
 /// Kinds defined by CRDs, which kubernetes-validate has no schema for and reports as skipped.
-const CRD_KINDS: [&str; 4] = [
+const CRD_KINDS: [&str; 5] = [
     "ImprovementAction",
     "SecureScoreTarget",
+    "SecurityControl",
     "ServiceMonitor",
     "PrometheusRule",
 ];

@@ -210,3 +210,59 @@ fn enum_values_only() {
         .to_string();
     assert!(err.contains("Network"), "{err}");
 }
+
+#[test]
+fn security_control_is_cluster_scoped_with_its_short_name_and_columns() {
+    let crds = securescore::api::crds();
+    let sc = crds
+        .iter()
+        .find(|c| c.spec.names.kind == "SecurityControl")
+        .expect("a SecurityControl CRD");
+    assert_eq!(sc.spec.scope, "Cluster");
+    // `sc` is kubectl's short name for StorageClass: ours must not shadow it.
+    assert_eq!(
+        sc.spec.names.short_names.as_deref(),
+        Some(&["secctl".to_string()][..])
+    );
+    let cols: Vec<_> = sc.spec.versions[0]
+        .additional_printer_columns
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(cols, ["Title", "Max", "Ready", "Age"]);
+}
+
+fn validate_control(spec: serde_json::Value) -> Result<(), String> {
+    let c: securescore::api::SecurityControl = serde_json::from_value(serde_json::json!({
+        "apiVersion": "securescore.io/v1alpha1", "kind": "SecurityControl",
+        "metadata": {"name": "c"}, "spec": spec
+    }))
+    .map_err(|e| e.to_string())?;
+    c.validate_cel().map_err(|e| format!("{e:?}"))
+}
+
+#[test]
+fn admission_requires_a_control_to_group_actions_by_name_or_selector() {
+    let none = validate_control(serde_json::json!({"title": "T", "maxScore": 5}));
+    assert!(
+        none.as_ref()
+            .is_err_and(|e| e.contains("actions (by name) or an actionSelector")),
+        "{none:?}"
+    );
+    assert_eq!(
+        validate_control(serde_json::json!({"title": "T", "maxScore": 5, "actions": ["a"]})),
+        Ok(())
+    );
+    assert_eq!(
+        validate_control(serde_json::json!({"title": "T", "maxScore": 5, "actionSelector": {}})),
+        Ok(())
+    );
+    let big =
+        validate_control(serde_json::json!({"title": "T", "maxScore": 101, "actions": ["a"]}));
+    assert!(
+        big.as_ref().is_err_and(|e| e.contains("between 1 and 100")),
+        "{big:?}"
+    );
+}

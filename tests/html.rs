@@ -15,6 +15,10 @@ const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const NOW: &str = "2026-11-27T12:00:00Z";
 
 fn scan(format: &str) -> String {
+    scan_with(format, &[])
+}
+
+fn scan_with(format: &str, extra: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_securescore"))
         .args([
             "scan",
@@ -27,6 +31,7 @@ fn scan(format: &str) -> String {
             "--format",
             format,
         ])
+        .args(extra)
         .current_dir(REPO)
         .output()
         .expect("securescore runs");
@@ -148,6 +153,51 @@ fn the_html_report_renders_in_chromium_with_the_numbers_of_the_json_output() {
             assert_eq!(field(row, "applicable"), number(&a["applicable"]));
         }
     }
+}
+
+#[test]
+fn the_html_report_shows_the_security_controls_of_a_controls_model_target() {
+    let model = ["--model", "SecurityControls"];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = dir.path().join("report.html");
+    std::fs::write(&page, scan_with("html", &model)).expect("write page");
+    let list: Value = serde_json::from_str(&scan_with("json", &model)).expect("JSON");
+    let (dom, log) = render(&page);
+    assert!(page_problems(&log).is_empty(), "{:#?}", page_problems(&log));
+    let mut rows = 0;
+    for item in list["items"].as_array().expect("items") {
+        let name = format!(
+            "{}/{}",
+            item["metadata"]["namespace"].as_str().expect("namespace"),
+            item["metadata"]["name"].as_str().expect("name")
+        );
+        let start = dom
+            .find(&format!("data-target=\"{name}\""))
+            .unwrap_or_else(|| panic!("section of {name}"));
+        let end = dom[start..]
+            .find("</section>")
+            .map_or(dom.len(), |e| start + e);
+        let section = &dom[start..end];
+        for c in item["status"]["controls"].as_array().expect("controls") {
+            let at = section
+                .find(&format!(
+                    "data-control=\"{}\"",
+                    c["name"].as_str().expect("name")
+                ))
+                .unwrap_or_else(|| panic!("row of control {}", c["name"]));
+            let row = &section[at..];
+            let number = |v: &Value| v.as_f64().expect("a number");
+            assert!((field(row, "score") - number(&c["score"])).abs() < 0.005);
+            assert!((field(row, "maxScore") - number(&c["maxScore"])).abs() < 0.005);
+            assert_eq!(field(row, "healthy"), number(&c["healthy"]));
+            assert_eq!(field(row, "applicable"), number(&c["applicable"]));
+            rows += 1;
+        }
+    }
+    assert!(
+        rows >= 12,
+        "two targets with the built-in controls: {rows} rows"
+    );
 }
 
 /// The console check is not blind: a page that logs an error is caught.

@@ -8,10 +8,12 @@ mod support;
 #[path = "../benches/support/synth.rs"]
 mod synth;
 
-use securescore::api::SecureScoreTarget;
+use securescore::api::{ScoringModel, SecureScoreTarget, SecurityControl};
 use securescore::engine::evaluate::implicit_cluster_target;
 use securescore::engine::incremental::Incremental;
-use securescore::engine::{CompiledAction, Inventory, Resource, TargetInput, evaluate};
+use securescore::engine::{
+    CompiledAction, Inventory, Resource, TargetInput, evaluate, evaluate_with_controls,
+};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use synth::Rng;
@@ -43,14 +45,26 @@ fn target_with_exemptions() -> SecureScoreTarget {
 }
 
 fn full(target: &SecureScoreTarget, actions: &[Arc<CompiledAction>], inv: &Inventory) -> Value {
-    let e = evaluate(&TargetInput {
-        target,
-        actions,
-        inventory: inv,
-        now: now(),
-        previous: None,
-        wide_scope_allowed: true,
-    });
+    full_with_controls(target, actions, inv, &[])
+}
+
+fn full_with_controls(
+    target: &SecureScoreTarget,
+    actions: &[Arc<CompiledAction>],
+    inv: &Inventory,
+    controls: &[Arc<SecurityControl>],
+) -> Value {
+    let e = evaluate_with_controls(
+        &TargetInput {
+            target,
+            actions,
+            inventory: inv,
+            now: now(),
+            previous: None,
+            wide_scope_allowed: true,
+        },
+        controls,
+    );
     serde_json::to_value(&e.status).expect("status serialises")
 }
 
@@ -216,6 +230,15 @@ fn cluster(seed: u64) -> Vec<Arc<Resource>> {
 }
 
 fn run(seed: u64, steps: usize, target: SecureScoreTarget) {
+    run_with_controls(seed, steps, target, Vec::new())
+}
+
+fn run_with_controls(
+    seed: u64,
+    steps: usize,
+    target: SecureScoreTarget,
+    controls: Vec<Arc<SecurityControl>>,
+) {
     let actions = catalog();
     let objects = cluster(seed);
     let mut inc = Incremental::new(
@@ -224,11 +247,12 @@ fn run(seed: u64, steps: usize, target: SecureScoreTarget) {
         Inventory::complete(objects),
         now(),
         true,
-    );
+    )
+    .with_controls(controls.clone());
     let first = serde_json::to_value(&inc.evaluation().status).expect("status");
     assert_eq!(
         first,
-        full(&target, &actions, inc.inventory()),
+        full_with_controls(&target, &actions, inc.inventory(), &controls),
         "seed {seed}: before any change"
     );
     let mut rng = Rng::new(seed);
@@ -238,7 +262,7 @@ fn run(seed: u64, steps: usize, target: SecureScoreTarget) {
     for step in 0..steps {
         history.push(change(&mut rng, &mut inc));
         let got = serde_json::to_value(&inc.evaluation().status).expect("status");
-        let want = full(&target, &actions, inc.inventory());
+        let want = full_with_controls(&target, &actions, inc.inventory(), &controls);
         assert_eq!(got, want, "seed {seed} step {step}: after {history:?}");
         if got != last {
             moved += 1;
@@ -350,6 +374,32 @@ fn random_changes_match_a_full_evaluation_with_attestations() {
         .count();
     assert_eq!(invalid, 2);
     run(11, 30, target);
+}
+
+#[test]
+fn random_changes_match_a_full_evaluation_in_the_security_controls_model() {
+    let controls: Vec<Arc<SecurityControl>> = securescore::catalog::builtin_controls()
+        .expect("built-in controls")
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    for (seed, mut target) in [
+        (4, implicit_cluster_target("inc", "default")),
+        (8, target_with_exemptions()),
+    ] {
+        target.spec.model = ScoringModel::SecurityControls;
+        // The controls really score the target (not an empty model that trivially agrees).
+        let inv = Inventory::complete(cluster(seed));
+        let status = full_with_controls(&target, &catalog(), &inv, &controls);
+        let rows = status["controls"].as_array().expect("controls rows");
+        assert_eq!(rows.len(), controls.len());
+        assert!(
+            rows.iter()
+                .any(|r| r["unhealthy"].as_u64() > Some(0) && r["healthy"].as_u64() > Some(0)),
+            "{rows:?}"
+        );
+        run_with_controls(seed, 40, target, controls.clone());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

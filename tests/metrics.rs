@@ -733,15 +733,35 @@ fn the_tokenizer_finds_metric_names_in_promql() {
 async fn a_real_scrape_passes_promtool_has_every_metric_and_drops_deleted_objects() {
     let server = ApiServer::start().await;
     scenario(&server);
+    // A second target in the SecurityControls model, so that the control series exist too.
+    server
+        .create(json!({
+            "apiVersion": "securescore.io/v1alpha1", "kind": "SecurityControl",
+            "metadata": {"name": "workloads"},
+            "spec": {"title": "Workloads", "maxScore": 8, "actions": ["non-root"]}
+        }))
+        .expect("control created");
+    server
+        .create(json!({
+            "apiVersion": "securescore.io/v1alpha1", "kind": "SecureScoreTarget",
+            "metadata": {"name": "team-controls", "namespace": "team-a"},
+            "spec": {"model": "SecurityControls", "interval": "1h"}
+        }))
+        .expect("controls target created");
     let op = Operator::start(&server, &[]);
     eventually("the target's status", WAIT, || status_percentage(&server)).await;
-    let body = eventually("per-action series in a scrape", WAIT, || {
-        let b = op.scrape();
-        (b.contains("securescore_action_state{")
-            && b.contains("securescore_exemption_expiry")
-            && b.contains("securescore_attestation_due_timestamp_seconds{"))
-        .then_some(b)
-    })
+    let body = eventually(
+        "per-action and per-control series in a scrape",
+        WAIT,
+        || {
+            let b = op.scrape();
+            (b.contains("securescore_action_state{")
+                && b.contains("securescore_exemption_expiry")
+                && b.contains("securescore_attestation_due_timestamp_seconds{")
+                && b.contains("securescore_control_score{"))
+            .then_some(b)
+        },
+    )
     .await;
 
     let (ok, out) = promtool(&["check", "metrics"], Some(&body));

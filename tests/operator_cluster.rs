@@ -713,6 +713,20 @@ async fn every_example_and_catalog_action_is_accepted_by_the_server() {
         applied.lines().count() >= 40,
         "every catalog action applies: {applied}"
     );
+    // The built-in SecurityControls, as the chart ships them.
+    let controls: Vec<&str> = securescore::catalog::control_files()
+        .iter()
+        .map(|(_, yaml)| *yaml)
+        .collect();
+    let applied = cluster.kubectl_with_input(
+        &["apply", "--server-side", "--dry-run=server", "-f", "-"],
+        &controls.join("\n---\n"),
+    );
+    assert_eq!(
+        applied.lines().count(),
+        controls.len(),
+        "every built-in control applies: {applied}"
+    );
 }
 
 /// An invalid input, the CRD message the server must answer with, and the YAML.
@@ -776,6 +790,13 @@ fn invalid_inputs(namespace: &str) -> Vec<Invalid> {
             what: "zones.okay above zones.good",
             message: "zones.okay must not exceed zones.good",
             object: target(namespace, json!({"zones": {"good": 50, "okay": 80}})),
+        },
+        Invalid {
+            what: "security control grouping no action",
+            message: "a control needs actions (by name) or an actionSelector",
+            object: json!({"apiVersion": GROUP_VERSION, "kind": "SecurityControl",
+                "metadata": {"name": format!("e2e-invalid-{}", suffix())},
+                "spec": {"title": "t", "maxScore": 5}}),
         },
         Invalid {
             what: "check with neither resources nor podSpec",

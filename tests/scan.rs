@@ -779,7 +779,7 @@ fn a_wrong_kind_in_an_actions_file_is_reported() {
     );
     assert_skipped(
         &r,
-        "actions.yaml:1: Pod default/root-pod: --actions files hold ImprovementActions (securescore.io/v1alpha1) only",
+        "actions.yaml:1: Pod default/root-pod: --actions files hold ImprovementActions and SecurityControls (securescore.io/v1alpha1) only",
     );
 }
 

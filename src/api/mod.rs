@@ -6,6 +6,7 @@
 mod action;
 mod attestation;
 mod common;
+mod control;
 mod interval;
 pub mod schema;
 mod target;
@@ -13,6 +14,7 @@ mod target;
 pub use action::*;
 pub use attestation::*;
 pub use common::*;
+pub use control::*;
 pub use interval::{MIN_INTERVAL, parse_interval, parse_period};
 pub use target::*;
 
@@ -36,11 +38,13 @@ const DEFAULT_MAX_ITEMS: u64 = 64;
 /// Bound given to strings that the Rust types leave unbounded.
 const DEFAULT_MAX_LENGTH: u64 = 1024;
 
-/// Both CRDs, in a stable order (ImprovementAction first). Every array gets `maxItems` and
-/// every string `maxLength`, so CRD CEL rules stay within the API server's cost budget.
+/// The CRDs, in a stable order (ImprovementAction, SecureScoreTarget, SecurityControl). Every
+/// array gets `maxItems` and every string `maxLength`, so CRD CEL rules stay within the API
+/// server's cost budget.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     [ImprovementAction::crd(), SecureScoreTarget::crd()]
         .into_iter()
+        .chain([SecurityControl::crd()])
         .map(|mut crd| {
             for version in &mut crd.spec.versions {
                 if let Some(schema) = version

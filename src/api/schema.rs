@@ -67,8 +67,8 @@ fn schemas() -> &'static BTreeMap<String, JSONSchemaProps> {
     })
 }
 
-/// Check one object of our kinds (`ImprovementAction`, `SecureScoreTarget`) against its CRD's
-/// schema. An unknown kind has no schema here and no violation.
+/// Check one object of our kinds (`ImprovementAction`, `SecureScoreTarget`, `SecurityControl`)
+/// against its CRD's schema. An unknown kind has no schema here and no violation.
 pub fn validate(kind: &str, object: &Value) -> Vec<SchemaViolation> {
     let Some(schema) = schemas().get(kind) else {
         return Vec::new();
@@ -515,6 +515,39 @@ mod tests {
         assert!(
             missing.is_empty(),
             "fields without a description: {missing:#?}"
+        );
+    }
+
+    #[test]
+    fn security_controls_are_held_to_their_whole_schema() {
+        let control = |spec: Value| {
+            json!({"apiVersion": "securescore.io/v1alpha1", "kind": "SecurityControl",
+                   "metadata": {"name": "c"}, "spec": spec})
+        };
+        let ok = validate(
+            "SecurityControl",
+            &control(json!({"title": "Restrict", "maxScore": 8, "actions": ["a"]})),
+        );
+        assert!(ok.is_empty(), "{ok:?}");
+        let v = validate(
+            "SecurityControl",
+            &control(json!({"title": "", "maxScore": 0, "actions": [""], "weight": 3})),
+        );
+        assert_eq!(
+            paths(&v),
+            [
+                "spec.actions[0]",
+                "spec.maxScore",
+                "spec.title",
+                "spec.weight"
+            ],
+            "{v:?}"
+        );
+        let missing = validate("SecurityControl", &control(json!({"actions": ["a"]})));
+        assert_eq!(
+            paths(&missing),
+            ["spec.maxScore", "spec.title"],
+            "{missing:?}"
         );
     }
 

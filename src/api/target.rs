@@ -75,6 +75,35 @@ pub struct SecureScoreTargetSpec {
     /// Stop evaluating; status keeps its last values.
     #[serde(default, skip_serializing_if = "is_false")]
     pub suspend: bool,
+    /// How the score is made: `ImprovementActions` (default; the sum of the actions' points)
+    /// or `SecurityControls` (Defender for Cloud's model: the sum of the SecurityControls'
+    /// points, where a resource counts as healthy only when every applicable action of the
+    /// control judges it compliant or resolved).
+    #[serde(default, skip_serializing_if = "ScoringModel::is_default")]
+    pub model: ScoringModel,
+}
+
+/// How a target's score is made.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ScoringModel {
+    /// Score = the sum of the selected improvement actions' points.
+    #[default]
+    ImprovementActions,
+    /// Score = the sum of the SecurityControls' points; the actions' own points are not used.
+    SecurityControls,
+}
+
+impl ScoringModel {
+    pub fn is_default(&self) -> bool {
+        *self == ScoringModel::ImprovementActions
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScoringModel::ImprovementActions => "ImprovementActions",
+            ScoringModel::SecurityControls => "SecurityControls",
+        }
+    }
 }
 
 /// What a target evaluates.
@@ -355,6 +384,15 @@ pub struct SecureScoreTargetStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20), inner(length(max = 63)))]
     pub products_not_detected: Vec<String>,
+    /// Security controls ranked by points to gain; only in the SecurityControls model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub controls: Vec<ControlResult>,
+    /// Selected, scored actions that no SecurityControl groups: evaluated and listed, but they
+    /// score nothing in the SecurityControls model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000), inner(length(max = 253)))]
+    pub actions_not_in_controls: Vec<String>,
 }
 
 /// How a target fares against one framework's controls.
@@ -380,6 +418,44 @@ pub struct FrameworkStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50), inner(length(max = 256)))]
     pub failed_controls: Vec<String>,
+}
+
+/// One security control's result for a target (SecurityControls model).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlResult {
+    /// Name of the SecurityControl.
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// Title of the control.
+    #[schemars(length(max = 128))]
+    pub title: String,
+    /// NotApplicable (no applicable resource), Unknown (an action of the control is Unknown),
+    /// Completed (every resource compliant), ToAddress, Planned, RiskAccepted,
+    /// ResolvedAlternate or ResolvedThirdParty (the worst resource decides, as for an action).
+    pub state: ActionState,
+    /// Points: maxScore × healthy ÷ applicable (2 decimals).
+    pub score: f64,
+    /// The control's maxScore (0 when NotApplicable).
+    pub max_score: f64,
+    /// Points still to gain by making the unhealthy resources healthy.
+    pub points_to_gain: f64,
+    /// Applicable resources compliant (or resolved by a third party or an alternate control)
+    /// under every applicable action of the control.
+    pub healthy: u64,
+    /// Applicable resources failing at least one applicable action of the control (accepted
+    /// risks included: they never count as healthy).
+    pub unhealthy: u64,
+    /// Resources at least one applicable action of the control applies to.
+    pub applicable: u64,
+    /// The selected, scored actions the control groups for this target, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(max = 253)))]
+    pub actions: Vec<String>,
+    /// Why the control is Unknown, or other context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub message: Option<String>,
 }
 
 /// Where a target's points are.

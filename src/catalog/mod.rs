@@ -1,10 +1,15 @@
-//! The built-in improvement actions, embedded from `charts/securescore/catalog/` (the same
-//! files the Helm chart renders: one source of truth).
+//! The built-in improvement actions, embedded from `charts/securescore/catalog/`, and the
+//! built-in security controls, from `charts/securescore/controls/` (the same files the Helm
+//! chart renders: one source of truth).
 
-use crate::api::ImprovementAction;
+use crate::api::{ImprovementAction, SecurityControl};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/catalog_files.rs"));
+}
+
+mod embedded_controls {
+    include!(concat!(env!("OUT_DIR"), "/control_files.rs"));
 }
 
 /// The frameworks the built-in actions map their controls to, spelled exactly as their
@@ -32,22 +37,39 @@ pub fn files() -> &'static [(&'static str, &'static str)] {
 
 /// The built-in actions, in file-name order.
 pub fn builtin() -> Result<Vec<ImprovementAction>, CatalogError> {
-    files()
+    parse_files(files())
+}
+
+/// Parse embedded files, each named after the object's `metadata.name`.
+fn parse_files<T>(files: &'static [(&'static str, &'static str)]) -> Result<Vec<T>, CatalogError>
+where
+    T: serde::de::DeserializeOwned + kube::Resource,
+{
+    files
         .iter()
         .map(|(file, yaml)| {
-            let action: ImprovementAction =
-                serde_yaml_ng::from_str(yaml).map_err(|e| CatalogError {
-                    file,
-                    message: e.to_string(),
-                })?;
+            let object: T = serde_yaml_ng::from_str(yaml).map_err(|e| CatalogError {
+                file,
+                message: e.to_string(),
+            })?;
             let expected = file.trim_end_matches(".yaml");
-            if action.metadata.name.as_deref() != Some(expected) {
+            if object.meta().name.as_deref() != Some(expected) {
                 return Err(CatalogError {
                     file,
                     message: format!("metadata.name must be {expected:?}"),
                 });
             }
-            Ok(action)
+            Ok(object)
         })
         .collect()
+}
+
+/// The embedded security control files, `(file name, YAML)`, sorted by name.
+pub fn control_files() -> &'static [(&'static str, &'static str)] {
+    embedded_controls::FILES
+}
+
+/// The built-in security controls, in file-name order.
+pub fn builtin_controls() -> Result<Vec<SecurityControl>, CatalogError> {
+    parse_files(control_files())
 }

@@ -5,9 +5,11 @@
 //! evaluate every target -> render -> exit code.
 
 use super::output::{self, Format, Scored};
-use crate::api::{ImprovementAction, SecureScoreTarget};
+use crate::api::{ImprovementAction, SecureScoreTarget, SecurityControl};
 use crate::engine::evaluate::{implicit_cluster_target, scope_namespaces};
-use crate::engine::{CompiledAction, Inventory, Resource, Source, TargetInput, evaluate};
+use crate::engine::{
+    CompiledAction, Inventory, Resource, Source, TargetInput, evaluate_with_controls,
+};
 use crate::inventory::files::{self, Exclude, Expansion, Input, SkipReason, SkippedFile};
 use crate::inventory::manifests::{
     NotAnObject, has_generated_name, parse_documents, read_objects, synthesise_namespaces,
@@ -45,11 +47,13 @@ YAML that is not a Kubernetes object by design (kustomization, Chart.yaml and va
 workflows, compose files, plain configuration) is skipped and counted (--verbose lists it). The
 same apiVersion group/kind/namespace/name declared twice is scored once, with a warning.
 
-Input documents of kind ImprovementAction and SecureScoreTarget (securescore.io/v1alpha1) are
-used, not scored, once they pass their CRD's whole schema and CEL rules: targets each get their
-own status; actions found among the manifests are ignored unless --allow-input-actions (the
-input under review must not rewrite its own gate), actions given with --actions add to or
-override the built-in catalog by name. With no target in the input, one implicit cluster-wide target named `scan`
+Input documents of kind ImprovementAction, SecurityControl and SecureScoreTarget
+(securescore.io/v1alpha1) are used, not scored, once they pass their CRD's whole schema and CEL
+rules: targets each get their own status; actions and controls found among the manifests are
+ignored unless --allow-input-actions (the input under review must not rewrite its own gate),
+those given with --actions add to or override the built-in catalog and controls by name.
+Targets with spec.model: SecurityControls (or all targets, with --model SecurityControls) are
+scored by the security controls. With no target in the input, one implicit cluster-wide target named `scan`
 evaluates everything. Offline, a target's scope is not a security boundary: any target may name
 other namespaces, use selectors and read cluster resources.";
 
@@ -71,8 +75,9 @@ pub struct ScanArgs {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
-    /// Read ImprovementActions from PATH (file or directory; repeatable). They add to the
-    /// built-in catalog, or replace a built-in action of the same name.
+    /// Read ImprovementActions and SecurityControls from PATH (file or directory;
+    /// repeatable). They add to the built-in catalog and controls, or replace a built-in one
+    /// of the same name.
     #[arg(long = "actions", value_name = "PATH")]
     pub actions: Vec<PathBuf>,
 
@@ -93,10 +98,10 @@ pub struct ScanArgs {
     #[arg(long = "exclude", value_name = "GLOB")]
     pub exclude: Vec<String>,
 
-    /// Use ImprovementActions found among the scanned manifests. Without it they are ignored
-    /// with a warning: the input under review must not rewrite its own gate (a pull request
-    /// could replace a built-in action by one that always passes). Actions given with
-    /// --actions are always used.
+    /// Use ImprovementActions and SecurityControls found among the scanned manifests. Without
+    /// it they are ignored with a warning: the input under review must not rewrite its own
+    /// gate (a pull request could replace a built-in action by one that always passes, or
+    /// regroup the controls). Those given with --actions are always used.
     #[arg(long)]
     pub allow_input_actions: bool,
 
@@ -104,10 +109,16 @@ pub struct ScanArgs {
     #[arg(long, short = 'v')]
     pub verbose: bool,
 
-    /// Do not use the built-in catalog: only the actions given with --actions or found in
-    /// the input.
+    /// Do not use the built-in catalog and controls: only the actions and controls given
+    /// with --actions or found in the input.
     #[arg(long)]
     pub no_builtin: bool,
+
+    /// Score every target in this model, whatever its spec.model says: `ImprovementActions`
+    /// (the sum of the actions' points) or `SecurityControls` (the sum of the security
+    /// controls' points, Defender for Cloud's model).
+    #[arg(long, value_enum, value_name = "MODEL")]
+    pub model: Option<ModelArg>,
 
     /// Namespace of namespaced objects (and targets) that have none.
     #[arg(long, value_name = "NAMESPACE", default_value = "default")]
@@ -155,6 +166,24 @@ pub struct ScanArgs {
     pub framework: Option<String>,
 }
 
+/// `--model`: the scoring model of [`crate::api::ScoringModel`].
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelArg {
+    #[value(name = "ImprovementActions")]
+    ImprovementActions,
+    #[value(name = "SecurityControls")]
+    SecurityControls,
+}
+
+impl From<ModelArg> for crate::api::ScoringModel {
+    fn from(m: ModelArg) -> Self {
+        match m {
+            ModelArg::ImprovementActions => crate::api::ScoringModel::ImprovementActions,
+            ModelArg::SecurityControls => crate::api::ScoringModel::SecurityControls,
+        }
+    }
+}
+
 impl ScanArgs {
     /// The scan behind `securescore explain`: the given manifests and actions, nothing else.
     pub fn for_explain(
@@ -173,6 +202,7 @@ impl ScanArgs {
             allow_input_actions: false,
             verbose: false,
             no_builtin: false,
+            model: None,
             namespace,
             min_score: None,
             fail_below_goal: false,
@@ -230,11 +260,18 @@ pub fn locate(s: &Source) -> String {
     }
 }
 
+/// A security control with where it came from.
+struct LoadedControl {
+    control: SecurityControl,
+    origin: Origin,
+}
+
 /// What the input held.
 #[derive(Default)]
 struct Loaded {
     objects: Vec<Resource>,
     actions: Vec<LoadedAction>,
+    controls: Vec<LoadedControl>,
     targets: Vec<(SecureScoreTarget, Source)>,
     /// Whether any SecureScoreTarget document was seen, valid or not.
     target_documents: bool,
@@ -319,7 +356,7 @@ impl Loaded {
             let ours = r.group == GROUP;
             let accepted = match (ours, r.kind.as_str(), role) {
                 (_, _, Role::Manifests) => true,
-                (true, "ImprovementAction", Role::Actions) => true,
+                (true, "ImprovementAction" | "SecurityControl", Role::Actions) => true,
                 (true, "SecureScoreTarget", Role::Targets) => true,
                 (false, "Namespace", Role::Namespaces) => r.group.is_empty(),
                 _ => false,
@@ -328,12 +365,22 @@ impl Loaded {
                 continue;
             }
             match (ours, r.kind.as_str(), role) {
-                (true, "ImprovementAction", Role::Manifests) if !reading.allow_input_actions => {
+                (true, kind @ ("ImprovementAction" | "SecurityControl"), Role::Manifests)
+                    if !reading.allow_input_actions =>
+                {
                     self.warnings.push(format!(
-                        "{}: ImprovementAction {}: ignored: actions in the scanned input are used only with --allow-input-actions (or pass them with --actions)",
+                        "{}: {kind} {}: ignored: actions and controls in the scanned input are used only with --allow-input-actions (or pass them with --actions)",
                         locate(&source),
                         r.name
                     ));
+                }
+                (true, "SecurityControl", Role::Manifests | Role::Actions) => {
+                    if let Some(control) = self.typed::<SecurityControl>(&r, &source) {
+                        self.controls.push(LoadedControl {
+                            control,
+                            origin: Origin::Document(source),
+                        });
+                    }
                 }
                 (true, "ImprovementAction", Role::Manifests | Role::Actions) => {
                     if let Some(action) = self.typed::<ImprovementAction>(&r, &source) {
@@ -359,7 +406,7 @@ impl Loaded {
                     r.display_name()
                 )),
                 (_, kind, Role::Actions) => self.errors.push(format!(
-                    "{}: {kind} {}: --actions files hold ImprovementActions (securescore.io/v1alpha1) only",
+                    "{}: {kind} {}: --actions files hold ImprovementActions and SecurityControls (securescore.io/v1alpha1) only",
                     locate(&source),
                     r.display_name()
                 )),
@@ -445,6 +492,15 @@ trait CustomResourceValidate: serde::de::DeserializeOwned {
 }
 
 impl CustomResourceValidate for ImprovementAction {
+    fn violations(&self) -> Vec<String> {
+        match self.validate_cel() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.as_slice().iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+impl CustomResourceValidate for SecurityControl {
     fn violations(&self) -> Vec<String> {
         match self.validate_cel() {
             Ok(()) => Vec::new(),
@@ -577,6 +633,58 @@ fn select_framework(actions: &mut Vec<Arc<CompiledAction>>, framework: &str) -> 
     Ok(())
 }
 
+/// The security controls a scan uses: the built-in controls (unless dropped), overridden by
+/// name by the input's controls, then by `--actions`. A control that groups none of the known
+/// actions is kept (it is NotApplicable for every target, as in a cluster) and reported as a
+/// warning on stderr.
+fn load_controls(
+    builtin: bool,
+    loaded: Vec<LoadedControl>,
+    actions: &[Arc<CompiledAction>],
+    errors: &mut Vec<String>,
+) -> Vec<Arc<SecurityControl>> {
+    let mut by_name: BTreeMap<String, LoadedControl> = BTreeMap::new();
+    if builtin {
+        match crate::catalog::builtin_controls() {
+            Ok(controls) => {
+                for (control, (file, _)) in
+                    controls.into_iter().zip(crate::catalog::control_files())
+                {
+                    let name = control.metadata.name.clone().unwrap_or_default();
+                    by_name.insert(
+                        name,
+                        LoadedControl {
+                            control,
+                            origin: Origin::Builtin(file),
+                        },
+                    );
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    for c in loaded {
+        let name = c.control.metadata.name.clone().unwrap_or_default();
+        by_name.insert(name, c);
+    }
+    by_name
+        .into_iter()
+        .map(|(name, c)| {
+            let members = crate::engine::controls::members(
+                &c.control,
+                actions.iter().map(|a| (a.name.as_str(), &a.labels)),
+            );
+            if members.is_empty() {
+                eprintln!(
+                    "securescore scan: warning: {}: SecurityControl {name} groups no known ImprovementAction (NoActions): it applies to nothing",
+                    c.origin.locate()
+                );
+            }
+            Arc::new(c.control)
+        })
+        .collect()
+}
+
 /// What a scan scored: each target's evaluation, the actions used, and the skipped input
 /// (already reported on stderr).
 pub(super) struct Scan {
@@ -639,6 +747,13 @@ pub(super) fn score(args: &ScanArgs) -> Result<Scan, ExitCode> {
         return Err(ExitCode::from(EXIT_INPUT_ERROR));
     }
 
+    let controls = load_controls(
+        !args.no_builtin,
+        std::mem::take(&mut loaded.controls),
+        &actions,
+        &mut errors,
+    );
+
     let mut targets = std::mem::take(&mut loaded.targets);
     if !loaded.target_documents {
         targets.push((
@@ -664,17 +779,25 @@ pub(super) fn score(args: &ScanArgs) -> Result<Scan, ExitCode> {
         return Err(abort(&errors));
     }
 
+    if let Some(model) = args.model {
+        for (target, _) in &mut targets {
+            target.spec.model = model.into();
+        }
+    }
     let scored: Vec<Scored> = targets
         .into_iter()
         .map(|(target, source)| {
-            let mut evaluation = evaluate(&TargetInput {
-                target: &target,
-                actions: &actions,
-                inventory: &inventory,
-                now,
-                previous: None,
-                wide_scope_allowed: true,
-            });
+            let mut evaluation = evaluate_with_controls(
+                &TargetInput {
+                    target: &target,
+                    actions: &actions,
+                    inventory: &inventory,
+                    now,
+                    previous: None,
+                    wide_scope_allowed: true,
+                },
+                &controls,
+            );
             if let Some(framework) = &args.framework {
                 // The other frameworks' numbers would count only the actions shared with this one.
                 evaluation

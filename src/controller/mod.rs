@@ -5,10 +5,11 @@
 //! transitions).
 
 pub mod actions;
+pub mod controls;
 pub mod leader;
 pub mod targets;
 
-use crate::api::{ImprovementAction, SecureScoreTarget};
+use crate::api::{ImprovementAction, SecureScoreTarget, SecurityControl};
 use crate::engine::CompiledAction;
 use crate::inventory::cluster::{Caches, Change, KindKey};
 use crate::metrics::Scoreboard;
@@ -54,6 +55,11 @@ pub struct Shared {
     /// The latest evaluations and this replica's role (what /metrics reads).
     pub scoreboard: Arc<Scoreboard>,
     pub actions: RwLock<HashMap<String, Arc<CompiledAction>>>,
+    /// The SecurityControls by name (their specs), for targets in the SecurityControls model.
+    pub controls: RwLock<HashMap<String, Arc<SecurityControl>>>,
+    /// The SecurityControls' initial list has arrived (targets in the SecurityControls model
+    /// wait for it, as every target waits for the actions).
+    pub controls_listed: std::sync::atomic::AtomicBool,
     /// What each target reads, its incremental state and the changes waiting for it.
     pub states: targets::States,
     pub targets: RwLock<Option<Store<SecureScoreTarget>>>,
@@ -150,7 +156,7 @@ pub enum StartError {
     },
 }
 
-/// Whether the API serves both custom resources: a missing CRD is a clear start-up error with
+/// Whether the API serves our custom resources: a missing CRD is a clear start-up error with
 /// an install hint, not a controller retrying forever.
 pub async fn check_crds(client: &Client) -> Result<(), StartError> {
     use kube::api::{Api, ListParams};
@@ -176,7 +182,8 @@ pub async fn check_crds(client: &Client) -> Result<(), StartError> {
         }
     }
     served::<ImprovementAction>(client).await?;
-    served::<SecureScoreTarget>(client).await
+    served::<SecureScoreTarget>(client).await?;
+    served::<SecurityControl>(client).await
 }
 
 /// Run the operator until `shutdown` resolves; then drain in-flight work and release the lease.
@@ -219,6 +226,8 @@ pub async fn run(
         settings: settings.clone(),
         caches,
         actions: RwLock::default(),
+        controls: RwLock::default(),
+        controls_listed: std::sync::atomic::AtomicBool::new(false),
         states: targets::States::default(),
         targets: RwLock::default(),
         action_store: RwLock::default(),
@@ -262,6 +271,7 @@ pub async fn run(
     );
     let actions_ctl = tokio::spawn(actions::run(shared.clone(), totals_rx, stopping.clone()));
     let targets_ctl = tokio::spawn(targets::run(shared.clone(), rx, stopping.clone()));
+    let controls_ctl = tokio::spawn(controls::run(shared.clone(), stopping.clone()));
 
     shutdown.await;
     tracing::info!("shutting down: draining in-flight reconciles");
@@ -269,6 +279,7 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(20), async {
         let _ = targets_ctl.await;
         let _ = actions_ctl.await;
+        let _ = controls_ctl.await;
     })
     .await;
     if let Some(e) = election {

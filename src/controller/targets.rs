@@ -23,7 +23,9 @@ use crate::engine::evaluate::{
 use crate::engine::incremental::Incremental;
 use crate::engine::resource::KindStatus;
 use crate::engine::transitions::transitions;
-use crate::engine::{CompiledAction, Inventory, TargetEvaluation, TargetInput, evaluate};
+use crate::engine::{
+    CompiledAction, Inventory, TargetEvaluation, TargetInput, evaluate_with_controls,
+};
 use crate::inventory::cluster::{Change, KindKey};
 use crate::metrics::Latest;
 use futures::StreamExt;
@@ -308,6 +310,8 @@ enum Mode {
 
 struct Gathered {
     actions: Vec<Arc<CompiledAction>>,
+    /// The known SecurityControls, by name (they score targets in the SecurityControls model).
+    controls: Vec<Arc<crate::api::SecurityControl>>,
     /// Namespace objects (for scope selectors and benchmark groups).
     namespaces: Inventory,
     basis: Basis,
@@ -324,6 +328,15 @@ async fn gather(target: &SecureScoreTarget, ctx: &Shared) -> Gather {
     if !ctx.actions_loaded() && ctx.started.elapsed() < ACTION_LOAD_WAIT {
         return Gather::Wait(Duration::from_millis(500));
     }
+    // A target scored by SecurityControls waits for their list too (same bound).
+    if target.spec.model == crate::api::ScoringModel::SecurityControls
+        && !ctx
+            .controls_listed
+            .load(std::sync::atomic::Ordering::Acquire)
+        && ctx.started.elapsed() < ACTION_LOAD_WAIT
+    {
+        return Gather::Wait(Duration::from_millis(500));
+    }
     let mut actions: Vec<Arc<CompiledAction>> = ctx
         .actions
         .read()
@@ -332,6 +345,14 @@ async fn gather(target: &SecureScoreTarget, ctx: &Shared) -> Gather {
         .cloned()
         .collect();
     actions.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut controls: Vec<Arc<crate::api::SecurityControl>> = ctx
+        .controls
+        .read()
+        .unwrap_or_else(unpoison)
+        .values()
+        .cloned()
+        .collect();
+    controls.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let wide_allowed = ctx.settings.cluster_target_namespaces.contains(&key.0);
     let refused = wants_wide_scope(target) && !wide_allowed;
     let namespace_kind: BTreeSet<KindKey> = [(String::new(), "Namespace".to_string())].into();
@@ -341,6 +362,7 @@ async fn gather(target: &SecureScoreTarget, ctx: &Shared) -> Gather {
         let _ = ctx.states.take_pending(&key);
         return Gather::Ready(Box::new(Gathered {
             actions,
+            controls,
             namespaces: Inventory::complete(Vec::new()),
             basis: Basis {
                 generation: target.metadata.generation,
@@ -425,6 +447,7 @@ async fn gather(target: &SecureScoreTarget, ctx: &Shared) -> Gather {
     };
     Gather::Ready(Box::new(Gathered {
         actions,
+        controls,
         namespaces,
         basis,
         kinds,
@@ -448,6 +471,7 @@ async fn evaluate_target(
     let now = jiff::Timestamp::now();
     let Gathered {
         actions,
+        controls,
         basis,
         kinds,
         wide_allowed,
@@ -458,14 +482,17 @@ async fn evaluate_target(
     let result = tokio::task::spawn_blocking(move || match mode {
         Mode::Nothing => {
             let inventory = Inventory::with_kinds(Vec::new(), kinds);
-            let evaluation = evaluate(&TargetInput {
-                target: &eval_target,
-                actions: &actions,
-                inventory: &inventory,
-                now,
-                previous: previous.as_ref(),
-                wide_scope_allowed: wide_allowed,
-            });
+            let evaluation = evaluate_with_controls(
+                &TargetInput {
+                    target: &eval_target,
+                    actions: &actions,
+                    inventory: &inventory,
+                    now,
+                    previous: previous.as_ref(),
+                    wide_scope_allowed: wide_allowed,
+                },
+                &controls,
+            );
             (evaluation, None)
         }
         Mode::Full(objects) => {
@@ -476,7 +503,8 @@ async fn evaluate_target(
                 inventory,
                 now,
                 wide_allowed,
-            );
+            )
+            .with_controls(controls);
             let evaluation = incremental.evaluation_at(previous.as_ref(), now);
             let kept = Kept {
                 incremental,
@@ -487,6 +515,8 @@ async fn evaluate_target(
             (evaluation, Some(kept))
         }
         Mode::Incremental(mut kept, changes) => {
+            // Controls change no verdict: the kept state takes the current ones as they are.
+            kept.incremental.set_controls(controls);
             for change in changes {
                 match change {
                     Change::Applied(r) => kept.incremental.upsert(r),

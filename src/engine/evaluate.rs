@@ -80,6 +80,8 @@ pub struct TargetEvaluation {
     pub exemptions: Vec<Assessed>,
     /// Exact totals in ten-thousandths.
     pub points: Points,
+    /// The controls' scores, when the target uses the SecurityControls model.
+    pub controls: Option<super::controls::ControlScores>,
 }
 
 impl TargetEvaluation {
@@ -165,8 +167,17 @@ pub fn select_actions(
     (chosen, excluded)
 }
 
-/// Evaluate one target.
+/// Evaluate one target (with no SecurityControl known: a target in the SecurityControls
+/// model then scores nothing and lists every action as not in any control).
 pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
+    evaluate_with_controls(input, &[])
+}
+
+/// Evaluate one target; `controls` score it when it uses the SecurityControls model.
+pub fn evaluate_with_controls(
+    input: &TargetInput,
+    controls: &[Arc<crate::api::SecurityControl>],
+) -> TargetEvaluation {
     let target = input.target;
     if target.spec.suspend {
         return status::unevaluated(input, Outcome::Suspended);
@@ -354,6 +365,12 @@ pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
     } else {
         Outcome::Evaluated
     };
+    let control_scores = super::controls::score(
+        target.spec.model,
+        controls,
+        &outcomes,
+        super::controls::results_of,
+    );
     status::build(
         input,
         outcome,
@@ -361,6 +378,7 @@ pub fn evaluate(input: &TargetInput) -> TargetEvaluation {
         assessed,
         excluded,
         evaluated_resources,
+        control_scores,
     )
 }
 
@@ -467,21 +485,7 @@ pub(crate) fn summarise(
     } else {
         Points::of(action.spec.max_score, action.scoring(), counts)
     };
-    let state = if applicable == 0 {
-        ActionState::NotApplicable
-    } else if counts.compliant == applicable {
-        ActionState::Completed
-    } else if counts.unresolved > 0 {
-        ActionState::ToAddress
-    } else if counts.planned > 0 {
-        ActionState::Planned
-    } else if counts.accepted > 0 {
-        ActionState::RiskAccepted
-    } else if tally.alternate > 0 {
-        ActionState::ResolvedAlternate
-    } else {
-        ActionState::ResolvedThirdParty
-    };
+    let state = super::score::state_of(&counts, tally.alternate);
     let dominant_error = tally
         .error_messages
         .iter()

@@ -23,7 +23,9 @@ use super::ownership::{chain_refers_to, top_owner};
 use super::resource::{Inventory, Resource};
 use super::score::Tally;
 use super::status::{self, MAX_FINDINGS};
-use crate::api::{ActionState, ExemptionState, ResolutionState, SecureScoreTarget};
+use crate::api::{
+    ActionState, ExemptionState, ResolutionState, SecureScoreTarget, SecurityControl,
+};
 use jiff::Timestamp;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -78,6 +80,8 @@ pub struct Incremental {
     in_scope: u64,
     /// The full evaluation path is needed (the scope or the unknown actions may move).
     simple: bool,
+    /// SecurityControls, for a target in the SecurityControls model.
+    controls: Vec<Arc<SecurityControl>>,
 }
 
 impl Incremental {
@@ -89,6 +93,7 @@ impl Incremental {
         now: Timestamp,
         wide_scope_allowed: bool,
     ) -> Incremental {
+        // The base keeps verdicts and Unknown actions; the controls score from the books.
         let base = evaluate::evaluate(&TargetInput {
             target: &target,
             actions: &actions,
@@ -112,9 +117,22 @@ impl Incremental {
             namespaces: BTreeSet::new(),
             in_scope: 0,
             simple: true,
+            controls: Vec::new(),
         };
         inc.rebuild_books();
         inc
+    }
+
+    /// The SecurityControls that score the target when it uses the SecurityControls model
+    /// (verdicts do not depend on them: nothing is re-judged).
+    pub fn with_controls(mut self, controls: Vec<Arc<SecurityControl>>) -> Incremental {
+        self.set_controls(controls);
+        self
+    }
+
+    /// Replace the SecurityControls (see [`Incremental::with_controls`]).
+    pub fn set_controls(&mut self, controls: Vec<Arc<SecurityControl>>) {
+        self.controls = controls;
     }
 
     pub fn inventory(&self) -> &Inventory {
@@ -269,14 +287,17 @@ impl Incremental {
     }
 
     fn full(&mut self) {
-        self.base = evaluate::evaluate(&TargetInput {
-            target: &self.target,
-            actions: &self.actions,
-            inventory: &self.inventory,
-            now: self.now,
-            previous: None,
-            wide_scope_allowed: self.wide_scope_allowed,
-        });
+        self.base = evaluate::evaluate_with_controls(
+            &TargetInput {
+                target: &self.target,
+                actions: &self.actions,
+                inventory: &self.inventory,
+                now: self.now,
+                previous: None,
+                wide_scope_allowed: self.wide_scope_allowed,
+            },
+            &self.controls,
+        );
         self.rebuild_books();
     }
 
@@ -443,14 +464,17 @@ impl Incremental {
         now: Timestamp,
     ) -> TargetEvaluation {
         if !self.simple {
-            return evaluate::evaluate(&TargetInput {
-                target: &self.target,
-                actions: &self.actions,
-                inventory: &self.inventory,
-                now,
-                previous,
-                wide_scope_allowed: self.wide_scope_allowed,
-            });
+            return evaluate::evaluate_with_controls(
+                &TargetInput {
+                    target: &self.target,
+                    actions: &self.actions,
+                    inventory: &self.inventory,
+                    now,
+                    previous,
+                    wide_scope_allowed: self.wide_scope_allowed,
+                },
+                &self.controls,
+            );
         }
         let mut outcomes = Vec::new();
         for o in &self.base.actions {
@@ -470,6 +494,29 @@ impl Incremental {
             }
         }
         let excluded = select_actions(&self.target, &self.actions).1;
+        // The controls judge resources across actions: they read every kept verdict, in place.
+        let book_of: HashMap<&str, &ActionBook> = self
+            .judged
+            .iter()
+            .zip(&self.books)
+            .map(|(a, b)| (a.name.as_str(), b))
+            .collect();
+        let control_scores =
+            super::controls::score(self.target.spec.model, &self.controls, &outcomes, |o| {
+                book_of
+                    .get(o.action.name.as_str())
+                    .into_iter()
+                    .flat_map(|b| b.entries.iter())
+                    .map(|(k, e)| {
+                        (
+                            (k.0.as_str(), k.1.as_str(), k.2.as_str(), k.3.as_str()),
+                            super::controls::health(
+                                &e.verdict,
+                                e.resolution.as_ref().map(|(state, _)| *state),
+                            ),
+                        )
+                    })
+            });
         status::build(
             &TargetInput {
                 target: &self.target,
@@ -484,6 +531,7 @@ impl Incremental {
             assessed,
             excluded,
             self.in_scope,
+            control_scores,
         )
     }
 

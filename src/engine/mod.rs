@@ -17,8 +17,10 @@ pub mod status;
 
 pub use evaluate::{
     ActionOutcome, Outcome, ResourceResult, TargetEvaluation, TargetInput, evaluate,
+    evaluate_with_controls,
 };
 pub mod comparison;
+pub mod controls;
 pub mod frameworks;
 pub mod incremental;
 pub mod ownership;

@@ -158,6 +158,29 @@ impl Tally {
     }
 }
 
+/// The state of an action (or a security control) from its applicable resources, as the SPEC
+/// orders them (first match wins); `alternate` counts resources resolved by an alternate
+/// control (among `counts.mitigated`).
+pub fn state_of(counts: &Counts, alternate: u64) -> crate::api::ActionState {
+    use crate::api::ActionState;
+    let applicable = counts.applicable();
+    if applicable == 0 {
+        ActionState::NotApplicable
+    } else if counts.compliant == applicable {
+        ActionState::Completed
+    } else if counts.unresolved > 0 {
+        ActionState::ToAddress
+    } else if counts.planned > 0 {
+        ActionState::Planned
+    } else if counts.accepted > 0 {
+        ActionState::RiskAccepted
+    } else if alternate > 0 {
+        ActionState::ResolvedAlternate
+    } else {
+        ActionState::ResolvedThirdParty
+    }
+}
+
 /// Where one action's (or one target's) points are, in ten-thousandths.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Points {

@@ -59,6 +59,7 @@ pub fn unevaluated(input: &TargetInput, outcome: Outcome) -> TargetEvaluation {
         actions: Vec::new(),
         exemptions: Vec::new(),
         points: Points::default(),
+        controls: None,
     }
 }
 
@@ -144,6 +145,7 @@ pub fn build(
     assessed: Vec<Assessed>,
     excluded: Vec<String>,
     evaluated_resources: u64,
+    control_scores: Option<super::controls::ControlScores>,
 ) -> TargetEvaluation {
     let target = input.target;
     let now = input.now;
@@ -158,6 +160,12 @@ pub fn build(
             .entry(o.action.spec.category)
             .or_default()
             .add(&o.points);
+    }
+    // In the SecurityControls model the controls make the score; categories (sums of the
+    // actions' own points) would not add up to it and are left out.
+    if let Some(c) = &control_scores {
+        total = c.points;
+        by_category.clear();
     }
     let [achieved, mitigated, accepted, planned, unresolved] = hundredths([
         total.achieved,
@@ -229,6 +237,12 @@ pub fn build(
         products_not_detected: super::products::listed(&outcomes),
         ..Default::default()
     };
+    if let Some(c) = &control_scores {
+        let (rows, not_in, trimmed) = c.status_rows();
+        status.controls = rows;
+        status.actions_not_in_controls = not_in;
+        status.truncated |= trimmed;
+    }
 
     let previous = input.previous;
     let history_limit = target.spec.history_limit.unwrap_or(DEFAULT_HISTORY_LIMIT) as usize;
@@ -356,6 +370,7 @@ pub fn build(
         actions: outcomes,
         exemptions: assessed,
         points: total,
+        controls: control_scores,
     }
 }
 

@@ -32,6 +32,7 @@ pub const CLUSTER_SCOPED_KINDS: &[&str] = &[
     "PriorityLevelConfiguration",
     "PodSecurityPolicy",
     "ImprovementAction",
+    "SecurityControl",
 ];
 
 pub fn is_cluster_scoped(kind: &str) -> bool {

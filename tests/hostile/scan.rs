@@ -298,7 +298,7 @@ fn an_action_in_the_scanned_input_cannot_replace_the_builtin_gate() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr.contains(
-            "pr.yaml:7: ImprovementAction pss-privileged-containers: ignored: actions in the scanned input are used only with --allow-input-actions"
+            "pr.yaml:7: ImprovementAction pss-privileged-containers: ignored: actions and controls in the scanned input are used only with --allow-input-actions"
         ),
         "{}",
         r.stderr

@@ -109,6 +109,8 @@ fn target(out: &mut String, s: &Scored, actions: &[Arc<CompiledAction>]) {
     }
     super::frameworks::html(out, status, esc);
 
+    security_controls(out, status);
+
     let listed: Vec<_> = status
         .actions
         .iter()
@@ -192,4 +194,36 @@ fn target(out: &mut String, s: &Scored, actions: &[Arc<CompiledAction>]) {
         );
     }
     out.push_str("</section>\n");
+}
+
+/// The security controls of a target in the SecurityControls model (nothing otherwise), and
+/// the actions no control groups.
+fn security_controls(out: &mut String, status: &crate::api::SecureScoreTargetStatus) {
+    if status.controls.is_empty() {
+        return;
+    }
+    out.push_str("<h3>Security controls</h3><table><tr><th>Control</th><th>Score</th><th>Max</th><th>To gain</th><th>Healthy</th><th>State</th><th>Actions</th></tr>\n");
+    for c in &status.controls {
+        let _ = writeln!(
+            out,
+            "<tr data-control=\"{}\"><td>{}</td><td class=\"n\" data-field=\"score\">{:.2}</td><td class=\"n\" data-field=\"maxScore\">{:.2}</td><td class=\"n\" data-field=\"pointsToGain\">{:.2}</td><td class=\"n\"><span data-field=\"healthy\">{}</span>/<span data-field=\"applicable\">{}</span></td><td>{}</td><td>{}</td></tr>",
+            esc(&c.name),
+            esc(&c.title),
+            c.score,
+            c.max_score,
+            c.points_to_gain,
+            c.healthy,
+            c.applicable,
+            c.state.as_str(),
+            esc(&c.actions.join(", "))
+        );
+    }
+    out.push_str("</table>\n");
+    if !status.actions_not_in_controls.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p>Not in any control (scoring nothing): {}</p>",
+            esc(&status.actions_not_in_controls.join(", "))
+        );
+    }
 }

@@ -273,6 +273,8 @@ fn target(out: &mut String, s: &Scored, actions: &[Arc<CompiledAction>], style: 
     }
     super::frameworks::table(out, status, style);
 
+    security_controls(out, status, style);
+
     let listed: Vec<_> = status
         .actions
         .iter()
@@ -582,6 +584,59 @@ fn remediations(
                 ),
                 style.width
             )
+        );
+    }
+}
+
+/// The security controls of a target in the SecurityControls model (nothing otherwise), ranked
+/// as in the status, and the actions no control groups.
+fn security_controls(out: &mut String, status: &crate::api::SecureScoreTargetStatus, style: Style) {
+    if status.controls.is_empty() {
+        return;
+    }
+    let width = status
+        .controls
+        .iter()
+        .map(|c| c.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "  {}",
+        style.bold(&format!(
+            "{} {:>8} {:>8} {:>8} {:>9}  {}",
+            pad("CONTROL", width),
+            "SCORE",
+            "MAX",
+            "TO GAIN",
+            "HEALTHY",
+            "STATE"
+        ))
+    );
+    for c in &status.controls {
+        let _ = writeln!(
+            out,
+            "  {} {:>8.2} {:>8.2} {:>8.2} {:>9}  {}",
+            pad(&safe(&c.name), width),
+            c.score,
+            c.max_score,
+            c.points_to_gain,
+            format!("{}/{}", c.healthy, c.applicable),
+            c.state.as_str()
+        );
+    }
+    if !status.actions_not_in_controls.is_empty() {
+        let names: Vec<String> = status
+            .actions_not_in_controls
+            .iter()
+            .map(|n| safe(n))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  not in any control (scoring nothing): {}",
+            names.join(", ")
         );
     }
 }
