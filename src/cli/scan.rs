@@ -674,10 +674,15 @@ fn load_controls(
                 &c.control,
                 actions.iter().map(|a| (a.name.as_str(), &a.labels)),
             );
-            if members.is_empty() {
+            // A built-in control over an opt-in product's actions groups nothing until
+            // `--product` names the product: that is expected, not worth a warning.
+            if members.is_empty() && !matches!(c.origin, Origin::Builtin(_)) {
                 eprintln!(
-                    "securescore scan: warning: {}: SecurityControl {name} groups no known ImprovementAction (NoActions): it applies to nothing",
-                    c.origin.locate()
+                    "securescore scan: warning: {}",
+                    output::safe(&format!(
+                        "{}: SecurityControl {name} groups no known ImprovementAction (NoActions): it applies to nothing",
+                        c.origin.locate()
+                    ))
                 );
             }
             Arc::new(c.control)
