@@ -4,6 +4,7 @@
 
 pub mod cel;
 pub mod check;
+pub mod compact;
 pub mod resource;
 pub mod selector;
 
