@@ -3,6 +3,8 @@
 //!     cargo bench --bench scale -- gen --size 10000 --out DIR
 //!     cargo bench --bench scale -- engine --size 100000 [--runs 3]
 //!     cargo bench --bench scale -- scan DIR          (load + evaluate; prints peak RSS)
+//!     cargo bench --bench scale -- scan-binary PATH   (the release `securescore scan PATH
+//!         --format json` under /usr/bin/time: peak RSS and wall of the real command)
 //!     cargo bench --bench scale -- incremental --size 100000 [--changes 2000]
 //!     cargo bench --bench scale -- operator --size 100000   (the release binary against the API emulation)
 //!     cargo bench --bench scale -- wide [--size 5000]   (one Pod with N containers vs N one-container Pods)
@@ -72,6 +74,12 @@ fn main() -> anyhow::Result<()> {
             incremental(size, changes)?
         }
         "operator" => operator(size)?,
+        "scan-binary" => {
+            let path = args
+                .get(1)
+                .ok_or_else(|| anyhow::anyhow!("scan-binary needs a path"))?;
+            scan_binary(path)?;
+        }
         "wide" => wide(
             opt("--size")
                 .map(|s| s.parse())
@@ -610,4 +618,68 @@ fn operator_cluster(size: usize) -> anyhow::Result<()> {
         );
         Ok(())
     })
+}
+
+/// The real command a pipeline runs, `securescore scan PATH --format json` (the release binary
+/// beside this bench), under `/usr/bin/time`: its peak RSS and wall time, with the input's
+/// size. Memory of the whole scan (reading, evaluation, output), issue 11 item 6.
+/// `SECURESCORE_BIN` measures another build (e.g. an older one, for before/after figures).
+fn scan_binary(path: &str) -> anyhow::Result<()> {
+    fn bytes_under(p: &std::path::Path) -> u64 {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(p)
+                .map(|entries| {
+                    entries
+                        .filter_map(|e| e.ok())
+                        .map(|e| bytes_under(&e.path()))
+                        .sum()
+                })
+                .unwrap_or(0),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let timing = dir.path().join("time");
+    let output = std::process::Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M %e")
+        .arg("-o")
+        .arg(&timing)
+        .arg(
+            std::env::var_os("SECURESCORE_BIN")
+                .unwrap_or_else(|| env!("CARGO_BIN_EXE_securescore").into()),
+        )
+        .args([
+            "scan",
+            path,
+            "--format",
+            "json",
+            "--now",
+            "2026-11-27T12:00:00Z",
+        ])
+        .stderr(std::process::Stdio::null())
+        .output()?;
+    let measured = std::fs::read_to_string(&timing)?;
+    // The last line: a failing command adds "Command exited with non-zero status N" before it.
+    let last = measured.lines().last().unwrap_or_default();
+    let mut fields = last.split_whitespace();
+    let kib: u64 = fields.next().unwrap_or_default().parse()?;
+    let seconds: f64 = fields.next().unwrap_or_default().parse()?;
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let items = report["items"].as_array().cloned().unwrap_or_default();
+    let evaluated: u64 = items
+        .iter()
+        .filter_map(|t| t["status"]["evaluatedResources"].as_u64())
+        .sum();
+    let input_bytes = bytes_under(std::path::Path::new(path));
+    println!(
+        "{}",
+        json!({"bench": "scan-binary", "input": path, "input_bytes": input_bytes,
+               "exit_code": output.status.code(), "evaluated_resources": evaluated,
+               "seconds": seconds, "peak_rss_bytes": kib * 1024,
+               "peak_rss_per_input_byte": (kib * 1024) as f64 / input_bytes.max(1) as f64,
+               "score": items.first().map(|t| t["status"]["score"].clone())})
+    );
+    Ok(())
 }

@@ -3,7 +3,9 @@
 # path (load YAML + evaluate, peak RSS of a child process), the engine alone, incremental
 # re-evaluation; --with-checkov adds checkov on the same 10k directory (slow: minutes);
 # --with-cluster adds the operator against a REAL kube-apiserver + etcd (scripts/cluster.sh)
-# holding 10k objects.
+# holding 10k objects. Memory of the real `securescore scan` command: ~200 MB of generated small
+# documents (BENCH_MEMORY_OBJECTS, default 200000) and the real-world corpus (shared/corpus
+# beside the repository, or $SECURESCORE_CORPUS).
 # Prints a Markdown table; raw JSON lines go to $OUT/results.jsonl.
 #
 #   scripts/bench.sh [--sizes "1000 10000 100000"] [--with-checkov] [--with-cluster]
@@ -43,6 +45,18 @@ done
 for n in $SIZES; do
   "$BIN" incremental --size "$n" --changes 500 >> "$OUT/results.jsonl"
 done
+# Memory (issue 11 item 6): the release `securescore scan --format json` under /usr/bin/time.
+MEM_OBJECTS="${BENCH_MEMORY_OBJECTS:-200000}"
+dir="$OUT/cluster-$MEM_OBJECTS"
+[ -d "$dir" ] || "$BIN" gen --size "$MEM_OBJECTS" --out "$dir" >> "$OUT/results.jsonl"
+"$BIN" scan-binary "$dir" >> "$OUT/results.jsonl"
+CORPUS="${SECURESCORE_CORPUS:-}"
+if [ -z "$CORPUS" ]; then
+  d="$PWD"
+  while [ "$d" != / ]; do d="$(dirname "$d")"; [ -d "$d/shared/corpus" ] && { CORPUS="$d/shared/corpus"; break; }; done
+fi
+[ -d "$CORPUS" ] || { echo "no shared/corpus found (set SECURESCORE_CORPUS)" >&2; exit 1; }
+"$BIN" scan-binary "$CORPUS" >> "$OUT/results.jsonl"
 # The operator: `securescore run` (release) against the API emulation holding N objects.
 cargo build --release --locked 2>&1 | tail -1
 for n in $SIZES; do
@@ -107,6 +121,8 @@ for r in rows:
         print(f"| operator (`securescore run`): first status {r['first_status_seconds']:.1f} s | {r['objects']} | one new pod -> status p50 {r['change_to_status_seconds']:.3f} s, p99 {r.get('change_to_status_p99_seconds', float('nan')):.3f} s over {r.get('changes', 1)} (debounce {r['debounce_seconds']} s) | | RSS {r['rss_mib']:.0f} MiB (peak {r['peak_rss_mib']:.0f} MiB) |")
     elif b == "operator-cluster":
         print(f"| operator (`securescore run`) against a real kube-apiserver + etcd: first status {r['first_status_seconds']:.1f} s (objects created in {r['load_seconds']:.0f} s) | {r['objects']} | one new pod -> status {r['change_to_status_seconds']:.2f} s (debounce {r['debounce_seconds']} s) | | RSS {r['rss_mib']:.0f} MiB (peak {r['peak_rss_mib']:.0f} MiB) |")
+    elif b == "scan-binary":
+        print(f"| `securescore scan --format json` {r['input']} ({r['input_bytes'] / 1e6:.0f} MB) | {r['evaluated_resources']} | {r['seconds']:.1f} s | | peak RSS {mib(r['peak_rss_bytes'])} ({r['peak_rss_per_input_byte']:.1f}x the input) |")
     elif b == "checkov":
         print(f"| checkov vs securescore scan | {r['objects']} | {r['checkov_seconds']:.0f} s vs {r['securescore_seconds']:.1f} s ({r['time_ratio']:.0f}x) | | {mib(r['checkov_rss_bytes'])} vs {mib(r['securescore_rss_bytes'])} ({r['memory_ratio']:.0f}x) |")
 PY

@@ -12,8 +12,9 @@ use crate::engine::{
 };
 use crate::inventory::files::{self, Exclude, Expansion, Input, SkipReason, SkippedFile};
 use crate::inventory::manifests::{
-    NotAnObject, has_generated_name, parse_documents, read_objects, synthesise_namespaces,
+    FileObjects, NotAnObject, has_generated_name, read_file, synthesise_namespaces,
 };
+use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -322,28 +323,44 @@ impl Loaded {
             self.skipped_files.push(s);
         }
         let progress = progress_bar(inputs.len());
-        for input in &inputs {
-            if let Some(p) = &progress {
-                p.set_message(input.name());
-            }
-            match files::read(input) {
-                Ok(text) => self.read_text(input, &text, role, reading),
-                Err(e) => self.errors.push(e.to_string()),
-            }
-            if let Some(p) = &progress {
-                p.inc(1);
-            }
-        }
+        // Files are read and parsed in parallel, each object kept compact as soon as it is read
+        // (our own kinds keep their JSON: they are deserialised below); the results are used in
+        // input order, so the output does not depend on the number of threads.
+        let keep_json = |r: &Resource| r.group == GROUP;
+        let read: Vec<Result<FileObjects, files::FileError>> = inputs
+            .par_iter()
+            .map(|input| {
+                let name = input.name();
+                if let Some(p) = &progress {
+                    p.set_message(name.clone());
+                }
+                let read = files::read(input)
+                    .map(|text| read_file(&name, &text, &reading.namespace, &keep_json));
+                if let Some(p) = &progress {
+                    p.inc(1);
+                }
+                read
+            })
+            .collect();
         if let Some(p) = progress {
             p.finish_and_clear();
         }
+        for (input, read) in inputs.iter().zip(read) {
+            match read {
+                Ok(read) => self.read_text(input, read, role, reading),
+                Err(e) => self.errors.push(e.to_string()),
+            }
+        }
     }
 
-    fn read_text(&mut self, input: &Input, text: &str, role: Role, reading: &Reading) {
+    fn read_text(&mut self, input: &Input, read: FileObjects, role: Role, reading: &Reading) {
         let name = input.name();
-        let (documents, errors) = parse_documents(&name, text);
-        self.errors.extend(errors.iter().map(ToString::to_string));
-        let read = read_objects(documents, &reading.namespace);
+        let FileObjects {
+            parse_errors,
+            documents: read,
+        } = read;
+        self.errors
+            .extend(parse_errors.iter().map(ToString::to_string));
         self.errors
             .extend(read.errors.iter().map(ToString::to_string));
         self.not_objects.extend(read.not_objects);

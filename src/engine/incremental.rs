@@ -27,35 +27,77 @@ use crate::api::{
     ActionState, ExemptionState, ResolutionState, SecureScoreTarget, SecurityControl,
 };
 use jiff::Timestamp;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-/// `(namespace, kind, name, group)`: the order findings are listed in.
-type Key = (String, String, String, String);
+/// An object as a key of the books: compared, ordered and hashed by its identity
+/// `(namespace, kind, name, group)` (the order findings are listed in), so that any version of
+/// the object finds its entries; it holds the object for the price of a pointer (the books of
+/// 100k objects × their actions would otherwise copy four strings per entry).
+#[derive(Clone)]
+struct Key(Arc<Resource>);
 
-fn key_of(r: &Resource) -> Key {
-    (
-        r.namespace.clone().unwrap_or_default(),
-        r.kind.clone(),
-        r.name.clone(),
-        r.group.clone(),
-    )
+impl Key {
+    fn identity(&self) -> (&str, &str, &str, &str) {
+        let r = &self.0;
+        (
+            r.namespace.as_deref().unwrap_or(""),
+            &r.kind,
+            &r.name,
+            &r.group,
+        )
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.identity() == other.identity()
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Key) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
+        self.identity().cmp(&other.identity())
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
+    }
+}
+
+fn key_of(r: &Arc<Resource>) -> Key {
+    Key(r.clone())
 }
 
 /// An object and the verdicts of the actions applicable to it.
 type Judged = (Arc<Resource>, Vec<(usize, Verdict)>);
 
+/// A verdict other than Compliant, and what decides it.
 struct Entry {
-    resource: Arc<Resource>,
     verdict: Verdict,
-    resolution: Option<(ResolutionState, Option<String>)>,
-    exemption: Option<usize>,
+    /// The declared resolution (None: unresolved).
+    state: Option<ResolutionState>,
+    /// The exemption declaring it (None: the action's own resolution, or none).
+    exemption: Option<u32>,
 }
 
-/// One judged action's verdicts and their aggregates.
+/// One judged action's verdicts and their aggregates. Compliant objects, most of them, are
+/// kept as keys only.
 #[derive(Default)]
 struct ActionBook {
-    entries: BTreeMap<Key, Entry>,
+    compliant: HashSet<Key>,
+    failing: HashMap<Key, Entry>,
     tally: Tally,
     /// Non-compliant keys a finding is listed for (unresolved or planned), sorted.
     findings: BTreeSet<Key>,
@@ -190,63 +232,64 @@ impl Incremental {
             if !self.judged[i].spec.check.pod_spec {
                 continue;
             }
-            let tops: Vec<Key> = self.books[i]
-                .entries
-                .values()
-                .filter(|e| Arc::ptr_eq(top_owner(&e.resource, &self.inventory), &e.resource))
-                .map(|e| key_of(&e.resource))
+            let book = &self.books[i];
+            let tops: Vec<Key> = book
+                .compliant
+                .iter()
+                .chain(book.failing.keys())
+                .filter(|k| Arc::ptr_eq(top_owner(&k.0, &self.inventory), &k.0))
+                .cloned()
                 .collect();
             self.applicable_tops[i].extend(tops);
         }
     }
 
     fn add(&mut self, i: usize, resource: Arc<Resource>, verdict: Verdict) {
+        let key = Key(resource);
+        if verdict.is_compliant() {
+            let book = &mut self.books[i];
+            book.tally.add(&verdict, None);
+            let fresh = book.compliant.insert(key);
+            // Two objects with one identity: keep the counts of both, as a full evaluation does.
+            debug_assert!(fresh, "duplicate identity");
+            return;
+        }
         let action = self.judged[i].clone();
-        let book = &mut self.books[i];
-        let key = key_of(&resource);
         let mut exemption = None;
-        let resolution = if verdict.is_compliant() {
-            None
-        } else {
-            exemptions::decide(&action, &resource, &self.assessed, self.now).map(|(state, who)| {
-                let name = match who {
-                    Declared::Exemption(e) => {
-                        self.covered[e] += 1;
-                        exemption = Some(e);
-                        Some(self.assessed[e].exemption.name.clone())
-                    }
-                    Declared::Action => None,
-                };
-                (state, name)
-            })
-        };
-        let state = resolution.as_ref().map(|(state, _)| *state);
+        let state =
+            exemptions::decide(&action, &key.0, &self.assessed, self.now).map(|(state, who)| {
+                if let Declared::Exemption(e) = who {
+                    self.covered[e] += 1;
+                    exemption = Some(e as u32);
+                }
+                state
+            });
+        let book = &mut self.books[i];
         book.tally.add(&verdict, state);
-        if !verdict.is_compliant() && matches!(state, None | Some(ResolutionState::Planned)) {
+        if matches!(state, None | Some(ResolutionState::Planned)) {
             book.findings.insert(key.clone());
         }
         let entry = Entry {
-            resource,
             verdict,
-            resolution,
+            state,
             exemption,
         };
-        if let Some(old) = book.entries.insert(key, entry) {
-            // Two objects with one identity: keep the counts of both, as a full evaluation does.
-            debug_assert!(false, "duplicate identity {}", old.resource.display());
-        }
+        let old = book.failing.insert(key, entry);
+        debug_assert!(old.is_none(), "duplicate identity");
     }
 
     fn remove_entry(&mut self, i: usize, key: &Key) {
         let book = &mut self.books[i];
-        let Some(e) = book.entries.remove(key) else {
+        if book.compliant.remove(key) {
+            book.tally.remove(&Verdict::Compliant, None);
+        } else if let Some(e) = book.failing.remove(key) {
+            book.tally.remove(&e.verdict, e.state);
+            book.findings.remove(key);
+            if let Some(x) = e.exemption {
+                self.covered[x as usize] -= 1;
+            }
+        } else {
             return;
-        };
-        book.tally
-            .remove(&e.verdict, e.resolution.as_ref().map(|(state, _)| *state));
-        book.findings.remove(key);
-        if let Some(x) = e.exemption {
-            self.covered[x] -= 1;
         }
         self.applicable_tops[i].remove(key);
     }
@@ -254,7 +297,7 @@ impl Incremental {
     /// Add or replace an object, then re-judge what it affects.
     pub fn upsert(&mut self, resource: Arc<Resource>) {
         let old = self.inventory.upsert(resource.clone());
-        self.changed(&resource, old.as_deref());
+        self.changed(&resource, old.as_ref());
     }
 
     /// Remove an object, then re-judge what it affected.
@@ -301,7 +344,7 @@ impl Incremental {
         self.rebuild_books();
     }
 
-    fn changed(&mut self, now: &Resource, old: Option<&Resource>) {
+    fn changed(&mut self, now: &Arc<Resource>, old: Option<&Arc<Resource>>) {
         if self.needs_full(now) {
             self.full();
             return;
@@ -549,11 +592,16 @@ impl Incremental {
             .findings
             .iter()
             .take(MAX_FINDINGS)
-            .filter_map(|k| book.entries.get(k))
-            .map(|e| ResourceResult {
-                resource: e.resource.clone(),
+            .filter_map(|k| Some((k, book.failing.get(k)?)))
+            .map(|(k, e)| ResourceResult {
+                resource: k.0.clone(),
                 verdict: e.verdict.clone(),
-                resolution: e.resolution.clone(),
+                resolution: e.state.map(|state| {
+                    let exemption = e
+                        .exemption
+                        .map(|x| self.assessed[x as usize].exemption.name.clone());
+                    (state, exemption)
+                }),
             })
             .collect();
         outcome

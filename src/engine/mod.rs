@@ -5,6 +5,7 @@
 pub mod attestations;
 pub mod cel;
 pub mod check;
+pub mod compact;
 pub mod resource;
 pub mod selector;
 

@@ -1,6 +1,7 @@
 //! Objects as the engine sees them, and the inventory of one evaluation.
 
 use super::cel::{CelJson, json_to_cel};
+use super::compact::Compact;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
@@ -35,8 +36,12 @@ pub struct Resource {
     pub uid: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub controller: Option<OwnerRef>,
+    /// The object as read; `Null` once the resource is compacted ([`Resource::into_compact`]):
+    /// [`Resource::json`] gives it back either way.
     pub object: serde_json::Value,
     pub source: Option<Source>,
+    /// The object's compact encoding, when the JSON was dropped.
+    compact: Option<Compact>,
     cel: OnceLock<CelJson>,
 }
 
@@ -159,21 +164,59 @@ impl Resource {
             controller,
             object,
             source,
+            compact: None,
             cel: OnceLock::new(),
         })
     }
 
-    /// Convert now and drop the JSON: for long-lived caches (the operator), where holding both
-    /// forms of 100k objects doubles the memory. Identity fields stay; `object` becomes null.
+    /// Keep the object in its compact encoding and drop the JSON: for whatever holds many
+    /// objects (the operator's caches, a scan's whole input). Identity fields stay; `object`
+    /// becomes null ([`Resource::json`] decodes it). The CEL value is then built for each
+    /// evaluation that reads the object and dropped after it, except a Namespace's, which every
+    /// object of the namespace reads (`namespaceObject`) and which stays converted.
     pub fn into_compact(mut self) -> Resource {
-        let _ = self.cel();
+        if self.compact.is_some() {
+            return self;
+        }
+        if self.kind == "Namespace" && self.group.is_empty() {
+            let _ = self.cel();
+        } else {
+            self.cel = OnceLock::new();
+        }
+        self.compact = Some(Compact::encode(&self.object));
         self.object = serde_json::Value::Null;
         self
     }
 
-    /// The object as a CEL value, converted on first use and shared by every action.
-    pub fn cel(&self) -> &CelJson {
-        self.cel.get_or_init(|| json_to_cel(&self.object))
+    /// Whether the object is held compact (see [`Resource::into_compact`]).
+    pub fn is_compact(&self) -> bool {
+        self.compact.is_some()
+    }
+
+    /// Bytes of the compact encoding (0 when the JSON is held instead).
+    pub fn compact_len(&self) -> usize {
+        self.compact.as_ref().map_or(0, Compact::len)
+    }
+
+    /// The object as JSON (decoded when compact).
+    pub fn json(&self) -> std::borrow::Cow<'_, serde_json::Value> {
+        match &self.compact {
+            Some(c) => std::borrow::Cow::Owned(c.to_json()),
+            None => std::borrow::Cow::Borrowed(&self.object),
+        }
+    }
+
+    /// The object as a CEL value. Built from the JSON on first use and kept, shared by every
+    /// action; for a compact object built from its encoding on every call (the caller shares
+    /// it across actions) and not kept, so that memory holds the encodings only.
+    pub fn cel(&self) -> CelJson {
+        if let Some(converted) = self.cel.get() {
+            return converted.clone();
+        }
+        match &self.compact {
+            Some(c) => c.to_cel(),
+            None => self.cel.get_or_init(|| json_to_cel(&self.object)).clone(),
+        }
     }
 
     /// `namespace/kind/name`, the order findings are listed in.

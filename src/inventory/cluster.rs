@@ -1,7 +1,8 @@
 //! The cluster inventory: one shared watch cache per evaluated kind, used by every target. Kinds come from the
 //! actions' checks (discovered through the API, so custom kinds work too); caches start and
-//! stop as actions come and go. Objects are kept as engine `Resource`s (converted once, their
-//! CEL value cached), Secrets as metadata only.
+//! stop as actions come and go. Objects are kept as engine `Resource`s in compact form (their
+//! JSON encoded, see `engine::compact`; the CEL value is built when an evaluation reads the
+//! object and dropped after it), managedFields dropped, Secrets as metadata only.
 
 use crate::engine::evaluate::in_scope;
 use crate::engine::resource::{KindStatus, Resource};
@@ -373,5 +374,69 @@ fn map_event<A, B>(ev: Event<A>, f: impl Fn(A) -> B) -> Event<B> {
         Event::Init => Event::Init,
         Event::InitApply(a) => Event::InitApply(f(a)),
         Event::InitDone => Event::InitDone,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret_resource() -> ApiResource {
+        ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: "Secret".into(),
+            plural: "secrets".into(),
+        }
+    }
+
+    #[test]
+    fn a_cached_secret_holds_its_metadata_only_in_compact_form() {
+        let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "team-a", "labels": {"app": "db"},
+                         "managedFields": [{"manager": "kubectl"}]},
+            "data": {"password": "aHVudGVyMg=="}, "stringData": {"token": "plain"}, "type": "Opaque"
+        }))
+        .expect("a Secret");
+        let r = to_resource(obj, &secret_resource(), true).expect("kept");
+        assert!(r.is_compact(), "kept in compact form");
+        assert_eq!(r.object, serde_json::Value::Null, "no JSON kept beside it");
+        assert_eq!(
+            r.json().into_owned(),
+            serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "db", "namespace": "team-a", "labels": {"app": "db"}}})
+        );
+        let cel = format!("{:?}", r.cel().value);
+        assert!(
+            !cel.contains("aHVudGVyMg") && !cel.contains("plain") && !cel.contains("Opaque"),
+            "{cel}"
+        );
+        assert!(cel.contains("team-a"), "{cel}");
+    }
+
+    #[test]
+    fn other_objects_are_cached_whole_in_compact_form_without_managed_fields() {
+        let pod = ApiResource {
+            kind: "Pod".into(),
+            plural: "pods".into(),
+            ..secret_resource()
+        };
+        let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "team-a", "managedFields": [{"manager": "kubectl"}],
+                         "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "keep": "x"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]}
+        }))
+        .expect("a Pod");
+        let r = to_resource(obj, &pod, false).expect("kept");
+        assert!(r.is_compact());
+        assert_eq!(
+            r.json().into_owned(),
+            serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "web", "namespace": "team-a", "annotations": {"keep": "x"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
+        );
     }
 }

@@ -2,6 +2,8 @@
 //! each object located by file, line and document index.
 
 use crate::engine::resource::{Resource, ResourceError, Source, group_of};
+use rayon::prelude::*;
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -62,32 +64,44 @@ impl std::fmt::Display for ManifestError {
     }
 }
 
-/// One YAML document of a stream: its text and the 1-based line it starts on.
-fn split_documents(text: &str) -> Vec<(usize, String)> {
+/// The YAML documents of a stream that hold content: each one's text and the 1-based line it
+/// starts on. The text is a slice of the stream (no copy), except for a document with `\r\n`
+/// line ends, which is given with `\n` ends.
+fn split_documents(text: &str) -> Vec<(usize, Cow<'_, str>)> {
     let mut docs = Vec::new();
-    let mut current = String::new();
+    // The current document: its first line (1-based) and the byte its text starts at.
     let mut start = 1;
-    for (i, line) in text.lines().enumerate() {
+    let mut from = 0;
+    let mut offset = 0;
+    for (i, raw) in text.split_inclusive('\n').enumerate() {
+        let line = raw.strip_suffix('\n').unwrap_or(raw);
+        let line = line.strip_suffix('\r').unwrap_or(line);
         let is_marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
         if is_marker || line == "..." {
-            docs.push((start, std::mem::take(&mut current)));
+            docs.push((start, &text[from..offset]));
             start = i + 2;
-            if let Some(rest) = line.strip_prefix("--- ") {
+            from = offset + raw.len();
+            if line.starts_with("--- ") {
                 // `--- {inline: doc}` keeps its content on the marker line.
                 start = i + 1;
-                current.push_str(rest);
-                current.push('\n');
+                from = offset + "--- ".len();
             }
-            continue;
         }
-        current.push_str(line);
-        current.push('\n');
+        offset += raw.len();
     }
-    docs.push((start, current));
+    docs.push((start, &text[from..]));
     docs.into_iter()
         .filter(|(_, d)| {
             d.lines()
                 .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .map(|(start, d)| {
+            let d = if d.contains('\r') {
+                Cow::Owned(d.lines().flat_map(|l| [l, "\n"]).collect())
+            } else {
+                Cow::Borrowed(d)
+            };
+            (start, d)
         })
         .collect()
 }
@@ -132,35 +146,108 @@ pub fn parse_documents(
         return (values, errors);
     }
     for (index, (start, doc)) in split_documents(text).into_iter().enumerate() {
-        let line = first_content_line(start, &doc);
-        match yaml_to_json(&doc) {
-            Ok(serde_json::Value::Null) => {}
-            Ok(v) => values.push((
-                v,
-                Source {
-                    file: file.to_string(),
-                    line: Some(line),
-                    document: index,
-                },
-            )),
-            Err(e) => {
-                let at = e.location().map(|l| start + l.line() - 1).unwrap_or(line);
-                let message = e.to_string();
-                let message = message
-                    .split(" at line ")
-                    .next()
-                    .unwrap_or(&message)
-                    .to_string();
-                errors.push(ManifestError {
-                    file: file.into(),
-                    line: Some(at),
-                    document: index,
-                    message: format!("invalid YAML: {message}"),
-                });
-            }
+        match parse_yaml_document(file, index, start, &doc) {
+            Ok(Some(v)) => values.push(v),
+            Ok(None) => {}
+            Err(e) => errors.push(e),
         }
     }
     (values, errors)
+}
+
+/// One YAML document of a file, located: None when it is empty (null).
+fn parse_yaml_document(
+    file: &str,
+    index: usize,
+    start: usize,
+    doc: &str,
+) -> Result<Option<(serde_json::Value, Source)>, ManifestError> {
+    let line = first_content_line(start, doc);
+    match yaml_to_json(doc) {
+        Ok(serde_json::Value::Null) => Ok(None),
+        Ok(v) => Ok(Some((
+            v,
+            Source {
+                file: file.to_string(),
+                line: Some(line),
+                document: index,
+            },
+        ))),
+        Err(e) => {
+            let at = e.location().map(|l| start + l.line() - 1).unwrap_or(line);
+            let message = e.to_string();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_string();
+            Err(ManifestError {
+                file: file.into(),
+                line: Some(at),
+                document: index,
+                message: format!("invalid YAML: {message}"),
+            })
+        }
+    }
+}
+
+/// What one file holds, read for a whole-input scan.
+#[derive(Debug, Default)]
+pub struct FileObjects {
+    /// Documents that are not valid YAML/JSON, in file order.
+    pub parse_errors: Vec<ManifestError>,
+    /// The file's objects (compact, see [`read_file`]), errors and non-objects, in file order.
+    pub documents: Documents,
+}
+
+/// Read one file's text for a scan that holds the whole input: documents are parsed in
+/// parallel, each object is made compact ([`Resource::into_compact`]) as soon as it is read
+/// unless `keep_json` wants its JSON, and only then is the next document's JSON built by that
+/// thread. Memory holds the file's text and the compact objects, never every document's JSON
+/// at once. The result is in file order, as [`parse_documents`] and [`read_objects`] give it.
+pub fn read_file(
+    file: &str,
+    text: &str,
+    default_namespace: &str,
+    keep_json: &(dyn Fn(&Resource) -> bool + Sync),
+) -> FileObjects {
+    let compact = |mut read: Documents| {
+        read.objects = read
+            .objects
+            .into_iter()
+            .map(|r| if keep_json(&r) { r } else { r.into_compact() })
+            .collect();
+        read
+    };
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if file.ends_with(".json") {
+        let (documents, parse_errors) = parse_documents(file, text);
+        return FileObjects {
+            parse_errors,
+            documents: compact(read_objects(documents, default_namespace)),
+        };
+    }
+    let read: Vec<Result<Option<Documents>, ManifestError>> = split_documents(body)
+        .into_par_iter()
+        .enumerate()
+        .map(|(index, (start, doc))| {
+            let parsed = parse_yaml_document(file, index, start, &doc)?;
+            Ok(parsed.map(|doc| compact(read_objects(vec![doc], default_namespace))))
+        })
+        .collect();
+    let mut out = FileObjects::default();
+    for r in read {
+        match r {
+            Ok(Some(d)) => {
+                out.documents.objects.extend(d.objects);
+                out.documents.errors.extend(d.errors);
+                out.documents.not_objects.extend(d.not_objects);
+            }
+            Ok(None) => {}
+            Err(e) => out.parse_errors.push(e),
+        }
+    }
+    out
 }
 
 /// Why a YAML document could not be read as JSON.

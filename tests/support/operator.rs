@@ -65,7 +65,10 @@ impl Operator {
         let metrics = free_port();
         let log = dir.path().join("operator.log");
         let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_securescore"))
+        // SECURESCORE_BIN runs another build (e.g. an older one, for before/after figures).
+        let binary = std::env::var_os("SECURESCORE_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_securescore").into());
+        let child = Command::new(binary)
             .arg("run")
             .arg("--kubeconfig")
             .arg(kubeconfig)
