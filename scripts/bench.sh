@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Scale benchmarks: synthetic clusters of 1k/10k/100k objects (seeded, reproducible), the scan
 # path (load YAML + evaluate, peak RSS of a child process), the engine alone, incremental
-# re-evaluation; --with-checkov adds checkov on the same 10k directory (slow: minutes);
+# re-evaluation; --with-checkov adds checkov 3.3.30 beside the real `securescore scan` (wall and
+# peak RSS under /usr/bin/time -v, one after the other) on the same 10k directory and on the
+# real manifests of ../shared/corpus ($SECURESCORE_CORPUS) (slow: minutes; checkov runs offline
+# from a venv in $CHECKOV_VENV, default ~/.cache/securescore/checkov, installed if missing);
 # --with-cluster adds the operator against a REAL kube-apiserver + etcd (scripts/cluster.sh)
 # holding 10k objects. Memory of the real `securescore scan` command: ~200 MB of generated small
 # documents (BENCH_MEMORY_OBJECTS, default 200000) and the real-world corpus (shared/corpus
@@ -78,29 +81,48 @@ fi
 if [ "$CHECKOV" = 1 ]; then
   n=10000; dir="$OUT/cluster-$n"
   [ -d "$dir" ] || "$BIN" gen --size "$n" --out "$dir" >> "$OUT/results.jsonl"
-  if [ ! -x .tools/checkov/bin/checkov ]; then
-    python3 -m venv .tools/checkov
-    .tools/checkov/bin/pip install -q checkov==3.3.30
+  CORPUS="${SECURESCORE_CORPUS:-../shared/corpus}"
+  [ -d "$CORPUS" ] || { echo "no corpus at $CORPUS (set SECURESCORE_CORPUS)" >&2; exit 1; }
+  VENV="${CHECKOV_VENV:-$HOME/.cache/securescore/checkov}"
+  if [ ! -x "$VENV/bin/checkov" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q checkov==3.3.30
   fi
-  /usr/bin/time -v -o "$OUT/checkov.time" env BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=true \
-    .tools/checkov/bin/checkov --framework kubernetes -d "$dir" --skip-download --quiet -o json \
-    > "$OUT/checkov.json" || true   # checkov exits 1 when checks fail
   # The real command line, as a pipeline would run it.
   cargo build --release --locked 2>&1 | tail -1
-  /usr/bin/time -v -o "$OUT/securescore.time" target/release/securescore scan "$dir" --format json > /dev/null
-  python3 - "$OUT" <<'PY' >> "$OUT/results.jsonl"
-import json, re, sys
-def t(path):
-    s = open(path).read()
+  # checkov then securescore on the same input, each under /usr/bin/time -v; one JSON line.
+  side_by_side() {  # name dir
+    local name="$1" input="$2"
+    /usr/bin/time -v -o "$OUT/checkov-$name.time" env BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=true \
+      "$VENV/bin/checkov" --framework kubernetes -d "$input" --skip-download --quiet -o json \
+      > "$OUT/checkov-$name.json" || true   # checkov exits 1 when checks fail
+    /usr/bin/time -v -o "$OUT/securescore-$name.time" target/release/securescore scan "$input" --format json \
+      > "$OUT/securescore-$name.json" || true   # non-zero when findings fail the gate
+    python3 - "$OUT" "$name" "$input" <<'PY' >> "$OUT/results.jsonl"
+import json, re, sys, os
+out, name, path = sys.argv[1:4]
+def t(p):
+    s = open(p).read()
     wall = s.split("Elapsed (wall clock) time (h:mm:ss or m:ss):")[1].split()[0].split(":")
     secs = sum(float(x) * 60 ** i for i, x in enumerate(reversed(wall)))
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", s).group(1)) * 1024
     return secs, rss
-c, s = t(sys.argv[1] + "/checkov.time"), t(sys.argv[1] + "/securescore.time")
-print(json.dumps({"bench": "checkov", "objects": 10000, "checkov_seconds": c[0], "checkov_rss_bytes": c[1],
+c, s = t(f"{out}/checkov-{name}.time"), t(f"{out}/securescore-{name}.time")
+print(json.dumps({"bench": "checkov", "input": name, "path": path,
+                  "load_average": os.getloadavg()[0],
+                  "checkov_seconds": c[0], "checkov_rss_bytes": c[1],
                   "securescore_seconds": s[0], "securescore_rss_bytes": s[1],
                   "time_ratio": c[0] / s[0], "memory_ratio": c[1] / s[1]}))
 PY
+  }
+  # CHECKOV_INPUTS="corpus" skips the 10k directory (checkov needs ~5 min for it).
+  for input in ${CHECKOV_INPUTS:-synthetic corpus}; do
+    case "$input" in
+      synthetic) side_by_side "synthetic-$n" "$dir" ;;
+      corpus) side_by_side corpus "$CORPUS" ;;
+      *) echo "unknown CHECKOV_INPUTS entry $input (synthetic, corpus)" >&2; exit 2 ;;
+    esac
+  done
 fi
 
 python3 - "$OUT/results.jsonl" <<'PY'
@@ -124,5 +146,5 @@ for r in rows:
     elif b == "scan-binary":
         print(f"| `securescore scan --format json` {r['input']} ({r['input_bytes'] / 1e6:.0f} MB) | {r['evaluated_resources']} | {r['seconds']:.1f} s | | peak RSS {mib(r['peak_rss_bytes'])} ({r['peak_rss_per_input_byte']:.1f}x the input) |")
     elif b == "checkov":
-        print(f"| checkov vs securescore scan | {r['objects']} | {r['checkov_seconds']:.0f} s vs {r['securescore_seconds']:.1f} s ({r['time_ratio']:.0f}x) | | {mib(r['checkov_rss_bytes'])} vs {mib(r['securescore_rss_bytes'])} ({r['memory_ratio']:.0f}x) |")
+        print(f"| checkov 3.3.30 vs `securescore scan` (load {r['load_average']:.1f}) | {r['input']} | {r['checkov_seconds']:.1f} s vs {r['securescore_seconds']:.2f} s ({r['time_ratio']:.0f}x) | | {mib(r['checkov_rss_bytes'])} vs {mib(r['securescore_rss_bytes'])} ({r['memory_ratio']:.0f}x) |")
 PY

@@ -4,7 +4,10 @@
 
 use kube::core::cel::KubeCelExt;
 use kube::core::cel::cel::common::ast::{EntryExpr, Expr, IdedExpr};
-use kube::core::cel::cel::objects::{Key, Map};
+use kube::core::cel::cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+};
+use kube::core::cel::cel::common::value::Val;
 use kube::core::cel::cel::{Context, ExecutionError, Program, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -577,7 +580,35 @@ impl Compiled {
         ctx: &Context,
         limits: cel::budget::Limits,
     ) -> Result<Value, EvalError> {
-        let (outcome, usage) = cel::budget::run(limits, || quietly(|| self.program.execute(ctx)));
+        self.run(limits, || self.program.execute(ctx))
+    }
+
+    /// As [`execute_within`](Self::execute_within), the result kept in the interpreter's form
+    /// (shared, not converted): for a variable that is bound again with [`bind`].
+    pub fn execute_shared_within(
+        &self,
+        ctx: &Context,
+        limits: cel::budget::Limits,
+    ) -> Result<Shared, EvalError> {
+        if reference_mode() {
+            // The path before sharing: convert to a `Value`, and back when bound.
+            let value = self.execute_within(ctx, limits)?;
+            return Box::<dyn Val>::try_from(value)
+                .map(Shared)
+                .map_err(|error| EvalError::Execution {
+                    error,
+                    source_text: self.source.clone(),
+                });
+        }
+        self.run(limits, || self.program.execute_val(ctx).map(Shared))
+    }
+
+    fn run<T>(
+        &self,
+        limits: cel::budget::Limits,
+        evaluate: impl FnOnce() -> Result<T, ExecutionError>,
+    ) -> Result<T, EvalError> {
+        let (outcome, usage) = cel::budget::run(limits, || quietly(evaluate));
         if let Some(exceeded) = usage.exceeded {
             return Err(EvalError::BudgetExceeded(exceeded));
         }
@@ -738,42 +769,112 @@ pub fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// A JSON value converted to CEL.
+/// A value in the interpreter's own form, whose lists, maps and strings are shared (the
+/// vendored cel patch): binding it, selecting a field of it or iterating over it copies
+/// nothing, where binding a [`Value`] converts (deep-copies) the whole tree.
+#[derive(Debug)]
+pub struct Shared(Box<dyn Val>);
+
+impl Clone for Shared {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone_as_boxed())
+    }
+}
+
+impl Shared {
+    pub fn val(&self) -> &dyn Val {
+        self.0.as_ref()
+    }
+
+    /// The same value as a [`Value`] (a deep conversion: for functions, which take `Value`s).
+    pub fn value(&self) -> Value {
+        Value::try_from(self.0.as_ref()).unwrap_or(Value::Null)
+    }
+
+    /// The field `key` of a map.
+    pub fn field(&self, key: &str) -> Option<Shared> {
+        let map = self.0.downcast_ref::<CelMap>()?;
+        map.get_str(key).map(|v| Shared(v.clone_as_boxed()))
+    }
+
+    pub fn is_map(&self) -> bool {
+        self.0.downcast_ref::<CelMap>().is_some()
+    }
+
+    /// Wrap a value already in the interpreter's form.
+    pub fn from_val(v: Box<dyn Val>) -> Shared {
+        Shared(v)
+    }
+
+    pub fn null() -> Shared {
+        Shared(Box::new(CelNull))
+    }
+}
+
+/// Bind `value` as `name` in `ctx`: shared, not copied (the reference mode deep-copies, as
+/// binding a [`Value`] did).
+pub fn bind(ctx: &mut Context, name: impl Into<String>, value: &Shared) {
+    ctx.add_variable_as_val(name, value.0.clone_as_boxed());
+}
+
+/// Whether the reference mode is on: every value is deep-copied and converted as cel 0.13
+/// does upstream (see [`set_reference_mode`]).
+pub fn reference_mode() -> bool {
+    cel::budget::deep_copies()
+}
+
+/// Evaluate without the sharing fast paths, as upstream cel 0.13 would (process-wide): the
+/// reference a differential test compares the shared evaluation with. Not for production.
+#[doc(hidden)]
+pub fn set_reference_mode(on: bool) {
+    cel::budget::set_deep_copies(on);
+}
+
+/// A JSON value converted to CEL, once, in the interpreter's shared form.
 #[derive(Debug, Clone)]
 pub struct CelJson {
-    pub value: Value,
+    pub shared: Shared,
+}
+
+impl CelJson {
+    /// The value as a [`Value`] (a deep conversion).
+    pub fn value(&self) -> Value {
+        self.shared.value()
+    }
 }
 
 /// Convert JSON to a CEL value. Map entries whose value is null are dropped, as the API server
 /// does for typed objects, so `has(x.f)` means "set" and a null never reaches an operator.
 pub fn json_to_cel(v: &serde_json::Value) -> CelJson {
-    CelJson { value: convert(v) }
+    CelJson {
+        shared: Shared(convert(v)),
+    }
 }
 
-fn convert(v: &serde_json::Value) -> Value {
+fn convert(v: &serde_json::Value) -> Box<dyn Val> {
     match v {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Null => Box::new(CelNull),
+        serde_json::Value::Bool(b) => Box::new(CelBool::from(*b)),
         serde_json::Value::Number(n) => {
             if let Some(i) = n.as_i64() {
-                Value::Int(i)
+                Box::new(CelInt::from(i))
             } else if let Some(u) = n.as_u64() {
-                Value::UInt(u)
+                Box::new(CelUInt::from(u))
             } else {
-                Value::Float(n.as_f64().unwrap_or(f64::NAN))
+                Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN)))
             }
         }
-        serde_json::Value::String(s) => Value::String(intern(s)),
+        serde_json::Value::String(s) => Box::new(CelString::from(intern(s))),
         serde_json::Value::Array(items) => {
-            Value::List(Arc::new(items.iter().map(convert).collect()))
+            Box::new(CelList::from(items.iter().map(convert).collect::<Vec<_>>()))
         }
         serde_json::Value::Object(fields) => {
-            let map: HashMap<Key, Value> = fields
+            let map: HashMap<CelMapKey, Box<dyn Val>> = fields
                 .iter()
                 .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (Key::String(intern(k)), convert(v)))
+                .map(|(k, v)| (CelMapKey::String(CelString::from(intern(k))), convert(v)))
                 .collect();
-            Value::Map(Map { map: Arc::new(map) })
+            Box::new(CelMap::from(map))
         }
     }
 }
@@ -806,12 +907,19 @@ fn intern(s: &str) -> Arc<String> {
 }
 
 /// A CEL map from named values.
-pub fn map_of(entries: impl IntoIterator<Item = (String, Value)>) -> Value {
-    let map: HashMap<Key, Value> = entries
+pub fn map_of(entries: impl IntoIterator<Item = (String, Shared)>) -> Shared {
+    let map: HashMap<CelMapKey, Box<dyn Val>> = entries
         .into_iter()
-        .map(|(k, v)| (Key::String(Arc::new(k)), v))
+        .map(|(k, v)| (CelMapKey::String(CelString::from(k)), v.0))
         .collect();
-    Value::Map(Map { map: Arc::new(map) })
+    Shared(Box::new(CelMap::from(map)))
+}
+
+/// A CEL list of values.
+pub fn list_of(items: impl IntoIterator<Item = Shared>) -> Shared {
+    Shared(Box::new(CelList::from(
+        items.into_iter().map(|i| i.0).collect::<Vec<_>>(),
+    )))
 }
 
 #[cfg(test)]
@@ -821,7 +929,7 @@ mod tests {
     fn ctx_with(object: serde_json::Value) -> (Context<'static>, u64) {
         let converted = json_to_cel(&object);
         let mut ctx = root_context().new_inner_scope();
-        ctx.add_variable_from_value("object", converted.value);
+        bind(&mut ctx, "object", &converted.shared);
         (ctx, 0)
     }
 

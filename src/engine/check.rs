@@ -2,7 +2,7 @@
 //! it reads, and the judgement of one resource.
 
 use super::cel::{
-    self as kcel, CelJson, CompileError, Compiled, EvalError, cel::Context, cel::Value,
+    self as kcel, CelJson, CompileError, Compiled, EvalError, Shared, cel::Context, cel::Value,
 };
 use super::resource::{Inventory, Resource};
 use super::selector;
@@ -163,31 +163,35 @@ impl ObjectScope {
         let converted = resource.cel();
         let mut ctx = kcel::root_context().new_inner_scope();
         if wants("object") {
-            ctx.add_variable_from_value("object", converted.value.clone());
+            kcel::bind(&mut ctx, "object", &converted.shared);
         }
         let mut pod_template_missing = false;
         if let Some(path) = pod_template_path(&resource.group, &resource.kind) {
-            match pod_template(&converted.value, path) {
+            match pod_template(&converted.shared, path) {
                 Some((spec, metadata)) => {
                     if wants("podSpec") {
-                        ctx.add_variable_from_value("podSpec", spec);
+                        kcel::bind(&mut ctx, "podSpec", &spec);
                     }
                     if wants("podMetadata") {
-                        ctx.add_variable_from_value("podMetadata", metadata);
+                        kcel::bind(&mut ctx, "podMetadata", &metadata);
                     }
                 }
                 None => pod_template_missing = true,
             }
         }
         if wants("namespaceObject") {
+            let synthesised;
             let namespace_object = match &resource.namespace {
                 Some(ns) => match inventory.namespace(ns) {
-                    Some(n) => n.cel().value.clone(),
-                    None => synthesised_namespace(ns).value,
+                    Some(n) => &n.cel().shared,
+                    None => {
+                        synthesised = synthesised_namespace(ns).shared;
+                        &synthesised
+                    }
                 },
-                None => Value::Null,
+                None => &Shared::null(),
             };
-            ctx.add_variable_from_value("namespaceObject", namespace_object);
+            kcel::bind(&mut ctx, "namespaceObject", namespace_object);
         }
         ObjectScope {
             ctx,
@@ -239,11 +243,13 @@ impl ObjectScope {
             .max_by_key(|b| (b.steps, b.memory))
             .unwrap_or(kcel::BUDGET);
         for (name, source, compiled) in chosen {
-            let outcome = match compiled.execute_within(&scope.ctx, budget) {
+            let outcome = match compiled.execute_shared_within(&scope.ctx, budget) {
                 Ok(v) => {
-                    scope
-                        .ctx
-                        .add_variable_from_value(format!("{}{name}", kcel::VARIABLE_PREFIX), v);
+                    kcel::bind(
+                        &mut scope.ctx,
+                        format!("{}{name}", kcel::VARIABLE_PREFIX),
+                        &v,
+                    );
                     None
                 }
                 Err(e) => Some(e.message(false)),
@@ -271,24 +277,19 @@ fn pod_template_path(group: &str, kind: &str) -> Option<&'static [&'static str]>
         .map(|(_, _, p)| *p)
 }
 
-fn get_path(v: &Value, path: &[&str]) -> Option<Value> {
+fn get_path(v: &Shared, path: &[&str]) -> Option<Shared> {
     let mut cur = v.clone();
     for p in path {
-        let Value::Map(m) = &cur else { return None };
-        let next = m
-            .map
-            .get(&kcel::cel::objects::Key::String(Arc::new(p.to_string())))?
-            .clone();
-        cur = next;
+        cur = cur.field(p)?;
     }
     Some(cur)
 }
 
 /// `(spec, metadata)` of the pod template at `path` (empty path: the Pod itself).
-fn pod_template(object: &Value, path: &[&str]) -> Option<(Value, Value)> {
+fn pod_template(object: &Shared, path: &[&str]) -> Option<(Shared, Shared)> {
     let template = get_path(object, path)?;
     let spec = get_path(&template, &["spec"])?;
-    if !matches!(spec, Value::Map(_)) {
+    if !spec.is_map() {
         return None;
     }
     let metadata = get_path(&template, &["metadata"]).unwrap_or_else(|| kcel::map_of([]));
@@ -859,13 +860,10 @@ impl CompiledAction {
                         items.len()
                     ));
                 }
-                let mut list = Vec::with_capacity(items.len());
-                for item in items {
-                    list.push(item.cel().value.clone());
-                }
-                entries.push((lookup.name.clone(), Value::List(Arc::new(list))));
+                let list = kcel::list_of(items.iter().map(|item| item.cel().shared.clone()));
+                entries.push((lookup.name.clone(), list));
             }
-            ctx.add_variable_from_value("lookups", kcel::map_of(entries));
+            kcel::bind(ctx, "lookups", &kcel::map_of(entries));
         }
         if programs.rewritten {
             // Each variable is bound on its own, in order; one the object scope already holds
@@ -879,12 +877,9 @@ impl CompiledAction {
                     }
                     continue;
                 }
-                match v.compiled.execute_within(ctx, self.budget) {
+                match v.compiled.execute_shared_within(ctx, self.budget) {
                     Ok(value) => {
-                        ctx.add_variable_from_value(
-                            format!("{}{}", kcel::VARIABLE_PREFIX, v.name),
-                            value,
-                        );
+                        kcel::bind(ctx, format!("{}{}", kcel::VARIABLE_PREFIX, v.name), &value);
                     }
                     Err(e) => {
                         return Err(format!("variable {:?}: {}", v.name, e.message(detailed)));
@@ -892,11 +887,11 @@ impl CompiledAction {
                 }
             }
         } else if !programs.variables.is_empty() {
-            let mut values: Vec<(String, Value)> = Vec::new();
+            let mut values: Vec<(String, Shared)> = Vec::new();
             for v in &programs.variables {
                 let mut vctx = ctx.new_inner_scope();
-                vctx.add_variable_from_value("variables", kcel::map_of(values.clone()));
-                match v.compiled.execute_within(&vctx, self.budget) {
+                kcel::bind(&mut vctx, "variables", &kcel::map_of(values.clone()));
+                match v.compiled.execute_shared_within(&vctx, self.budget) {
                     Ok(value) => {
                         values.push((v.name.clone(), value));
                     }
@@ -905,7 +900,7 @@ impl CompiledAction {
                     }
                 }
             }
-            ctx.add_variable_from_value("variables", kcel::map_of(values));
+            kcel::bind(ctx, "variables", &kcel::map_of(values));
         }
         Ok(())
     }

@@ -8,9 +8,11 @@
 //! little-endian), `6` string (varint length, UTF-8 bytes), `7` shared string (varint id),
 //! `8` list (varint count, items), `9` map (varint count, entries).
 
-use super::cel::CelJson;
-use super::cel::cel::Value;
-use super::cel::cel::objects::{Key, Map};
+use super::cel::cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+};
+use super::cel::cel::common::value::Val;
+use super::cel::{CelJson, Shared as SharedVal};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -96,7 +98,7 @@ impl Compact {
             strings: &strings,
         };
         CelJson {
-            value: d.cel().unwrap_or(Value::Null),
+            shared: SharedVal::from_val(d.cel().unwrap_or_else(|| Box::new(CelNull))),
         }
     }
 
@@ -276,39 +278,40 @@ impl Decoder<'_> {
         })
     }
 
-    fn cel(&mut self) -> Option<Value> {
+    fn cel(&mut self) -> Option<Box<dyn Val>> {
         let tag = self.byte()?;
         Some(match tag {
-            NULL => Value::Null,
-            FALSE => Value::Bool(false),
-            TRUE => Value::Bool(true),
+            NULL => Box::new(CelNull),
+            FALSE => Box::new(CelBool::from(false)),
+            TRUE => Box::new(CelBool::from(true)),
             INT | UINT | FLOAT => match self.number(tag)? {
-                Number::Int(i) => Value::Int(i),
-                Number::UInt(u) => Value::UInt(u),
-                Number::Float(f) => Value::Float(f),
+                Number::Int(i) => Box::new(CelInt::from(i)),
+                Number::UInt(u) => Box::new(CelUInt::from(u)),
+                Number::Float(f) => Box::new(CelDouble::from(f)),
             },
-            STR | SHARED => Value::String(self.arc_string(tag)?),
+            STR | SHARED => Box::new(CelString::from(self.arc_string(tag)?)),
             LIST => {
                 let n = self.varint()? as usize;
                 let mut items = Vec::with_capacity(n.min(self.bytes.len()));
                 for _ in 0..n {
                     items.push(self.cel()?);
                 }
-                Value::List(Arc::new(items))
+                Box::new(CelList::from(items))
             }
             MAP => {
                 let n = self.varint()? as usize;
-                let mut map = HashMap::with_capacity(n.min(self.bytes.len()));
+                let mut map: HashMap<CelMapKey, Box<dyn Val>> =
+                    HashMap::with_capacity(n.min(self.bytes.len()));
                 for _ in 0..n {
                     let key_tag = self.byte()?;
                     let key = self.arc_string(key_tag)?;
                     let value = self.cel()?;
                     // As json_to_cel: an entry set to null is absent.
-                    if !matches!(value, Value::Null) {
-                        map.insert(Key::String(key), value);
+                    if value.downcast_ref::<CelNull>().is_none() {
+                        map.insert(CelMapKey::String(CelString::from(key)), value);
                     }
                 }
-                Value::Map(Map { map: Arc::new(map) })
+                Box::new(CelMap::from(map))
             }
             _ => return None,
         })
@@ -360,6 +363,8 @@ enum Number {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::cel::cel::Value;
+    use crate::engine::cel::cel::objects::Key;
     use crate::engine::cel::json_to_cel;
     use serde_json::json;
 
@@ -397,8 +402,8 @@ mod tests {
     #[test]
     fn the_cel_value_equals_the_one_converted_from_json() {
         let v = pod();
-        let from_compact = Compact::encode(&v).to_cel().value;
-        let from_json = json_to_cel(&v).value;
+        let from_compact = Compact::encode(&v).to_cel().value();
+        let from_json = json_to_cel(&v).value();
         assert_eq!(from_compact, from_json);
         // The null annotation is absent in both.
         let Value::Map(m) = &from_compact else {
@@ -437,7 +442,7 @@ mod tests {
                 bytes: encoded.bytes[..cut].into(),
             };
             assert_eq!(truncated.to_json(), serde_json::Value::Null);
-            assert_eq!(truncated.to_cel().value, Value::Null);
+            assert_eq!(truncated.to_cel().value(), Value::Null);
         }
     }
 }

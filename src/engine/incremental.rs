@@ -549,15 +549,15 @@ impl Incremental {
                 book_of
                     .get(o.action.name.as_str())
                     .into_iter()
-                    .flat_map(|b| b.entries.iter())
-                    .map(|(k, e)| {
-                        (
-                            (k.0.as_str(), k.1.as_str(), k.2.as_str(), k.3.as_str()),
-                            super::controls::health(
-                                &e.verdict,
-                                e.resolution.as_ref().map(|(state, _)| *state),
-                            ),
-                        )
+                    .flat_map(|b| {
+                        let compliant = b
+                            .compliant
+                            .iter()
+                            .map(|k| (k.identity(), super::controls::Health::Compliant));
+                        let failing = b.failing.iter().map(|(k, e)| {
+                            (k.identity(), super::controls::health(&e.verdict, e.state))
+                        });
+                        compliant.chain(failing)
                     })
             });
         status::build(

@@ -260,7 +260,7 @@ pub type ByName = Arc<HashMap<String, Arc<Resource>>>;
 
 impl super::cel::NamedObjects for HashMap<String, Arc<Resource>> {
     fn named(&self, name: &str) -> Option<super::cel::cel::Value> {
-        self.get(name).map(|r| r.cel().value.clone())
+        self.get(name).map(|r| r.cel().value())
     }
 }
 

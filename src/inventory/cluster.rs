@@ -408,7 +408,7 @@ mod tests {
             serde_json::json!({"apiVersion": "v1", "kind": "Secret",
                 "metadata": {"name": "db", "namespace": "team-a", "labels": {"app": "db"}}})
         );
-        let cel = format!("{:?}", r.cel().value);
+        let cel = format!("{:?}", r.cel().value());
         assert!(
             !cel.contains("aHVudGVyMg") && !cel.contains("plain") && !cel.contains("Opaque"),
             "{cel}"

@@ -115,3 +115,18 @@ pub fn reserve_memory(bytes: u64) -> Result<(), ExecutionError> {
 pub(crate) fn note_memory(bytes: u64) {
     let _ = charge(0, bytes);
 }
+
+// PATCH (securescore): values are shared (`Arc`) instead of deep-copied when a variable is
+// bound, a field selected or a comprehension item taken. The reference mode copies them as
+// upstream does, so a differential test can prove that sharing changes no result.
+static DEEP_COPIES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Copy every value deeply, as upstream cel 0.13 does (process-wide; for differential tests).
+pub fn set_deep_copies(on: bool) {
+    DEEP_COPIES.store(on, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether values are deep-copied (the reference mode of [`set_deep_copies`]).
+pub fn deep_copies() -> bool {
+    DEEP_COPIES.load(std::sync::atomic::Ordering::Relaxed)
+}

@@ -89,7 +89,9 @@ impl<'a> Context<'a> {
         }
     }
 
-    pub(crate) fn add_variable_as_val<S>(&mut self, name: S, value: Box<dyn Val>)
+    /// PATCH (securescore): public, to bind a value already in the interpreter's form (for
+    /// instance a shared one, see `common::types::CelMap`) without converting it.
+    pub fn add_variable_as_val<S>(&mut self, name: S, value: Box<dyn Val>)
     where
         S: Into<String>,
     {

@@ -178,6 +178,16 @@ impl Program {
         Value::resolve(&self.expression, context)
     }
 
+    /// PATCH (securescore): the result in the interpreter's own form, not converted to a
+    /// `Value` (a deep copy of a list or map): to bind it again with
+    /// `Context::add_variable_as_val`.
+    pub fn execute_val(
+        &self,
+        context: &Context,
+    ) -> Result<Box<dyn common::value::Val>, ExecutionError> {
+        Value::resolve_val(&self.expression, context).map(|v| v.into_owned())
+    }
+
     /// Returns the variables and functions referenced by the CEL program
     ///
     /// # Example

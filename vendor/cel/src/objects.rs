@@ -96,7 +96,8 @@ impl From<CelMapKey> for Key {
         match value {
             CelMapKey::Bool(b) => b.into_inner().into(),
             CelMapKey::Int(i) => i.into_inner().into(),
-            CelMapKey::String(s) => s.into_inner().into(),
+            // PATCH (securescore): the text is shared, not copied.
+            CelMapKey::String(s) => Key::String(s.shared().clone()),
             CelMapKey::UInt(u) => u.into_inner().into(),
         }
     }
@@ -108,7 +109,8 @@ impl From<Key> for CelMapKey {
             Key::Int(i) => CelMapKey::from(i),
             Key::Uint(u) => CelMapKey::from(u),
             Key::Bool(b) => CelMapKey::from(b),
-            Key::String(s) => CelMapKey::from(s.as_str()),
+            // PATCH (securescore): the text is shared, not copied.
+            Key::String(s) => CelMapKey::String(s.into()),
         }
     }
 }
@@ -839,9 +841,13 @@ impl TryFrom<&dyn Val> for Value {
                 *v.downcast_ref::<CelDouble>().unwrap().inner(),
             )),
             STRING_TYPE => {
-                let s = v.downcast_ref::<CelString>().unwrap().inner();
+                let s = v.downcast_ref::<CelString>().unwrap();
+                // PATCH (securescore): shared, not copied (copied in the reference mode).
+                if !crate::budget::deep_copies() {
+                    return Ok(Value::String(s.shared().clone()));
+                }
                 crate::budget::charge_memory(s.len() as u64)?;
-                Ok(Value::String(Arc::new(s.to_string())))
+                Ok(Value::String(Arc::new(s.inner().to_string())))
             }
             NULL_TYPE => Ok(Value::Null),
             BYTES_TYPE => Ok(Value::Bytes(Arc::new(
@@ -916,7 +922,10 @@ impl TryFrom<Value> for Box<dyn Val> {
             Value::UInt(u) => Ok(Box::new(CelUInt::from(u))),
             Value::Float(f) => Ok(Box::new(CelDouble::from(f))),
             Value::String(s) => {
-                // PATCH (securescore): converting copies.
+                // PATCH (securescore): shared, not copied (copied in the reference mode).
+                if !crate::budget::deep_copies() {
+                    return Ok(Box::new(CelString::from(s)));
+                }
                 crate::budget::charge_memory(s.len() as u64)?;
                 Ok(Box::new(CelString::from(s.as_str())))
             }
@@ -928,15 +937,17 @@ impl TryFrom<Value> for Box<dyn Val> {
             Value::Timestamp(ts) => Ok(Box::new(CelTimestamp::from(ts))),
             Value::List(l) => {
                 crate::budget::charge_memory(l.len() as u64 * crate::budget::LIST_ELEMENT_BYTES)?;
+                // PATCH (securescore): converted from the shared list, not from a copy of it.
                 let result: Result<Vec<Box<dyn Val>>, ExecutionError> =
-                    (*l).clone().into_iter().map(|i| i.try_into()).collect();
+                    l.iter().map(|i| i.clone().try_into()).collect();
                 Ok(Box::new(CelList::from(result?)))
             }
             Value::Map(map) => {
                 crate::budget::charge_memory(map.map.len() as u64 * crate::budget::MAP_ENTRY_BYTES)?;
-                let result: Result<HashMap<CelMapKey, Box<dyn Val>>, ExecutionError> = (*map.map)
-                    .clone()
-                    .into_iter()
+                // PATCH (securescore): converted from the shared map, not from a copy of it.
+                let result: Result<HashMap<CelMapKey, Box<dyn Val>>, ExecutionError> = map
+                    .map
+                    .iter()
                     .map(|(k, v)| v.clone().try_into().map(|v| (k.clone().into(), v)))
                     .collect();
                 Ok(Box::new(CelMap::from(result?)))
@@ -1345,6 +1356,20 @@ impl Value {
                 .ok_or_else(|| ExecutionError::UndeclaredReference(Arc::new(name.to_string())))?),
             Expr::Select(select) => {
                 let left = Value::resolve_val(select.operand.deref(), ctx)?;
+                // PATCH (securescore): the field of a borrowed map looked up by its name,
+                // without building a key for it.
+                if let Cow::Borrowed(val) = &left {
+                    let val: &'a dyn Val = *val;
+                    if let Some(map) = val.downcast_ref::<CelMap>() {
+                        let found = map.get_str(&select.field);
+                        if select.test {
+                            return Ok(bool(found.is_some()));
+                        }
+                        return found.map(Cow::Borrowed).ok_or_else(|| {
+                            ExecutionError::NoSuchKey(Arc::new(select.field.clone()))
+                        });
+                    }
+                }
                 match left.get_type() {
                     MAP_TYPE => {
                         let key: CelString = select.field.as_str().into();

@@ -6,13 +6,18 @@ use crate::ExecutionError;
 use std::any::Any;
 use std::borrow::Cow;
 use std::ops::Deref;
+use std::sync::Arc;
 
+// PATCH (securescore): the elements are shared (`Arc`): a copy of a list value (a bound
+// variable, a comprehension item, a selected field) is a reference count, not a deep copy.
 #[derive(Debug, Default)]
-pub struct DefaultList(Vec<Box<dyn Val>>);
+pub struct DefaultList(Arc<Vec<Box<dyn Val>>>);
 
 impl DefaultList {
     pub fn into_inner(self) -> Vec<Box<dyn Val>> {
-        self.0
+        // PATCH (securescore): elements of a shared list are shared, not copied.
+        Arc::try_unwrap(self.0)
+            .unwrap_or_else(|shared| shared.iter().map(|i| i.clone_as_boxed()).collect())
     }
 
     pub fn inner(&self) -> &[Box<dyn Val>] {
@@ -20,13 +25,16 @@ impl DefaultList {
     }
 
     fn clone(&self) -> Self {
-        // PATCH (securescore): a copy is charged to the evaluation budget.
+        // PATCH (securescore): shared; the reference mode copies (charged to the budget).
+        if !crate::budget::deep_copies() {
+            return Self(self.0.clone());
+        }
         crate::budget::note_memory(self.0.len() as u64 * crate::budget::LIST_ELEMENT_BYTES);
         let mut vec = Vec::with_capacity(self.0.len());
         for i in self.0.iter().map(|i| i.clone_as_boxed()) {
             vec.push(i);
         }
-        Self(vec)
+        Self(Arc::new(vec))
     }
 }
 
@@ -80,17 +88,30 @@ impl Adder for DefaultList {
             .as_iterable()
             .ok_or(ExecutionError::NoSuchOverload)?
             .iter();
-        let mut list = self.clone();
-        while let Some(other) = rhs.next() {
-            list.0.push(other.clone_as_boxed());
+        // PATCH (securescore): a new list of shared elements, its size charged.
+        let mut list: Vec<Box<dyn Val>> = Vec::with_capacity(self.0.len());
+        if crate::budget::deep_copies() {
+            list = self.clone().into_inner();
+        } else {
+            list.extend(self.0.iter().map(|i| i.clone_as_boxed()));
         }
-        Ok(Cow::<dyn Val>::Owned(Box::new(list)))
+        let mut added = 0u64;
+        while let Some(other) = rhs.next() {
+            list.push(other.clone_as_boxed());
+            added += 1;
+        }
+        if !crate::budget::deep_copies() {
+            crate::budget::charge_memory(
+                (self.0.len() as u64 + added) * crate::budget::LIST_ELEMENT_BYTES,
+            )?;
+        }
+        Ok(Cow::<dyn Val>::Owned(Box::new(Self(Arc::new(list)))))
     }
 }
 
 impl Container for DefaultList {
     fn contains(&self, value: &dyn Val) -> Result<bool, ExecutionError> {
-        for i in &self.0 {
+        for i in self.0.iter() {
             if i.equals(value) {
                 return Ok(true);
             }
@@ -138,7 +159,8 @@ impl Indexer for DefaultList {
     }
 
     fn steal(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val>, ExecutionError> {
-        let mut list = self;
+        // PATCH (securescore): take the element out of an unshared list, else share it.
+        let list = self;
         match idx.get_type() {
             types::INT_TYPE => {
                 let idx: i64 = *idx
@@ -148,7 +170,7 @@ impl Indexer for DefaultList {
                 if idx < 0 || idx as usize >= list.0.len() {
                     return Err(ExecutionError::IndexOutOfBounds(idx.into()));
                 }
-                Ok(list.0.remove(idx as usize))
+                Ok(take(list.0, idx as usize))
             }
             types::UINT_TYPE => {
                 let idx: u64 = *idx
@@ -158,7 +180,7 @@ impl Indexer for DefaultList {
                 if idx as usize >= list.0.len() {
                     return Err(ExecutionError::IndexOutOfBounds(idx.into()));
                 }
-                Ok(list.0.remove(idx as usize))
+                Ok(take(list.0, idx as usize))
             }
             _ => Err(ExecutionError::UnexpectedType {
                 got: idx.get_type().runtime_type_name.to_string(),
@@ -172,6 +194,14 @@ impl Indexer for DefaultList {
     }
 }
 
+/// PATCH (securescore): element `idx` (in bounds) of a list that is dropped afterwards.
+fn take(list: Arc<Vec<Box<dyn Val>>>, idx: usize) -> Box<dyn Val> {
+    match Arc::try_unwrap(list) {
+        Ok(mut owned) => owned.swap_remove(idx),
+        Err(shared) => shared[idx].clone_as_boxed(),
+    }
+}
+
 impl Iterable for DefaultList {
     fn iter<'a>(&'a self) -> Box<dyn super::traits::Iterator<'a> + 'a> {
         Box::new(SliceIterator::new(self.0.as_slice()))
@@ -180,7 +210,7 @@ impl Iterable for DefaultList {
 
 impl From<Vec<Box<dyn Val>>> for DefaultList {
     fn from(v: Vec<Box<dyn Val>>) -> Self {
-        Self(v)
+        Self(Arc::new(v))
     }
 }
 
@@ -237,14 +267,14 @@ pub mod tests {
 
     #[test]
     fn list_has_indexer() {
-        let list = Box::new(DefaultList(vec![]));
+        let list = Box::new(DefaultList::from(vec![]));
         assert!(list.as_indexer().is_some());
         assert!(list.into_indexer().is_some());
     }
 
     #[test]
     fn errs_out_of_index() {
-        let list = DefaultList(vec![]);
+        let list = DefaultList::from(vec![]);
         let idx: CelInt = 1.into();
         assert_eq!(
             Indexer::get(&list, &idx).err(),
@@ -258,7 +288,7 @@ pub mod tests {
 
     #[test]
     fn errs_unexpected_type() {
-        let list = DefaultList(vec![]);
+        let list = DefaultList::from(vec![]);
         let idx: CelString = "foo".into();
         assert_eq!(
             Indexer::get(&list, &idx).err(),
@@ -280,7 +310,7 @@ pub mod tests {
     fn get() {
         let val: CelString = "cel".into();
         let val: Box<dyn Val> = Box::new(val.clone());
-        let list = DefaultList(vec![val]);
+        let list = DefaultList::from(vec![val]);
         let idx: CelInt = 0.into();
         let expected = Cow::<dyn Val>::Owned(Box::new(Into::<CelString>::into("cel")));
         assert_eq!(Indexer::get(&list, &idx), Ok(expected));
@@ -290,7 +320,7 @@ pub mod tests {
     fn steal() {
         let val: CelString = "cel".into();
         let val: Box<dyn Val> = Box::new(val.clone());
-        let list = DefaultList(vec![val]);
+        let list = DefaultList::from(vec![val]);
         let idx: CelInt = 0.into();
         let expected: Box<dyn Val> = Box::new(Into::<CelString>::into("cel"));
         assert_eq!(Indexer::steal(list.into(), &idx), Ok(expected));
@@ -300,7 +330,7 @@ pub mod tests {
     fn try_into_vec() {
         let v1: Box<dyn Val> = Box::new(Into::<CelString>::into("cel"));
         let v2: Box<dyn Val> = Box::new(Into::<CelString>::into("rust"));
-        let list: Box<dyn Val> = Box::new(DefaultList(vec![v1, v2]));
+        let list: Box<dyn Val> = Box::new(DefaultList::from(vec![v1, v2]));
         let list: Vec<Box<dyn Val>> = list.try_into().unwrap();
         assert_eq!(list[0].downcast_ref::<CelString>().unwrap().inner(), "cel");
         assert_eq!(list[1].downcast_ref::<CelString>().unwrap().inner(), "rust");
@@ -310,7 +340,7 @@ pub mod tests {
     fn try_into_slice() {
         let v1: Box<dyn Val> = Box::new(Into::<CelString>::into("cel"));
         let v2: Box<dyn Val> = Box::new(Into::<CelString>::into("rust"));
-        let list: Box<dyn Val> = Box::new(DefaultList(vec![v1, v2]));
+        let list: Box<dyn Val> = Box::new(DefaultList::from(vec![v1, v2]));
         let list: &[Box<dyn Val>] = list.as_ref().try_into().unwrap();
         assert_eq!(list[0].downcast_ref::<CelString>().unwrap().inner(), "cel");
         assert_eq!(list[1].downcast_ref::<CelString>().unwrap().inner(), "rust");

@@ -12,16 +12,33 @@ use std::hash::Hash;
 use std::ops::Deref;
 use std::sync::Arc;
 
+// PATCH (securescore): the entries are shared (`Arc`): a copy of a map value (a bound
+// variable, a comprehension item, a selected field) is a reference count, not a deep copy.
 #[derive(Debug, Default)]
-pub struct DefaultMap(HashMap<Key, Box<dyn Val>>);
+pub struct DefaultMap(Arc<HashMap<Key, Box<dyn Val>>>);
 
 impl DefaultMap {
     pub fn into_inner(self) -> HashMap<Key, Box<dyn Val>> {
-        self.0
+        // PATCH (securescore): entries of a shared map are shared, not copied.
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| {
+            shared
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone_as_boxed()))
+                .collect()
+        })
     }
 
     pub fn inner(&self) -> &HashMap<Key, Box<dyn Val>> {
         &self.0
+    }
+}
+
+impl DefaultMap {
+    /// PATCH (securescore): the value under a string key, looked up without allocating.
+    pub fn get_str(&self, key: &str) -> Option<&dyn Val> {
+        self.0
+            .get(&KeyRef::String(key) as &dyn AsKeyRef)
+            .map(|v| v.as_ref())
     }
 }
 
@@ -61,13 +78,16 @@ impl Val for DefaultMap {
     }
 
     fn clone_as_boxed(&self) -> Box<dyn Val> {
-        // PATCH (securescore): a copy is charged to the evaluation budget.
+        // PATCH (securescore): shared; the reference mode copies (charged to the budget).
+        if !crate::budget::deep_copies() {
+            return Box::new(Self(self.0.clone()));
+        }
         crate::budget::note_memory(self.0.len() as u64 * crate::budget::MAP_ENTRY_BYTES);
         let mut map = HashMap::with_capacity(self.0.len());
         for (k, v) in self.0.iter() {
-            map.insert(k.clone(), v.clone_as_boxed());
+            map.insert(k.clone_deep(), v.clone_as_boxed());
         }
-        Box::new(Self(map))
+        Box::new(Self(Arc::new(map)))
     }
 }
 
@@ -117,9 +137,13 @@ impl Indexer for DefaultMap {
     }
 
     fn steal(self: Box<Self>, key: &dyn Val) -> Result<Box<dyn Val>, ExecutionError> {
-        let mut map = self;
         let key: Key = key.clone_as_boxed().try_into()?;
-        map.0.remove(&key).ok_or_else(|| {
+        // PATCH (securescore): take the entry out of an unshared map, else share it.
+        let found = match Arc::try_unwrap(self.0) {
+            Ok(mut owned) => owned.remove(&key),
+            Err(shared) => shared.get(&key).map(|v| v.clone_as_boxed()),
+        };
+        found.ok_or_else(|| {
             let key = match key {
                 Key::Bool(b) => b.into_inner().to_string(),
                 Key::Int(i) => i.into_inner().to_string(),
@@ -139,7 +163,7 @@ impl Iterable for DefaultMap {
 
 impl From<HashMap<Key, Box<dyn Val>>> for DefaultMap {
     fn from(value: HashMap<Key, Box<dyn Val>>) -> Self {
-        Self(value)
+        Self(Arc::new(value))
     }
 }
 
@@ -176,6 +200,14 @@ impl Ord for Key {
 }
 
 impl Key {
+    /// PATCH (securescore): a copy that shares nothing (the reference mode of `deep_copies`).
+    fn clone_deep(&self) -> Key {
+        match self {
+            Key::String(s) => Key::String(s.inner().into()),
+            other => other.clone(),
+        }
+    }
+
     pub fn inner(&self) -> &dyn Val {
         match self {
             Key::Bool(b) => b,

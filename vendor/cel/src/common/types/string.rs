@@ -6,13 +6,21 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::ops::Deref;
 use std::string::String as StdString;
+use std::sync::Arc;
 
+// PATCH (securescore): shared text (`Arc<String>`, as `Value::String` holds it), so a copy
+// of a string value, and its conversion to and from `Value`, is a reference count.
 #[derive(Clone, Debug, Default, Eq, Hash, PartialEq, PartialOrd, Ord)]
-pub struct String(StdString);
+pub struct String(Arc<StdString>);
 
 impl String {
     pub fn into_inner(self) -> StdString {
-        self.0
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
+    }
+
+    /// PATCH (securescore): the shared text.
+    pub fn shared(&self) -> &Arc<StdString> {
+        &self.0
     }
 
     pub fn inner(&self) -> &str {
@@ -48,8 +56,11 @@ impl Val for String {
     }
 
     fn clone_as_boxed(&self) -> Box<dyn Val> {
-        // PATCH (securescore): a copy is charged to the evaluation budget.
-        crate::budget::note_memory(self.0.len() as u64);
+        // PATCH (securescore): shared, not copied (a deep copy in the reference mode).
+        if crate::budget::deep_copies() {
+            crate::budget::note_memory(self.0.len() as u64);
+            return Box::new(String(Arc::new((*self.0).clone())));
+        }
         Box::new(String(self.0.clone()))
     }
 }
@@ -62,7 +73,7 @@ impl Adder for String {
             let mut s = StdString::with_capacity(rhs.0.len() + self.0.len());
             s.push_str(&self.0);
             s.push_str(&rhs.0);
-            Ok(Cow::<dyn Val>::Owned(Box::new(Self(s))))
+            Ok(Cow::<dyn Val>::Owned(Box::new(Self(Arc::new(s)))))
         } else {
             Err(ExecutionError::UnsupportedBinaryOperator(
                 "add",
@@ -85,19 +96,25 @@ impl Comparer for String {
 
 impl From<StdString> for String {
     fn from(v: StdString) -> Self {
+        Self(Arc::new(v))
+    }
+}
+
+impl From<Arc<StdString>> for String {
+    fn from(v: Arc<StdString>) -> Self {
         Self(v)
     }
 }
 
 impl From<String> for StdString {
     fn from(v: String) -> Self {
-        v.0
+        v.into_inner()
     }
 }
 
 impl From<&str> for String {
     fn from(value: &str) -> Self {
-        Self(StdString::from(value))
+        Self(Arc::new(StdString::from(value)))
     }
 }
 
