@@ -353,6 +353,16 @@ impl Incremental {
                 self.add(i, r.clone(), verdict);
             }
         }
+        if self.over_budget() {
+            self.full();
+        }
+    }
+
+    /// Whether a judged action has since crossed its evaluation budget repeatedly (here, or in
+    /// another target's evaluation: actions are shared). The full evaluation makes it Unknown
+    /// (`LimitExceeded`) and no longer judges it; the kept verdicts cannot say that.
+    fn over_budget(&self) -> bool {
+        self.judged.iter().any(|a| a.limit_exceeded().is_some())
     }
 
     /// Objects (present in the inventory) a change to `x` can affect, `x` included.
@@ -432,7 +442,7 @@ impl Incremental {
         previous: Option<&crate::api::SecureScoreTargetStatus>,
         now: Timestamp,
     ) -> TargetEvaluation {
-        if !self.simple {
+        if !self.simple || self.over_budget() {
             return evaluate::evaluate(&TargetInput {
                 target: &self.target,
                 actions: &self.actions,

@@ -3,6 +3,7 @@
 //! actions, the target and `now`, and gets back a status value.
 
 pub mod cel;
+pub mod cel_guards;
 pub mod check;
 pub mod resource;
 pub mod selector;
@@ -10,6 +11,7 @@ pub mod selector;
 pub use check::{CompiledAction, Judgement, Verdict};
 pub use resource::{Inventory, KindStatus, Resource, Source};
 pub mod evaluate;
+pub mod evaluation;
 pub mod exemptions;
 pub mod score;
 pub mod status;
