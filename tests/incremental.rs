@@ -294,7 +294,7 @@ fn random_changes_match_a_full_evaluation_with_an_action_over_budget() {
         e.actions
             .iter()
             .find(|o| o.action.name == "runaway-on-latest")
-            .map(|o| o.state.clone())
+            .map(|o| o.state)
     };
     assert_eq!(
         state(&actions),
