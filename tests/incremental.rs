@@ -230,16 +230,23 @@ fn cluster(seed: u64) -> Vec<Arc<Resource>> {
 }
 
 fn run(seed: u64, steps: usize, target: SecureScoreTarget) {
-    run_with_controls(seed, steps, target, Vec::new())
+    run_with_controls(seed, steps, target, catalog(), Vec::new())
+}
+
+/// As [`run`], with these actions. The full evaluation runs first after each change: an
+/// action's record of budget failures is shared (as between the operator's targets), and the
+/// incremental state must then agree with what the full evaluation decided.
+fn run_with(seed: u64, steps: usize, target: SecureScoreTarget, actions: Vec<Arc<CompiledAction>>) {
+    run_with_controls(seed, steps, target, actions, Vec::new())
 }
 
 fn run_with_controls(
     seed: u64,
     steps: usize,
     target: SecureScoreTarget,
+    actions: Vec<Arc<CompiledAction>>,
     controls: Vec<Arc<SecurityControl>>,
 ) {
-    let actions = catalog();
     let objects = cluster(seed);
     let mut inc = Incremental::new(
         target.clone(),
@@ -261,8 +268,8 @@ fn run_with_controls(
     let mut last = first;
     for step in 0..steps {
         history.push(change(&mut rng, &mut inc));
-        let got = serde_json::to_value(&inc.evaluation().status).expect("status");
         let want = full_with_controls(&target, &actions, inc.inventory(), &controls);
+        let got = serde_json::to_value(&inc.evaluation().status).expect("status");
         assert_eq!(got, want, "seed {seed} step {step}: after {history:?}");
         if got != last {
             moved += 1;
@@ -281,6 +288,57 @@ fn random_changes_match_a_full_evaluation() {
     for seed in [1, 2, 3] {
         run(seed, 40, implicit_cluster_target("inc", "default"));
     }
+}
+
+#[test]
+fn random_changes_match_a_full_evaluation_with_an_action_over_budget() {
+    // A custom action that runs away on a Pod whose first image is `nginx:latest` (which only
+    // the changes set): it is judged at first, then crosses its budget on a few Pods and
+    // becomes Unknown (LimitExceeded) in both evaluations.
+    let runaway: securescore::api::ImprovementAction = serde_json::from_value(json!({
+        "apiVersion": "securescore.io/v1alpha1", "kind": "ImprovementAction",
+        "metadata": {"name": "runaway-on-latest"},
+        "spec": {"title": "Runaway", "category": "Apps", "maxScore": 3,
+            "check": {"resources": [{"apiGroup": "", "kind": "Pod"}],
+                "validations": [{"expression": "object.spec.containers[0].image != 'nginx:latest' || lists.range(100000).all(x, lists.range(100000).all(y, x >= 0))"}]}}
+    }))
+    .expect("action parses");
+    let runaway = Arc::new(CompiledAction::compile(&runaway));
+    assert!(runaway.is_ready(), "{:?}", runaway.problem);
+    let mut actions = catalog();
+    actions.push(runaway.clone());
+    let state = |actions: &[Arc<CompiledAction>]| {
+        let e = evaluate(&TargetInput {
+            target: &implicit_cluster_target("inc", "default"),
+            actions,
+            inventory: &Inventory::complete(cluster(3)),
+            now: now(),
+            previous: None,
+            wide_scope_allowed: true,
+        });
+        e.actions
+            .iter()
+            .find(|o| o.action.name == "runaway-on-latest")
+            .map(|o| o.state)
+    };
+    assert_eq!(
+        state(&actions),
+        Some(securescore::api::ActionState::Completed)
+    );
+    run_with(
+        3,
+        40,
+        implicit_cluster_target("inc", "default"),
+        actions.clone(),
+    );
+    assert!(
+        runaway.limit_exceeded().is_some(),
+        "the changes never made the action cross its budget: the case proves nothing"
+    );
+    assert_eq!(
+        state(&actions),
+        Some(securescore::api::ActionState::Unknown)
+    );
 }
 
 #[test]
@@ -398,7 +456,7 @@ fn random_changes_match_a_full_evaluation_in_the_security_controls_model() {
                 .any(|r| r["unhealthy"].as_u64() > Some(0) && r["healthy"].as_u64() > Some(0)),
             "{rows:?}"
         );
-        run_with_controls(seed, 40, target, controls.clone());
+        run_with_controls(seed, 40, target, catalog(), controls.clone());
     }
 }
 

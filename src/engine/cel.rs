@@ -141,9 +141,9 @@ pub fn root_context() -> &'static Context<'static> {
     static ROOT: OnceLock<Context<'static>> = OnceLock::new();
     ROOT.get_or_init(|| {
         let mut ctx = Context::default().with_all();
-        ctx.add_function("matches", matches_cached);
         ctx.add_function(LOOKUP_BY_NAME, lookup_by_name);
         guards::register(&mut ctx);
+        super::cel_guards::register(&mut ctx);
         ctx
     })
 }
@@ -317,38 +317,6 @@ fn lookup_by_name(lookup: Arc<String>, name: Arc<String>) -> cel::ResolveResult 
         };
         let found = indexes.iter().find_map(|i| i.named(&name));
         Ok(Value::List(Arc::new(found.into_iter().collect())))
-    })
-}
-
-/// `string.matches(regex)` as the standard library has it, with compiled regexes kept per
-/// thread: the standard function compiles the pattern on every call, which dominated the
-/// evaluation of image and environment checks.
-fn matches_cached(
-    ftx: &cel::FunctionContext,
-    cel::extractors::This(this): cel::extractors::This<Arc<String>>,
-    regex: Arc<String>,
-) -> Result<bool, ExecutionError> {
-    const MAX_CACHED: usize = 256;
-    thread_local! {
-        static CACHE: std::cell::RefCell<HashMap<String, regex::Regex>> =
-            std::cell::RefCell::new(HashMap::new());
-    }
-    CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some(re) = cache.get(regex.as_str()) {
-            return Ok(re.is_match(&this));
-        }
-        match regex::Regex::new(&regex) {
-            Ok(re) => {
-                let found = re.is_match(&this);
-                if cache.len() >= MAX_CACHED {
-                    cache.clear();
-                }
-                cache.insert(regex.to_string(), re);
-                Ok(found)
-            }
-            Err(err) => Err(ftx.error(format!("'{regex}' not a valid regex:\n{err}"))),
-        }
     })
 }
 

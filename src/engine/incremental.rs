@@ -13,6 +13,10 @@
 //! namespaces by label) or a different `now` re-evaluates in full. Equivalence with
 //! [`evaluate`](super::evaluate()) is tested in tests/incremental.rs.
 
+// `Key` hashes and orders by a Resource's identity fields, which never change; the lazily
+// converted CEL value a Resource caches (its interior mutability) is not part of that.
+#![allow(clippy::mutable_key_type)]
+
 use super::check::{CompiledAction, Surroundings, Verdict};
 use super::evaluate::{
     self, ActionOutcome, Outcome, ResourceResult, TargetEvaluation, TargetInput, in_scope,
@@ -351,7 +355,7 @@ impl Incremental {
         }
         let cluster = self.target.spec.scope.cluster_resources;
         let affected = self.affected(now);
-        let keys: BTreeSet<Key> = affected.iter().map(|r| key_of(r)).collect();
+        let keys: BTreeSet<Key> = affected.iter().map(key_of).collect();
         let mut removed_keys = keys.clone();
         removed_keys.insert(key_of(now));
         if let Some(o) = old {
@@ -427,6 +431,16 @@ impl Incremental {
                 self.add(i, r.clone(), verdict);
             }
         }
+        if self.over_budget() {
+            self.full();
+        }
+    }
+
+    /// Whether a judged action has since crossed its evaluation budget repeatedly (here, or in
+    /// another target's evaluation: actions are shared). The full evaluation makes it Unknown
+    /// (`LimitExceeded`) and no longer judges it; the kept verdicts cannot say that.
+    fn over_budget(&self) -> bool {
+        self.judged.iter().any(|a| a.limit_exceeded().is_some())
     }
 
     /// Objects (present in the inventory) a change to `x` can affect, `x` included.
@@ -506,7 +520,7 @@ impl Incremental {
         previous: Option<&crate::api::SecureScoreTargetStatus>,
         now: Timestamp,
     ) -> TargetEvaluation {
-        if !self.simple {
+        if !self.simple || self.over_budget() {
             return evaluate::evaluate_with_controls(
                 &TargetInput {
                     target: &self.target,

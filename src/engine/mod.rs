@@ -4,6 +4,7 @@
 
 pub mod attestations;
 pub mod cel;
+pub mod cel_guards;
 pub mod check;
 pub mod compact;
 pub mod resource;
@@ -12,6 +13,7 @@ pub mod selector;
 pub use check::{CompiledAction, Judgement, Verdict};
 pub use resource::{Inventory, KindStatus, Resource, Source};
 pub mod evaluate;
+pub mod evaluation;
 pub mod exemptions;
 pub mod score;
 pub mod status;

@@ -3,7 +3,7 @@
 //! conditions whose transition time only moves on change, and the size bound.
 
 use super::check::revision_of;
-use super::evaluate::{ActionOutcome, Outcome, TargetEvaluation, TargetInput};
+use super::evaluation::{ActionOutcome, Outcome, TargetEvaluation, TargetInput};
 use super::exemptions::Assessed;
 use super::score::{self, Points, hundredths, two_decimals};
 use crate::api::{

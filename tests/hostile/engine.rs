@@ -143,6 +143,144 @@ fn sets_over_large_lists_are_charged_for_every_pair() {
     assert_budget_error(v, "steps");
 }
 
+/// A Pod whose `note` annotation is `n` times 'a'.
+fn pod_with_long_note(n: usize) -> serde_json::Value {
+    pod_with("p", &"a".repeat(n), 1)
+}
+
+#[test]
+fn format_reserves_its_output_before_building_it() {
+    // 20,000 verbs of 60,000 digits each: 1.2 GB of text from a 160 kB format string.
+    let v = verdict(
+        "size(object.metadata.annotations.note.replace('a', '%.60000f').format(lists.range(20000).map(i, 1.5))) > 0",
+        pod_with_long_note(20_000),
+    );
+    assert_budget_error(v, "MiB");
+    assert_eq!(
+        verdict(
+            "'%s=%d %.2f %s'.format(['a', 7, 1.5, [1, 'b']]) == 'a=7 1.50 [1, \"b\"]'",
+            pod_with("p", "a", 1)
+        ),
+        Verdict::Compliant
+    );
+}
+
+#[test]
+fn sort_is_charged_for_every_comparison() {
+    // 1,000 sorts of 100,000 elements: a hundred million comparisons.
+    let v = verdict(
+        "[lists.range(100000)].all(big, lists.range(1000).all(i, big.sort()[0] == 0))",
+        pod_with("p", "a", 1),
+    );
+    assert_budget_error(v, "steps");
+    assert_eq!(
+        verdict("[3, 1, 2].sort() == [1, 2, 3]", pod_with("p", "a", 1)),
+        Verdict::Compliant
+    );
+}
+
+#[test]
+fn flatten_is_charged_for_every_element_it_visits() {
+    let v = verdict(
+        "[lists.range(100000)].all(big, lists.range(1000).all(i, size([big, big].flatten()) > 0))",
+        pod_with("p", "a", 1),
+    );
+    // Copying `big` into the literal is charged too: whichever limit comes first.
+    assert_budget_error(v, "exceeded");
+    assert_eq!(
+        verdict(
+            "[[1, [2]], [3]].flatten() == [1, [2], 3] && [[1, [2]], [3]].flatten(2) == [1, 2, 3]",
+            pod_with("p", "a", 1)
+        ),
+        Verdict::Compliant
+    );
+}
+
+#[test]
+fn index_of_in_a_long_string_is_linear_and_charged_per_byte() {
+    // The search the Kubernetes implementation makes is quadratic: 50,000 positions of a
+    // 50,000-character needle that fails on its last character. Linear here, and exact.
+    let v = verdict(
+        "object.metadata.annotations.note.indexOf(object.metadata.annotations.note.substring(0, 50000) + 'b') == -1 && object.metadata.annotations.note.lastIndexOf('b' + object.metadata.annotations.note.substring(0, 50000)) == -1",
+        pod_with_long_note(100_000),
+    );
+    assert_eq!(v, Verdict::Compliant);
+    // Scanning it again and again ends at the step budget.
+    for function in ["indexOf", "lastIndexOf"] {
+        let v = verdict(
+            &format!(
+                "lists.range(100000).all(i, object.metadata.annotations.note.{function}('b') == -1)"
+            ),
+            pod_with_long_note(100_000),
+        );
+        assert_budget_error(v, "steps");
+    }
+}
+
+#[test]
+fn index_of_in_a_long_list_is_charged_for_every_comparison() {
+    for function in ["indexOf", "lastIndexOf"] {
+        let v = verdict(
+            &format!(
+                "[lists.range(100000)].all(big, lists.range(1000).all(i, big.{function}(-1) == -1))"
+            ),
+            pod_with("p", "a", 1),
+        );
+        assert_budget_error(v, "steps");
+    }
+    assert_eq!(
+        verdict(
+            "[1, 2, 1].indexOf(1) == 0 && [1, 2, 1].lastIndexOf(1) == 2 && [1].indexOf(3) == -1",
+            pod_with("p", "a", 1)
+        ),
+        Verdict::Compliant
+    );
+}
+
+#[test]
+fn a_regex_too_large_to_compile_is_an_error_not_a_hang() {
+    for expression in [
+        "object.metadata.name.matches('a{1000}{1000}')",
+        "object.metadata.name.find('(a{100}){100}{100}') == ''",
+        "object.metadata.name.findAll('((((a{50}){50}){50}){50})') == []",
+    ] {
+        let v = verdict(expression, pod_with("p", "a", 1));
+        let Verdict::Error { message } = v else {
+            panic!("{expression}: expected an error, got {v:?}")
+        };
+        assert!(message.contains("failed"), "{expression}: {message}");
+    }
+}
+
+#[test]
+fn regexes_are_charged_for_their_size_and_every_byte_they_scan() {
+    // A new pattern on every iteration: each compilation is charged for its automaton.
+    let v = verdict(
+        "lists.range(100000).all(i, !object.metadata.name.matches(string(i) + '[a-z]{40}[0-9]{40}'))",
+        pod_with("p", "a", 1),
+    );
+    assert_budget_error(v, "steps");
+    // One pattern scanning a long string again and again.
+    for call in [
+        "!note.matches('b')",
+        "note.find('b') == ''",
+        "size(note.findAll('b')) == 0",
+    ] {
+        let expression = format!("lists.range(100000).all(i, {call})")
+            .replace("note.", "object.metadata.annotations.note.");
+        let v = verdict(&expression, pod_with_long_note(100_000));
+        assert_budget_error(v, "steps");
+    }
+    // What a check does with them still works.
+    assert_eq!(
+        verdict(
+            "'nginx:1.27'.matches('^[a-z]+:[0-9.]+$') && 'a1b22'.find('[0-9]+') == '1' && 'a1b22'.findAll('[0-9]+') == ['1', '22'] && 'a1b22c3'.findAll('[0-9]+', 2) == ['1', '22']",
+            pod_with("p", "a", 1)
+        ),
+        Verdict::Compliant
+    );
+}
+
 #[test]
 fn filter_and_map_over_ten_thousand_containers_finish_with_their_real_result() {
     let pod = pod_with("wide", "a", 10_000);
