@@ -96,7 +96,9 @@ fn split_documents(text: &str) -> Vec<(usize, Cow<'_, str>)> {
                 .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
         })
         .map(|(start, d)| {
-            let d = if d.contains('\r') {
+            // Every line ends with `\n`, the last one of the stream too (as kubectl reads it:
+            // a block scalar ending the file keeps its final line break).
+            let d = if d.contains('\r') || !d.ends_with('\n') {
                 Cow::Owned(d.lines().flat_map(|l| [l, "\n"]).collect())
             } else {
                 Cow::Borrowed(d)
@@ -820,6 +822,14 @@ pub fn load_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_block_scalar_ending_the_file_without_a_newline_keeps_its_line_break() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  x: |\n    one\n    two";
+        let (docs, errors) = parse_documents("cm.yaml", text);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(docs[0].0["data"]["x"], "one\ntwo\n");
+    }
 
     #[test]
     fn documents_are_located_by_line() {
