@@ -528,3 +528,101 @@ spec: {}
     assert!(r.stdout.contains("target=\"live\""), "{}", r.stdout);
     assert!(!r.stdout.contains("target=\"paused\""), "{}", r.stdout);
 }
+
+/// A label value made of quotes, a backslash, a colon, a newline, ESC, CR and NUL. Object names
+/// (targets, actions, controls) are RFC 1123 names, refused otherwise; framework and exemption
+/// names are free text.
+const HOSTILE_LABEL: &str = r#""x\"\\:\n\e[32mOK\r\0y""#;
+
+/// The same value as `--format prometheus` writes it: control characters shown escaped (as in
+/// the table), then `\` and `"` escaped by the text format.
+const HOSTILE_LABEL_EXPOSED: &str = r#"x\"\\:\\n\\u{1b}[32mOK\\r\\u{0}y"#;
+
+#[test]
+fn prometheus_label_values_from_hostile_input_are_valid_exposition_without_control_characters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = HOSTILE_LABEL;
+    let action = format!(
+        "apiVersion: securescore.io/v1alpha1
+kind: ImprovementAction
+metadata: {{name: hostile-labels}}
+spec:
+  title: {h}
+  description: d
+  remediation: r
+  category: Apps
+  maxScore: 2
+  userImpact: Low
+  implementationCost: Low
+  threats: [Impact]
+  references: [{{framework: {h}, control: {h}}}]
+  check:
+    podSpec: true
+    validations: [{{expression: 'false', message: never}}]
+"
+    );
+    std::fs::write(dir.path().join("action.yaml"), action).expect("write");
+    let target = format!(
+        "apiVersion: securescore.io/v1alpha1
+kind: SecureScoreTarget
+metadata: {{name: t, namespace: shop}}
+spec:
+  exemptions:
+  - name: {h}
+    action: hostile-labels
+    resolution: RiskAccepted
+    owner: me
+    reason: because
+    approvedAt: 2026-01-01T00:00:00Z
+    expiresAt: 2027-01-01T00:00:00Z
+"
+    );
+    let input = format!("{PRIVILEGED_POD}---\n{target}");
+    let r = scan_in(
+        dir.path(),
+        &["-", "--actions", "action.yaml", "--format", "prometheus", "--now", NOW],
+        Some(input.as_bytes()),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let raw: Vec<char> = r
+        .stdout
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect();
+    assert!(raw.is_empty(), "raw control characters {raw:?} in:\n{}", r.stdout);
+    for (family, label) in [
+        ("securescore_framework_controls{", "framework"),
+        ("securescore_framework_ratio{", "framework"),
+        ("securescore_exemption_expiry_timestamp_seconds{", "exemption"),
+    ] {
+        let wanted = format!("{label}=\"{HOSTILE_LABEL_EXPOSED}\"");
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with(family) && l.contains(&wanted)),
+            "no {family}…{wanted}… in:\n{}",
+            r.stdout
+        );
+    }
+    let mut promtool = Command::new(tools::tool("promtool", "prometheus"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool starts");
+    promtool
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(r.stdout.as_bytes())
+        .expect("write to promtool");
+    let checked = promtool.wait_with_output().expect("promtool runs");
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}\n{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr),
+        r.stdout
+    );
+}
