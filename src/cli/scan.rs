@@ -38,9 +38,10 @@ Exit codes:
   0  every target was evaluated (and meets --min-score, if given)
   1  a gate failed: a target below --min-score (or with nothing to evaluate), below its own
      spec.goal with --fail-below-goal, or worse than --baseline (score dropped, new findings)
-  2  usage error, or some input was skipped: an unreadable file, invalid YAML/JSON, a document
-     without apiVersion/kind/metadata.name, an ImprovementAction or SecureScoreTarget that breaks
-     its CRD rules or does not load (not Ready), an Invalid exemption. Skipped input is reported
+  2  usage error, or some input was skipped: an unreadable file, a FIFO, device or socket
+     (named or found in a directory; never read), invalid YAML/JSON, a document without
+     apiVersion/kind/metadata.name, an ImprovementAction or SecureScoreTarget that breaks its
+     CRD rules or does not load (not Ready), an Invalid exemption. Skipped input is reported
      on stderr as `file:line: message` and the rest is still evaluated (unless --strict).
      Exit 2 wins over exit 1.
 
@@ -317,8 +318,11 @@ impl Loaded {
         } = files::expand(paths, &reading.exclude);
         self.errors.extend(errors.iter().map(ToString::to_string));
         for s in skipped {
+            // A FIFO, device or socket is not read (it could hang or never end), but it was
+            // given as input: skipped input, visible in the exit code like an unreadable file,
+            // so that a gate never passes over a manifest it did not read.
             if s.why == SkipReason::NotRegular {
-                self.warnings.push(s.to_string());
+                self.errors.push(s.to_string());
             }
             self.skipped_files.push(s);
         }

@@ -330,7 +330,6 @@ fn an_action_in_the_scanned_input_cannot_replace_the_builtin_gate() {
 // ---------------------------------------------------------------- files
 
 fn evaluated(r: &Run) -> u64 {
-    assert_eq!(r.code, 0, "{}", r.stderr);
     json(r)["items"][0]["status"]["evaluatedResources"]
         .as_u64()
         .expect("evaluatedResources")
@@ -358,6 +357,7 @@ fn a_file_given_twice_or_reached_through_a_symlink_counts_once() {
         None,
     );
     // One Pod (its implied Namespace is not judged).
+    assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(evaluated(&r), 1, "{}", r.stderr);
     assert!(!r.stderr.contains("declared again"), "{}", r.stderr);
 }
@@ -375,6 +375,8 @@ fn a_fifo_and_a_symlink_to_a_device_are_skipped_with_a_note_and_never_hang() {
     std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.yaml")).expect("symlink");
     let r = scan_in(dir.path(), &[".", "--format", "json", "--now", NOW], None);
     assert_eq!(evaluated(&r), 1);
+    // Skipped input: the rest is evaluated, and the gate sees it (exit 2, as --help says).
+    assert_eq!(r.code, 2, "{}", r.stderr);
     for name in ["x.yaml", "zero.yaml"] {
         assert!(
             r.stderr.contains(&format!(
@@ -391,6 +393,29 @@ fn a_fifo_and_a_symlink_to_a_device_are_skipped_with_a_note_and_never_hang() {
         None,
     );
     assert_eq!(evaluated(&r), 1);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l == "zero.yaml: not a regular file (FIFO, device or socket): skipped"),
+        "{}",
+        r.stderr
+    );
+    // --strict stops before evaluating, as for any skipped input.
+    let r = scan_in(
+        dir.path(),
+        &["zero.yaml", "pod.yaml", "--strict", "--format", "json", "--now", NOW],
+        None,
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    // The regular file alone passes the gate.
+    let r = scan_in(
+        dir.path(),
+        &["pod.yaml", "--format", "json", "--now", NOW],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
 // ---------------------------------------------------------------- smaller
