@@ -578,6 +578,44 @@ fn an_action_whose_example_fails_is_not_ready() {
 }
 
 #[test]
+fn a_message_expression_reading_secret_data_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "action.yaml",
+        &format!(
+            "{ACTION_HEAD}metadata: {{name: secret-messages}}\nspec:\n  title: t\n  category: Data\n  maxScore: 3\n  check:\n    resources: [{{kind: Secret}}]\n    variables:\n    - {{name: values, expression: 'object.data'}}\n    - {{name: token, expression: \"variables.values['token']\"}}\n    validations:\n    - {{expression: 'false', messageExpression: \"'token ' + variables.token\"}}\n    - {{expression: 'false', messageExpression: \"'no type on ' + object.metadata.name\"}}\n    - {{expression: 'false', messageExpression: \"'raw ' + object.stringData['password']\"}}\n"
+        ),
+    );
+    write(
+        dir.path(),
+        "secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: shop}\ndata: {token: c2VjcmV0}\n",
+    );
+    let r = run_in(
+        dir.path(),
+        &["scan", "secret.yaml", "--actions", "action.yaml", "--now", NOW],
+        None,
+    );
+    // A warning: the action still loads and is scored.
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let warned: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("messageExpression reads Secret data"))
+        .collect();
+    assert_eq!(warned.len(), 2, "{}", r.stderr);
+    for (line, i) in warned.iter().zip([0, 2]) {
+        assert!(
+            line.starts_with(&format!(
+                "securescore scan: warning: action.yaml:1: ImprovementAction secret-messages: spec.check.validations[{i}].messageExpression reads Secret data"
+            )),
+            "{line}"
+        );
+    }
+}
+
+#[test]
 fn an_action_with_an_invalid_expression_is_not_ready() {
     let r = scan_file(
         "action.yaml",

@@ -612,6 +612,15 @@ fn compile_actions(
     by_name
         .into_iter()
         .map(|(name, a)| {
+            for i in a.action.spec.check.messages_reading_secret_data() {
+                eprintln!(
+                    "securescore scan: warning: {}",
+                    output::safe(&format!(
+                        "{}: ImprovementAction {name}: spec.check.validations[{i}].messageExpression reads Secret data (data/stringData): its findings would publish secret values (scan output; in the operator, the target's status); name the failing field, never a value read from the object",
+                        a.origin.locate()
+                    ))
+                );
+            }
             let compiled = CompiledAction::compile(&a.action);
             if let Some(p) = &compiled.problem {
                 errors.push(format!(
