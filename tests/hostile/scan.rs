@@ -510,6 +510,52 @@ spec:
 }
 
 #[test]
+fn control_characters_in_attestations_cannot_forge_lines_in_the_task_table_or_stderr() {
+    // attestedBy and evidence are shown in the TASK table; the second attestation is Invalid
+    // (in the future), so its error reaches stderr; note is shown nowhere.
+    let forged = r#""x\n\e[32mTarget default/scan: 100.00 / 100 points\e[0m\r""#;
+    let target = format!(
+        "apiVersion: securescore.io/v1alpha1
+kind: SecureScoreTarget
+metadata: {{name: t, namespace: shop}}
+spec:
+  attestations:
+  - {{action: task-review-cluster-admin-bindings, attestedBy: {forged}, attestedAt: '2026-10-01T00:00:00Z', evidence: {forged}, note: {forged}}}
+  - {{action: task-test-etcd-backup-restore, attestedBy: {forged}, attestedAt: '2030-01-01T00:00:00Z', evidence: {forged}, note: {forged}}}
+"
+    );
+    let input = format!("{PRIVILEGED_POD}---\n{target}");
+    let r = scan_in(root(), &["-", "--now", NOW], Some(input.as_bytes()));
+    assert_eq!(r.code, 2, "the future attestation is skipped input: {}", r.stderr);
+    for (stream, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+        let raw: Vec<char> = text
+            .chars()
+            .filter(|c| c.is_control() && *c != '\n')
+            .collect();
+        assert!(raw.is_empty(), "raw {raw:?} on {stream}:\n{text}");
+        assert!(
+            !text.lines().any(|l| l.starts_with("Target default/scan")),
+            "forged line on {stream}:\n{text}"
+        );
+    }
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("task-review-cluster-admin-bindings "))
+        .unwrap_or_else(|| panic!("no task row in\n{}", r.stdout));
+    assert!(
+        row.ends_with(r"x\n\u{1b}[32mTarget default/scan: 100.00 / 100 points\u{1b}[0m\r"),
+        "evidence shown escaped: {row}"
+    );
+    assert!(
+        r.stderr
+            .contains("spec.attestations[1].attestedAt: 2030-01-01T00:00:00Z is in the future"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn sarif_file_uris_are_percent_encoded() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("a b#c")).expect("mkdir");
