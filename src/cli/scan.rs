@@ -611,14 +611,17 @@ fn compile_actions(
         .collect()
 }
 
+/// Built-in definitions as parsed, and their embedded `(file, text)`s in the same order.
+type Builtin<T> = (
+    Result<Vec<T>, crate::catalog::CatalogError>,
+    &'static [(&'static str, &'static str)],
+);
+
 /// The built-in definitions (`builtin`: parsed, and their embedded files, in the same order)
 /// that `wanted` keeps, overridden by name by the loaded ones in input order (the last
 /// wins), by name.
 fn merge_by_name<T: kube::Resource>(
-    builtin: Option<(
-        Result<Vec<T>, crate::catalog::CatalogError>,
-        &'static [(&'static str, &'static str)],
-    )>,
+    builtin: Option<Builtin<T>>,
     wanted: impl Fn(&T) -> bool,
     loaded: Vec<Defined<T>>,
     errors: &mut Vec<String>,
