@@ -583,8 +583,14 @@ fn chart_ships_the_built_in_controls_the_binary_embeds() {
     // A control over one product's opt-in actions comes with the product, never as a control
     // grouping nothing (Ready=False NoActions).
     let product_only = [
-        ("products.trivyOperator.enabled=true", "remediate-vulnerabilities"),
-        ("products.policyReports.enabled=true", "resolve-policy-violations"),
+        (
+            "products.trivyOperator.enabled=true",
+            "remediate-vulnerabilities",
+        ),
+        (
+            "products.policyReports.enabled=true",
+            "resolve-policy-violations",
+        ),
     ];
     let default: BTreeSet<String> = shipped_controls(&rendered(&chart_dir(), &[]))
         .into_keys()
@@ -605,7 +611,10 @@ fn chart_ships_the_built_in_controls_the_binary_embeds() {
         &chart_dir(),
         &["--set", "controls.disabled={protect-secrets}"],
     );
-    assert_eq!(of_kind(&one_off, "SecurityControl").len(), default.len() - 1);
+    assert_eq!(
+        of_kind(&one_off, "SecurityControl").len(),
+        default.len() - 1
+    );
     let bad = try_render(&chart_dir(), &["--set", "controls.disabled={bogus}"]);
     assert!(!bad.status.success());
     assert!(

@@ -594,7 +594,14 @@ fn a_message_expression_reading_secret_data_is_warned_about() {
     );
     let r = run_in(
         dir.path(),
-        &["scan", "secret.yaml", "--actions", "action.yaml", "--now", NOW],
+        &[
+            "scan",
+            "secret.yaml",
+            "--actions",
+            "action.yaml",
+            "--now",
+            NOW,
+        ],
         None,
     );
     // A warning: the action still loads and is scored.
@@ -1415,7 +1422,15 @@ fn pasted_exemption(dir: &Path, action: &str, pod: &str) -> (String, serde_json:
     write(dir, "pod.yaml", pod);
     let r = run_in(
         dir,
-        &["explain", action, "pod.yaml", "--actions", "action.yaml", "--now", NOW],
+        &[
+            "explain",
+            action,
+            "pod.yaml",
+            "--actions",
+            "action.yaml",
+            "--now",
+            NOW,
+        ],
         None,
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -1435,8 +1450,16 @@ fn pasted_exemption(dir: &Path, action: &str, pod: &str) -> (String, serde_json:
     let scanned = run_in(
         dir,
         &[
-            "scan", "pod.yaml", "--actions", "action.yaml", "--target", "target.yaml", "--now",
-            NOW, "--format", "json",
+            "scan",
+            "pod.yaml",
+            "--actions",
+            "action.yaml",
+            "--target",
+            "target.yaml",
+            "--now",
+            NOW,
+            "--format",
+            "json",
         ],
         None,
     );
@@ -1450,8 +1473,7 @@ fn yaml_string(s: &str) -> String {
 }
 
 #[test]
-fn explain_writes_the_exemption_as_yaml_even_for_names_with_quotes_colons_and_control_characters()
-{
+fn explain_writes_the_exemption_as_yaml_even_for_names_with_quotes_colons_and_control_characters() {
     let dir = tempfile::tempdir().unwrap();
     // Pod names a YAML writer must quote (quotes, a colon, a comment sign, ESC, CR), which a
     // Rust `{:?}` would escape as `\u{1b}` (not YAML), and one YAML 1.1 (kubectl) reads as a
@@ -1472,14 +1494,23 @@ fn explain_writes_the_exemption_as_yaml_even_for_names_with_quotes_colons_and_co
         );
         let (stdout, target) = pasted_exemption(dir.path(), action, &pod);
         let exemption = &target["status"]["exemptions"][0];
-        let block = stdout.split("spec.exemptions)\n").nth(1).unwrap_or_default();
+        let block = stdout
+            .split("spec.exemptions)\n")
+            .nth(1)
+            .unwrap_or_default();
         let raw: Vec<char> = stdout
             .chars()
             .filter(|c| c.is_control() && *c != '\n')
             .collect();
         assert!(raw.is_empty(), "raw {raw:?} in:\n{stdout}");
-        assert!(!block.contains("\\u{"), "a Rust escape is not YAML:\n{block}");
-        assert_eq!(exemption["state"], "Active", "{exemption}\n--- pasted:\n{block}");
+        assert!(
+            !block.contains("\\u{"),
+            "a Rust escape is not YAML:\n{block}"
+        );
+        assert_eq!(
+            exemption["state"], "Active",
+            "{exemption}\n--- pasted:\n{block}"
+        );
         assert_eq!(exemption["action"], action, "{exemption}");
         assert_eq!(exemption["covered"], 1, "{exemption}");
         assert_eq!(

@@ -319,7 +319,10 @@ impl Check {
             .resources
             .iter()
             .any(|r| is_secret(&r.api_group, &r.kind))
-            || self.lookups.iter().any(|l| is_secret(&l.api_group, &l.kind));
+            || self
+                .lookups
+                .iter()
+                .any(|l| is_secret(&l.api_group, &l.kind));
         if !reads_secrets {
             return Vec::new();
         }
@@ -359,9 +362,9 @@ fn selects_field(expression: &str, field: &str) -> bool {
         let before = expression[..at].trim_end();
         let after = &expression[at + field.len()..];
         let selected = before.ends_with('.') && !after.starts_with(ident);
-        let indexed = ['\'', '"'].iter().any(|q| {
-            before.ends_with(&format!("[{q}")) && after.starts_with(&format!("{q}]"))
-        });
+        let indexed = ['\'', '"']
+            .iter()
+            .any(|q| before.ends_with(&format!("[{q}")) && after.starts_with(&format!("{q}]")));
         selected || indexed
     })
 }

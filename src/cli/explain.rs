@@ -319,7 +319,10 @@ fn exemption(action: &CompiledAction, failing: &[Failing], now: jiff::Timestamp)
         field("resources", resources.into());
     }
     let comments = [
-        ("resolution", format!("allowed: {}", allowed_names.join(", "))),
+        (
+            "resolution",
+            format!("allowed: {}", allowed_names.join(", ")),
+        ),
         ("owner", "who answers for it".to_string()),
         (
             "expiresAt",
@@ -375,7 +378,10 @@ fn paste_ready(exemptions: &YamlValue, comments: &[(&str, String)]) -> String {
     for (key, text) in comments {
         let _ = writeln!(out, "  # {key}: {text}");
     }
-    let items = exemptions.as_sequence().map(Vec::as_slice).unwrap_or_default();
+    let items = exemptions
+        .as_sequence()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     for item in items {
         let json = serde_json::to_string(item).unwrap_or_default();
         let escaped: String = json

@@ -404,7 +404,15 @@ fn a_fifo_and_a_symlink_to_a_device_are_skipped_with_a_note_and_never_hang() {
     // --strict stops before evaluating, as for any skipped input.
     let r = scan_in(
         dir.path(),
-        &["zero.yaml", "pod.yaml", "--strict", "--format", "json", "--now", NOW],
+        &[
+            "zero.yaml",
+            "pod.yaml",
+            "--strict",
+            "--format",
+            "json",
+            "--now",
+            NOW,
+        ],
         None,
     );
     assert_eq!(r.code, 2, "{}", r.stderr);
@@ -526,7 +534,11 @@ spec:
     );
     let input = format!("{PRIVILEGED_POD}---\n{target}");
     let r = scan_in(root(), &["-", "--now", NOW], Some(input.as_bytes()));
-    assert_eq!(r.code, 2, "the future attestation is skipped input: {}", r.stderr);
+    assert_eq!(
+        r.code, 2,
+        "the future attestation is skipped input: {}",
+        r.stderr
+    );
     for (stream, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
         let raw: Vec<char> = text
             .chars()
@@ -541,7 +553,10 @@ spec:
     let row = r
         .stdout
         .lines()
-        .find(|l| l.trim_start().starts_with("task-review-cluster-admin-bindings "))
+        .find(|l| {
+            l.trim_start()
+                .starts_with("task-review-cluster-admin-bindings ")
+        })
         .unwrap_or_else(|| panic!("no task row in\n{}", r.stdout));
     assert!(
         row.ends_with(r"x\n\u{1b}[32mTarget default/scan: 100.00 / 100 points\u{1b}[0m\r"),
@@ -651,7 +666,15 @@ spec:
     let input = format!("{PRIVILEGED_POD}---\n{target}");
     let r = scan_in(
         dir.path(),
-        &["-", "--actions", "action.yaml", "--format", "prometheus", "--now", NOW],
+        &[
+            "-",
+            "--actions",
+            "action.yaml",
+            "--format",
+            "prometheus",
+            "--now",
+            NOW,
+        ],
         Some(input.as_bytes()),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -660,11 +683,18 @@ spec:
         .chars()
         .filter(|c| c.is_control() && *c != '\n')
         .collect();
-    assert!(raw.is_empty(), "raw control characters {raw:?} in:\n{}", r.stdout);
+    assert!(
+        raw.is_empty(),
+        "raw control characters {raw:?} in:\n{}",
+        r.stdout
+    );
     for (family, label) in [
         ("securescore_framework_controls{", "framework"),
         ("securescore_framework_ratio{", "framework"),
-        ("securescore_exemption_expiry_timestamp_seconds{", "exemption"),
+        (
+            "securescore_exemption_expiry_timestamp_seconds{",
+            "exemption",
+        ),
     ] {
         let wanted = format!("{label}=\"{HOSTILE_LABEL_EXPOSED}\"");
         assert!(
