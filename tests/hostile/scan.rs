@@ -517,6 +517,13 @@ spec:
     );
 }
 
+/// The control characters of an output other than its line ends: what would reach a terminal.
+fn raw_controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect()
+}
+
 #[test]
 fn control_characters_in_attestations_cannot_forge_lines_in_the_task_table_or_stderr() {
     // attestedBy and evidence are shown in the TASK table; the second attestation is Invalid
@@ -540,10 +547,7 @@ spec:
         r.stderr
     );
     for (stream, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
-        let raw: Vec<char> = text
-            .chars()
-            .filter(|c| c.is_control() && *c != '\n')
-            .collect();
+        let raw = raw_controls(text);
         assert!(raw.is_empty(), "raw {raw:?} on {stream}:\n{text}");
         assert!(
             !text.lines().any(|l| l.starts_with("Target default/scan")),
@@ -678,11 +682,7 @@ spec:
         Some(input.as_bytes()),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let raw: Vec<char> = r
-        .stdout
-        .chars()
-        .filter(|c| c.is_control() && *c != '\n')
-        .collect();
+    let raw = raw_controls(&r.stdout);
     assert!(
         raw.is_empty(),
         "raw control characters {raw:?} in:\n{}",
