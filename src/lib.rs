@@ -13,3 +13,4 @@ pub mod engine;
 pub mod http;
 pub mod inventory;
 pub mod metrics;
+pub mod text;

@@ -507,5 +507,21 @@ pub fn target_families(
             }
         }
     }
-    registry.gather()
+    let mut families = registry.gather();
+    // Label values are user-chosen (target, action, control, framework and exemption names).
+    // The text format escapes only `\`, `"` and newline and has no escape for the other control
+    // characters, which would reach a scraper and any terminal showing the scrape raw (ESC
+    // recolours, CR overwrites a line, NUL cuts a C string): they are shown escaped, as in the
+    // scan table.
+    for family in &mut families {
+        for metric in family.mut_metric() {
+            for label in metric.mut_label() {
+                if label.value().chars().any(char::is_control) {
+                    let shown = crate::text::safe(label.value());
+                    label.set_value(shown);
+                }
+            }
+        }
+    }
+    families
 }

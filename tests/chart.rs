@@ -551,10 +551,9 @@ fn chart_crds_are_the_generated_crds() {
     );
 }
 
-#[test]
-fn chart_ships_the_built_in_controls_the_binary_embeds() {
-    let docs = rendered(&chart_dir(), &[]);
-    let shipped: BTreeMap<String, Value> = of_kind(&docs, "SecurityControl")
+/// name -> spec of the SecurityControls a render holds.
+fn shipped_controls(docs: &[Value]) -> BTreeMap<String, Value> {
+    of_kind(docs, "SecurityControl")
         .into_iter()
         .map(|c| {
             (
@@ -562,13 +561,49 @@ fn chart_ships_the_built_in_controls_the_binary_embeds() {
                 c["spec"].clone(),
             )
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn chart_ships_the_built_in_controls_the_binary_embeds() {
+    let all_products = [
+        "--set",
+        "products.trivyOperator.enabled=true",
+        "--set",
+        "products.policyReports.enabled=true",
+    ];
+    let shipped = shipped_controls(&rendered(&chart_dir(), &all_products));
     let embedded = securescore::catalog::builtin_controls().expect("built-in controls");
     assert_eq!(shipped.len(), embedded.len());
     for c in &embedded {
         let name = c.metadata.name.clone().expect("name");
         let spec: Value = serde_yaml_ng::to_value(&c.spec).expect("spec");
         assert_eq!(shipped.get(&name), Some(&spec), "control {name}");
+    }
+    // A control over one product's opt-in actions comes with the product, never as a control
+    // grouping nothing (Ready=False NoActions).
+    let product_only = [
+        (
+            "products.trivyOperator.enabled=true",
+            "remediate-vulnerabilities",
+        ),
+        (
+            "products.policyReports.enabled=true",
+            "resolve-policy-violations",
+        ),
+    ];
+    let default: BTreeSet<String> = shipped_controls(&rendered(&chart_dir(), &[]))
+        .into_keys()
+        .collect();
+    let mut expected: BTreeSet<String> = shipped.keys().cloned().collect();
+    for (_, control) in product_only {
+        expected.remove(control);
+    }
+    assert_eq!(default, expected);
+    for (set, control) in product_only {
+        let with = shipped_controls(&rendered(&chart_dir(), &["--set", set]));
+        assert!(with.contains_key(control), "{set}: {control}");
+        assert_eq!(with.len(), default.len() + 1, "{set}");
     }
     let off = rendered(&chart_dir(), &["--set", "controls.enabled=false"]);
     assert!(of_kind(&off, "SecurityControl").is_empty());
@@ -578,7 +613,7 @@ fn chart_ships_the_built_in_controls_the_binary_embeds() {
     );
     assert_eq!(
         of_kind(&one_off, "SecurityControl").len(),
-        embedded.len() - 1
+        default.len() - 1
     );
     let bad = try_render(&chart_dir(), &["--set", "controls.disabled={bogus}"]);
     assert!(!bad.status.success());

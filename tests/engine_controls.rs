@@ -15,59 +15,42 @@ use std::sync::Arc;
 
 /// A podSpec action named `name` that wants no container image tagged `:latest`.
 fn no_latest_action(name: &str, points: u32) -> Arc<CompiledAction> {
-    action_yaml(&format!(
-        r#"
-apiVersion: securescore.io/v1alpha1
-kind: ImprovementAction
-metadata: {{name: {name}, labels: {{area: images}}}}
-spec:
-  title: No latest tag
-  category: Apps
-  maxScore: {points}
-  check:
-    podSpec: true
-    validations:
-      - expression: "podSpec.containers.all(c, !c.image.endsWith(':latest'))"
-        message: "an image is tagged latest"
-"#
+    action_yaml(&action_manifest(
+        &format!("name: {name}, labels: {{area: images}}"),
+        "No latest tag",
+        "Apps",
+        points,
+        NO_LATEST_CHECK,
     ))
 }
 
 /// An action on Services only (no Service in these inventories: it is NotApplicable).
 fn service_action(name: &str) -> Arc<CompiledAction> {
-    action_yaml(&format!(
-        r#"
-apiVersion: securescore.io/v1alpha1
-kind: ImprovementAction
-metadata: {{name: {name}}}
-spec:
-  title: No NodePort
-  category: Infrastructure
-  maxScore: 4
-  check:
-    resources: [{{kind: Service}}]
+    action_yaml(&action_manifest(
+        &format!("name: {name}"),
+        "No NodePort",
+        "Infrastructure",
+        4,
+        r#"  check:
+    resources: [{kind: Service}]
     validations:
       - expression: "object.spec.type != 'NodePort'"
-"#
+"#,
     ))
 }
 
 /// An action whose check does not compile: Unknown for every target.
 fn broken_action(name: &str) -> Arc<CompiledAction> {
-    action_yaml(&format!(
-        r#"
-apiVersion: securescore.io/v1alpha1
-kind: ImprovementAction
-metadata: {{name: {name}}}
-spec:
-  title: Broken
-  category: Apps
-  maxScore: 3
-  check:
+    action_yaml(&action_manifest(
+        &format!("name: {name}"),
+        "Broken",
+        "Apps",
+        3,
+        r#"  check:
     podSpec: true
     validations:
       - expression: "podSpec.containers.all(c, "
-"#
+"#,
     ))
 }
 

@@ -35,16 +35,13 @@ fn covering(
         "labelled" => "has(object.metadata.labels) && 'app' in object.metadata.labels",
         other => panic!("{other}"),
     };
-    action_yaml(&format!(
-        r#"
-apiVersion: securescore.io/v1alpha1
-kind: ImprovementAction
-metadata: {{name: {name}}}
-spec:
-  title: {name}
-  category: Apps
-  maxScore: 5
-  userImpact: Low
+    action_yaml(&action_manifest(
+        &format!("name: {name}"),
+        name,
+        "Apps",
+        5,
+        &format!(
+            r#"  userImpact: Low
   implementationCost: Low
   preview: {preview}
   references:{references}
@@ -53,6 +50,7 @@ spec:
     validations:
       - expression: "{expression}"
 "#
+        ),
     ))
 }
 

@@ -578,6 +578,51 @@ fn an_action_whose_example_fails_is_not_ready() {
 }
 
 #[test]
+fn a_message_expression_reading_secret_data_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "action.yaml",
+        &format!(
+            "{ACTION_HEAD}metadata: {{name: secret-messages}}\nspec:\n  title: t\n  category: Data\n  maxScore: 3\n  check:\n    resources: [{{kind: Secret}}]\n    variables:\n    - {{name: values, expression: 'object.data'}}\n    - {{name: token, expression: \"variables.values['token']\"}}\n    validations:\n    - {{expression: 'false', messageExpression: \"'token ' + variables.token\"}}\n    - {{expression: 'false', messageExpression: \"'no type on ' + object.metadata.name\"}}\n    - {{expression: 'false', messageExpression: \"'raw ' + object.stringData['password']\"}}\n"
+        ),
+    );
+    write(
+        dir.path(),
+        "secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: shop}\ndata: {token: c2VjcmV0}\n",
+    );
+    let r = run_in(
+        dir.path(),
+        &[
+            "scan",
+            "secret.yaml",
+            "--actions",
+            "action.yaml",
+            "--now",
+            NOW,
+        ],
+        None,
+    );
+    // A warning: the action still loads and is scored.
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let warned: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("messageExpression reads Secret data"))
+        .collect();
+    assert_eq!(warned.len(), 2, "{}", r.stderr);
+    for (line, i) in warned.iter().zip([0, 2]) {
+        assert!(
+            line.starts_with(&format!(
+                "securescore scan: warning: action.yaml:1: ImprovementAction secret-messages: spec.check.validations[{i}].messageExpression reads Secret data"
+            )),
+            "{line}"
+        );
+    }
+}
+
+#[test]
 fn an_action_with_an_invalid_expression_is_not_ready() {
     let r = scan_file(
         "action.yaml",
@@ -1323,7 +1368,7 @@ fn explain_prints_the_check_the_failing_resources_and_an_exemption_that_is_accep
         "\nEXAMPLES\n",
         "\nFAILING IN THE INPUT (1)\n  - Job shop/migrate-*: ",
         "tests/fixtures/gitops/app/jobs.yaml:2",
-        "    expiresAt: \"2027-11-27T00:00:00Z\"   # the policy allows at most 365 days",
+        "    expiresAt: 2027-11-27T00:00:00Z   # the policy allows at most 365 days",
     ] {
         assert!(r.stdout.contains(part), "{part:?} in:\n{}", r.stdout);
     }
@@ -1369,6 +1414,111 @@ fn explain_prints_the_check_the_failing_resources_and_an_exemption_that_is_accep
         "{}",
         unknown.stderr
     );
+}
+
+/// The exemption `explain` prints for `action`, pasted under a new target's
+/// `spec.exemptions` and scanned with `pod`: explain's output and the scanned target.
+fn pasted_exemption(dir: &Path, action: &str, pod: &str) -> (String, serde_json::Value) {
+    write(dir, "pod.yaml", pod);
+    let r = run_in(
+        dir,
+        &[
+            "explain",
+            action,
+            "pod.yaml",
+            "--actions",
+            "action.yaml",
+            "--now",
+            NOW,
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let block = r
+        .stdout
+        .split("spec.exemptions)\n")
+        .nth(1)
+        .expect("exemption block")
+        .to_string();
+    write(
+        dir,
+        "target.yaml",
+        &format!(
+            "apiVersion: securescore.io/v1alpha1\nkind: SecureScoreTarget\nmetadata: {{name: t, namespace: shop}}\nspec:\n  exemptions:\n{block}"
+        ),
+    );
+    let scanned = run_in(
+        dir,
+        &[
+            "scan",
+            "pod.yaml",
+            "--actions",
+            "action.yaml",
+            "--target",
+            "target.yaml",
+            "--now",
+            NOW,
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(scanned.code, 0, "{}\n--- pasted:\n{block}", scanned.stderr);
+    (r.stdout, json(&scanned)["items"][0].clone())
+}
+
+/// A YAML double-quoted scalar (a JSON string is one).
+fn yaml_string(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serialises")
+}
+
+#[test]
+fn explain_writes_the_exemption_as_yaml_even_for_names_with_quotes_colons_and_control_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    // Pod names a YAML writer must quote (quotes, a colon, a comment sign, ESC, CR), which a
+    // Rust `{:?}` would escape as `\u{1b}` (not YAML), and one YAML 1.1 (kubectl) reads as a
+    // boolean. The action's own name is an RFC 1123 name (scan refuses any other).
+    let action = "say-hi";
+    write(
+        dir.path(),
+        "action.yaml",
+        &format!(
+            "{ACTION_HEAD}metadata: {{name: {}}}\nspec:\n  title: t\n  description: d\n  remediation: r\n  category: Apps\n  maxScore: 2\n  userImpact: Low\n  implementationCost: Low\n  threats: [Impact]\n  check:\n    podSpec: true\n    validations: [{{expression: 'false', message: never}}]\n",
+            yaml_string(action)
+        ),
+    );
+    for pod_name in ["p: \"q\" #r\u{1b}[0m\r", "on"] {
+        let pod = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {}, namespace: shop}}\nspec:\n  containers: [{{name: c, image: nginx:1.27}}]\n",
+            yaml_string(pod_name)
+        );
+        let (stdout, target) = pasted_exemption(dir.path(), action, &pod);
+        let exemption = &target["status"]["exemptions"][0];
+        let block = stdout
+            .split("spec.exemptions)\n")
+            .nth(1)
+            .unwrap_or_default();
+        let raw: Vec<char> = stdout
+            .chars()
+            .filter(|c| c.is_control() && *c != '\n')
+            .collect();
+        assert!(raw.is_empty(), "raw {raw:?} in:\n{stdout}");
+        assert!(
+            !block.contains("\\u{"),
+            "a Rust escape is not YAML:\n{block}"
+        );
+        assert_eq!(
+            exemption["state"], "Active",
+            "{exemption}\n--- pasted:\n{block}"
+        );
+        assert_eq!(exemption["action"], action, "{exemption}");
+        assert_eq!(exemption["covered"], 1, "{exemption}");
+        assert_eq!(
+            target["spec"]["exemptions"][0]["resources"]["names"],
+            serde_json::json!([pod_name]),
+            "{target}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------- gates

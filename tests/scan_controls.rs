@@ -2,6 +2,9 @@
 //! `spec.model: SecurityControls`, SecurityControls in the input (trusted only with
 //! --allow-input-actions, like actions) and in --actions files, and invalid controls skipped.
 
+#[path = "support/actions.rs"]
+mod actions;
+use actions::{NO_LATEST_CHECK, action_manifest};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -46,33 +49,30 @@ items:
 - {apiVersion: v1, kind: Pod, metadata: {name: d, namespace: team}, spec: {securityContext: {runAsNonRoot: false}, containers: [{name: c, image: "nginx:1.27"}]}}
 "#;
 
-/// Two actions and a control of 8 points grouping both (by name and by label).
-const ACTIONS: &str = r#"
-apiVersion: securescore.io/v1alpha1
-kind: ImprovementAction
-metadata: {name: non-root, labels: {area: workloads}}
-spec:
-  title: Run as non-root
-  category: Apps
-  maxScore: 9
-  check:
+/// Two actions, grouped by [`CONTROL`] (by name and by label).
+fn two_actions() -> String {
+    let non_root = action_manifest(
+        "name: non-root, labels: {area: workloads}",
+        "Run as non-root",
+        "Apps",
+        9,
+        r#"  check:
     podSpec: true
     validations:
       - expression: "has(podSpec.securityContext) && podSpec.securityContext.runAsNonRoot == true"
----
-apiVersion: securescore.io/v1alpha1
-kind: ImprovementAction
-metadata: {name: no-latest}
-spec:
-  title: No latest tag
-  category: Apps
-  maxScore: 5
-  check:
-    podSpec: true
-    validations:
-      - expression: "podSpec.containers.all(c, !c.image.endsWith(':latest'))"
-"#;
+"#,
+    );
+    let no_latest = action_manifest(
+        "name: no-latest",
+        "No latest tag",
+        "Apps",
+        5,
+        NO_LATEST_CHECK,
+    );
+    format!("{non_root}---\n{no_latest}")
+}
 
+/// A control of 8 points grouping both [`two_actions`].
 const CONTROL: &str = r#"
 apiVersion: securescore.io/v1alpha1
 kind: SecurityControl
@@ -84,6 +84,15 @@ spec:
   actionSelector: {matchLabels: {area: workloads}}
 "#;
 
+/// [`PODS`], [`two_actions`] and [`CONTROL`] in `pods.yaml`, `actions.yaml`, `control.yaml`.
+fn workloads_scenario() -> tempfile::TempDir {
+    dir_with(&[
+        ("pods.yaml", PODS),
+        ("actions.yaml", &two_actions()),
+        ("control.yaml", CONTROL),
+    ])
+}
+
 fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, text) in files {
@@ -94,11 +103,7 @@ fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
 
 #[test]
 fn model_flag_scores_by_the_given_controls_three_of_four_healthy_is_six_of_eight() {
-    let dir = dir_with(&[
-        ("pods.yaml", PODS),
-        ("actions.yaml", ACTIONS),
-        ("control.yaml", CONTROL),
-    ]);
+    let dir = workloads_scenario();
     let r = scan_in(
         dir.path(),
         &[
@@ -156,11 +161,7 @@ fn model_flag_scores_by_the_given_controls_three_of_four_healthy_is_six_of_eight
 
 #[test]
 fn without_a_model_the_output_has_no_controls() {
-    let dir = dir_with(&[
-        ("pods.yaml", PODS),
-        ("actions.yaml", ACTIONS),
-        ("control.yaml", CONTROL),
-    ]);
+    let dir = workloads_scenario();
     let r = scan_in(
         dir.path(),
         &[
@@ -184,11 +185,7 @@ fn without_a_model_the_output_has_no_controls() {
 
 #[test]
 fn a_control_in_the_input_is_used_only_with_allow_input_actions() {
-    let dir = dir_with(&[
-        ("pods.yaml", PODS),
-        ("actions.yaml", ACTIONS),
-        ("control.yaml", CONTROL),
-    ]);
+    let dir = workloads_scenario();
     let args = [
         "pods.yaml",
         "control.yaml",

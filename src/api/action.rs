@@ -218,7 +218,9 @@ pub struct Validation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
     pub message: Option<String>,
-    /// CEL expression producing the finding message (takes precedence over `message`).
+    /// CEL expression producing the finding message (takes precedence over `message`). Its
+    /// result is published as it is (scan output, the target's status): name the failing
+    /// field or key, never a value read from the object (Secret data above all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4096))]
     pub message_expression: Option<String>,
@@ -303,6 +305,68 @@ pub struct ExemptionPolicy {
     /// Whether exemptions without expiresAt (declared `openEnded: true`) are allowed (default false).
     #[serde(default, skip_serializing_if = "is_false")]
     pub allow_open_ended: bool,
+}
+
+impl Check {
+    /// Indexes of the validations whose `messageExpression` reads a Secret's values (`data` or
+    /// `stringData`, directly or through a variable), in a check that reads Secrets (as its
+    /// resources or through a lookup). Such a message quotes secret values into findings, and
+    /// in the operator into statuses other teams can read. A textual reading of the
+    /// expressions: it catches the plain ways of writing it, not every alias.
+    pub fn messages_reading_secret_data(&self) -> Vec<usize> {
+        let is_secret = |group: &str, kind: &str| group.is_empty() && kind == "Secret";
+        let reads_secrets = self
+            .resources
+            .iter()
+            .any(|r| is_secret(&r.api_group, &r.kind))
+            || self
+                .lookups
+                .iter()
+                .any(|l| is_secret(&l.api_group, &l.kind));
+        if !reads_secrets {
+            return Vec::new();
+        }
+        // Variables in order: a later one may read an earlier one.
+        let mut tainted: Vec<&str> = Vec::new();
+        let reads = |expression: &str, tainted: &[&str]| {
+            SECRET_VALUE_FIELDS
+                .iter()
+                .any(|f| selects_field(expression, f))
+                || tainted.iter().any(|v| selects_field(expression, v))
+        };
+        for v in &self.variables {
+            if reads(&v.expression, &tainted) {
+                tainted.push(&v.name);
+            }
+        }
+        self.validations
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| {
+                v.message_expression
+                    .as_deref()
+                    .is_some_and(|m| reads(m, &tainted))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+/// The fields of a Secret that hold its values.
+const SECRET_VALUE_FIELDS: [&str; 2] = ["data", "stringData"];
+
+/// Whether a CEL expression selects `field` (`x.field`, `x['field']`, `x["field"]`).
+fn selects_field(expression: &str, field: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    expression.match_indices(field).any(|(at, _)| {
+        let before = expression[..at].trim_end();
+        let after = &expression[at + field.len()..];
+        let selected = before.ends_with('.') && !after.starts_with(ident);
+        let indexed = ['\'', '"']
+            .iter()
+            .any(|q| before.ends_with(&format!("[{q}")) && after.starts_with(&format!("{q}]")));
+        selected || indexed
+    })
 }
 
 impl ExemptionPolicy {

@@ -6,13 +6,12 @@ use super::output::safe;
 use super::scan::{self, ScanArgs};
 use crate::api::{ExemptionPolicy, ResolutionState};
 use crate::engine::{CompiledAction, Verdict};
+use serde_yaml_ng::{Mapping, Value as YamlValue};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Default of `exemptionPolicy.maxDays` (see the CRD).
-const DEFAULT_MAX_DAYS: u32 = 365;
 /// Longest exemption name (the CRD's maxLength).
 const EXEMPTION_NAME_MAX: usize = 63;
 
@@ -256,7 +255,9 @@ fn explain(
 }
 
 /// A ready exemption within the action's policy: the least generous allowed resolution, the
-/// longest allowed span, and the failing resources (when there are any).
+/// longest allowed span, and the failing resources (when there are any). YAML written by the
+/// YAML crate (names with quotes, colons or control characters come out quoted and escaped),
+/// indented to paste under `spec.exemptions`, with comments on the lines to review.
 fn exemption(action: &CompiledAction, failing: &[Failing], now: jiff::Timestamp) -> String {
     let default_policy = ExemptionPolicy::default();
     let policy = action
@@ -272,7 +273,7 @@ fn exemption(action: &CompiledAction, failing: &[Failing], now: jiff::Timestamp)
         return "  # this action's exemptionPolicy allows no resolution: it cannot be exempted\n"
             .into();
     };
-    let max_days = policy.max_days.unwrap_or(DEFAULT_MAX_DAYS);
+    let max_days = policy.max_days();
     let day = now.to_zoned(jiff::tz::TimeZone::UTC).date();
     let approved = format!("{day}T00:00:00Z");
     let until = day
@@ -287,33 +288,22 @@ fn exemption(action: &CompiledAction, failing: &[Failing], now: jiff::Timestamp)
         name.pop();
     }
     let allowed_names: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
-    let mut out = String::new();
-    let _ = writeln!(out, "  - name: {name}");
-    let _ = writeln!(out, "    action: {}", action.name);
-    let _ = writeln!(
-        out,
-        "    resolution: {}   # allowed: {}",
-        resolution.as_str(),
-        allowed_names.join(", ")
-    );
-    let _ = writeln!(out, "    owner: team@example.com   # who answers for it");
-    let _ = writeln!(
-        out,
-        "    reason: \"why the risk is acceptable or mitigated\""
-    );
-    let _ = writeln!(out, "    ticket: \"\"");
-    let _ = writeln!(out, "    approvedAt: \"{approved}\"");
-    let _ = writeln!(
-        out,
-        "    expiresAt: \"{until}\"   # the policy allows at most {max_days} days{}",
-        if policy.allow_open_ended {
-            "; or drop it and set openEnded: true"
-        } else {
-            ""
-        }
-    );
+
+    // A YAML mapping keeps the order written: the fields read as the CRD lists them.
+    let mut item = Mapping::new();
+    let mut field = |key: &str, value: YamlValue| {
+        item.insert(key.into(), value);
+    };
+    field("name", name.into());
+    field("action", action.name.clone().into());
+    field("resolution", resolution.as_str().into());
+    field("owner", "team@example.com".into());
+    field("reason", "why the risk is acceptable or mitigated".into());
+    field("ticket", "".into());
+    field("approvedAt", approved.into());
+    field("expiresAt", until.clone().into());
     if resolution == ResolutionState::Planned {
-        let _ = writeln!(out, "    dueDate: \"{until}\"");
+        field("dueDate", until.into());
     }
     let names: BTreeSet<&str> = failing.iter().map(|f| f.name.as_str()).collect();
     let namespaces: BTreeSet<&str> = failing
@@ -321,20 +311,95 @@ fn exemption(action: &CompiledAction, failing: &[Failing], now: jiff::Timestamp)
         .filter_map(|f| f.namespace.as_deref())
         .collect();
     if !names.is_empty() {
-        let quote = |set: &BTreeSet<&str>| {
-            set.iter()
-                .map(|n| format!("{n:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let _ = writeln!(
-            out,
-            "    resources:   # the failing resources above; drop to exempt the whole action"
-        );
+        let mut resources = Mapping::new();
         if !namespaces.is_empty() {
-            let _ = writeln!(out, "      namespaces: [{}]", quote(&namespaces));
+            resources.insert("namespaces".into(), namespaces.into_iter().collect());
         }
-        let _ = writeln!(out, "      names: [{}]", quote(&names));
+        resources.insert("names".into(), names.into_iter().collect());
+        field("resources", resources.into());
+    }
+    let comments = [
+        (
+            "resolution",
+            format!("allowed: {}", allowed_names.join(", ")),
+        ),
+        ("owner", "who answers for it".to_string()),
+        (
+            "expiresAt",
+            format!(
+                "the policy allows at most {max_days} days{}",
+                if policy.allow_open_ended {
+                    "; or drop it and set openEnded: true"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        (
+            "resources",
+            "the failing resources above; drop to exempt the whole action".to_string(),
+        ),
+    ];
+    paste_ready(&YamlValue::Sequence(vec![item.into()]), &comments)
+}
+
+/// `exemptions`, a one-item list, as YAML indented by two spaces for `spec.exemptions`, with a
+/// comment after each top-level key named in `comments`. The YAML is read back as kubectl reads
+/// it (YAML 1.1: `on`, `no` or `y` are booleans there); should it not give the same value, or
+/// hold a character a terminal would act on, the item is written as JSON (which is YAML too)
+/// with every control character escaped, the comments above it.
+fn paste_ready(exemptions: &YamlValue, comments: &[(&str, String)]) -> String {
+    let yaml = serde_yaml_ng::to_string(exemptions).unwrap_or_default();
+    let meant = serde_json::to_value(exemptions).ok();
+    let (read, errors) = crate::inventory::manifests::parse_documents("exemption.yaml", &yaml);
+    let faithful = errors.is_empty()
+        && read.len() == 1
+        && read.first().map(|(v, _)| v) == meant.as_ref()
+        && !yaml.chars().any(|c| c != '\n' && unsafe_for_terminal(c));
+    let mut out = String::new();
+    if faithful {
+        for line in yaml.lines() {
+            let comment = comments.iter().find(|(key, _)| {
+                [format!("- {key}:"), format!("  {key}:")]
+                    .iter()
+                    .any(|p| line.starts_with(p.as_str()))
+            });
+            match comment {
+                Some((_, text)) => {
+                    let _ = writeln!(out, "  {line}   # {text}");
+                }
+                None => {
+                    let _ = writeln!(out, "  {line}");
+                }
+            }
+        }
+        return out;
+    }
+    for (key, text) in comments {
+        let _ = writeln!(out, "  # {key}: {text}");
+    }
+    let items = exemptions
+        .as_sequence()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for item in items {
+        let json = serde_json::to_string(item).unwrap_or_default();
+        let escaped: String = json
+            .chars()
+            .map(|c| {
+                if unsafe_for_terminal(c) {
+                    format!("\\u{:04X}", u32::from(c))
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "  - {escaped}");
     }
     out
+}
+
+/// A control character, or a Unicode line or paragraph separator (a line break in YAML 1.1).
+fn unsafe_for_terminal(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
 }

@@ -38,9 +38,10 @@ Exit codes:
   0  every target was evaluated (and meets --min-score, if given)
   1  a gate failed: a target below --min-score (or with nothing to evaluate), below its own
      spec.goal with --fail-below-goal, or worse than --baseline (score dropped, new findings)
-  2  usage error, or some input was skipped: an unreadable file, invalid YAML/JSON, a document
-     without apiVersion/kind/metadata.name, an ImprovementAction or SecureScoreTarget that breaks
-     its CRD rules or does not load (not Ready), an Invalid exemption. Skipped input is reported
+  2  usage error, or some input was skipped: an unreadable file, a FIFO, device or socket
+     (named or found in a directory; never read), invalid YAML/JSON, a document without
+     apiVersion/kind/metadata.name, an ImprovementAction or SecureScoreTarget that breaks its
+     CRD rules or does not load (not Ready), an Invalid exemption. Skipped input is reported
      on stderr as `file:line: message` and the rest is still evaluated (unless --strict).
      Exit 2 wins over exit 1.
 
@@ -231,11 +232,14 @@ fn parse_percent(s: &str) -> Result<f64, String> {
     }
 }
 
-/// An action with where it came from.
-struct LoadedAction {
-    action: ImprovementAction,
+/// An action or a security control with where it came from.
+struct Defined<T> {
+    definition: T,
     origin: Origin,
 }
+
+type LoadedAction = Defined<ImprovementAction>;
+type LoadedControl = Defined<SecurityControl>;
 
 /// Where an action or target was declared.
 #[derive(Clone)]
@@ -259,12 +263,6 @@ pub fn locate(s: &Source) -> String {
         Some(line) => format!("{}:{line}", s.file),
         None => format!("{}: document {}", s.file, s.document),
     }
-}
-
-/// A security control with where it came from.
-struct LoadedControl {
-    control: SecurityControl,
-    origin: Origin,
 }
 
 /// What the input held.
@@ -317,8 +315,11 @@ impl Loaded {
         } = files::expand(paths, &reading.exclude);
         self.errors.extend(errors.iter().map(ToString::to_string));
         for s in skipped {
+            // A FIFO, device or socket is not read (it could hang or never end), but it was
+            // given as input: skipped input, visible in the exit code like an unreadable file,
+            // so that a gate never passes over a manifest it did not read.
             if s.why == SkipReason::NotRegular {
-                self.warnings.push(s.to_string());
+                self.errors.push(s.to_string());
             }
             self.skipped_files.push(s);
         }
@@ -393,16 +394,16 @@ impl Loaded {
                 }
                 (true, "SecurityControl", Role::Manifests | Role::Actions) => {
                     if let Some(control) = self.typed::<SecurityControl>(&r, &source) {
-                        self.controls.push(LoadedControl {
-                            control,
+                        self.controls.push(Defined {
+                            definition: control,
                             origin: Origin::Document(source),
                         });
                     }
                 }
                 (true, "ImprovementAction", Role::Manifests | Role::Actions) => {
                     if let Some(action) = self.typed::<ImprovementAction>(&r, &source) {
-                        self.actions.push(LoadedAction {
-                            action,
+                        self.actions.push(Defined {
+                            definition: action,
                             origin: Origin::Document(source),
                         });
                     }
@@ -574,41 +575,29 @@ fn compile_actions(
     loaded: Vec<LoadedAction>,
     errors: &mut Vec<String>,
 ) -> Vec<Arc<CompiledAction>> {
-    let mut by_name: BTreeMap<String, LoadedAction> = BTreeMap::new();
-    if builtin {
-        match crate::catalog::builtin() {
-            Ok(actions) => {
-                for (action, (file, _)) in actions.into_iter().zip(crate::catalog::files()) {
-                    // Built-in actions over another product's reports are opt-in (--product).
-                    let product = action
-                        .metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(crate::api::PRODUCT_LABEL));
-                    if product.is_some_and(|p| !products.contains(p)) {
-                        continue;
-                    }
-                    let name = action.metadata.name.clone().unwrap_or_default();
-                    by_name.insert(
-                        name,
-                        LoadedAction {
-                            action,
-                            origin: Origin::Builtin(file),
-                        },
-                    );
-                }
-            }
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    for a in loaded {
-        let name = a.action.metadata.name.clone().unwrap_or_default();
-        by_name.insert(name, a);
-    }
-    by_name
+    // Built-in actions over another product's reports are opt-in (--product).
+    let wanted = |action: &ImprovementAction| {
+        let product = action
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(crate::api::PRODUCT_LABEL));
+        product.is_none_or(|p| products.contains(p))
+    };
+    let builtin = builtin.then(|| (crate::catalog::builtin(), crate::catalog::files()));
+    merge_by_name(builtin, wanted, loaded, errors)
         .into_iter()
         .map(|(name, a)| {
-            let compiled = CompiledAction::compile(&a.action);
+            for i in a.definition.spec.check.messages_reading_secret_data() {
+                eprintln!(
+                    "securescore scan: warning: {}",
+                    output::safe(&format!(
+                        "{}: ImprovementAction {name}: spec.check.validations[{i}].messageExpression reads Secret data (data/stringData): its findings would publish secret values (scan output; in the operator, the target's status); name the failing field, never a value read from the object",
+                        a.origin.locate()
+                    ))
+                );
+            }
+            let compiled = CompiledAction::compile(&a.definition);
             if let Some(p) = &compiled.problem {
                 errors.push(format!(
                     "{}: ImprovementAction {name} is not Ready: {}: {}",
@@ -620,6 +609,45 @@ fn compile_actions(
             Arc::new(compiled)
         })
         .collect()
+}
+
+/// Built-in definitions as parsed, and their embedded `(file, text)`s in the same order.
+type Builtin<T> = (
+    Result<Vec<T>, crate::catalog::CatalogError>,
+    &'static [(&'static str, &'static str)],
+);
+
+/// The built-in definitions (`builtin`: parsed, and their embedded files, in the same order)
+/// that `wanted` keeps, overridden by name by the loaded ones in input order (the last
+/// wins), by name.
+fn merge_by_name<T: kube::Resource>(
+    builtin: Option<Builtin<T>>,
+    wanted: impl Fn(&T) -> bool,
+    loaded: Vec<Defined<T>>,
+    errors: &mut Vec<String>,
+) -> BTreeMap<String, Defined<T>> {
+    let mut by_name = BTreeMap::new();
+    match builtin {
+        None => {}
+        Some((Err(e), _)) => errors.push(e.to_string()),
+        Some((Ok(definitions), files)) => {
+            for (definition, (file, _)) in definitions.into_iter().zip(files) {
+                if wanted(&definition) {
+                    by_name.insert(
+                        definition.meta().name.clone().unwrap_or_default(),
+                        Defined {
+                            definition,
+                            origin: Origin::Builtin(file),
+                        },
+                    );
+                }
+            }
+        }
+    }
+    for d in loaded {
+        by_name.insert(d.definition.meta().name.clone().unwrap_or_default(), d);
+    }
+    by_name
 }
 
 /// `--framework NAME`: keep only the actions whose references name the framework. The valid
@@ -660,35 +688,17 @@ fn load_controls(
     actions: &[Arc<CompiledAction>],
     errors: &mut Vec<String>,
 ) -> Vec<Arc<SecurityControl>> {
-    let mut by_name: BTreeMap<String, LoadedControl> = BTreeMap::new();
-    if builtin {
-        match crate::catalog::builtin_controls() {
-            Ok(controls) => {
-                for (control, (file, _)) in
-                    controls.into_iter().zip(crate::catalog::control_files())
-                {
-                    let name = control.metadata.name.clone().unwrap_or_default();
-                    by_name.insert(
-                        name,
-                        LoadedControl {
-                            control,
-                            origin: Origin::Builtin(file),
-                        },
-                    );
-                }
-            }
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    for c in loaded {
-        let name = c.control.metadata.name.clone().unwrap_or_default();
-        by_name.insert(name, c);
-    }
-    by_name
+    let builtin = builtin.then(|| {
+        (
+            crate::catalog::builtin_controls(),
+            crate::catalog::control_files(),
+        )
+    });
+    merge_by_name(builtin, |_| true, loaded, errors)
         .into_iter()
         .map(|(name, c)| {
             let members = crate::engine::controls::members(
-                &c.control,
+                &c.definition,
                 actions.iter().map(|a| (a.name.as_str(), &a.labels)),
             );
             // A built-in control over an opt-in product's actions groups nothing until
@@ -702,7 +712,7 @@ fn load_controls(
                     ))
                 );
             }
-            Arc::new(c.control)
+            Arc::new(c.definition)
         })
         .collect()
 }

@@ -76,14 +76,20 @@ pub async fn run(
         .await;
 }
 
-fn error_policy(action: Arc<ImprovementAction>, error: &kube::Error, ctx: Arc<Shared>) -> Action {
+/// The error policy of the cluster-scoped definitions (ImprovementAction, SecurityControl):
+/// count the failed reconcile by kind and reason (`Conflict` or `ApiError`), retry in 5 s.
+pub(super) fn error_policy<K>(object: Arc<K>, error: &kube::Error, ctx: Arc<Shared>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
     let reason = if matches!(error, kube::Error::Api(s) if s.code == 409) {
         "Conflict"
     } else {
         "ApiError"
     };
-    ctx.metrics().reconcile_error("ImprovementAction", reason);
-    tracing::warn!(action = %action.name_any(), error = %error, "reconcile failed; retrying");
+    let kind = K::kind(&());
+    ctx.metrics().reconcile_error(&kind, reason);
+    tracing::warn!(kind = %kind, name = %object.name_any(), error = %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }
 

@@ -79,20 +79,9 @@ pub async fn run(shared: Arc<Shared>, stopping: super::Stopping) {
     Controller::for_stream(stream, reader)
         .with_config(ControllerConfig::default().concurrency(2))
         .graceful_shutdown_on(stopping)
-        .run(reconcile, error_policy, shared)
+        .run(reconcile, super::actions::error_policy, shared)
         .for_each(|_| async {})
         .await;
-}
-
-fn error_policy(control: Arc<SecurityControl>, error: &kube::Error, ctx: Arc<Shared>) -> Action {
-    let reason = if matches!(error, kube::Error::Api(s) if s.code == 409) {
-        "Conflict"
-    } else {
-        "ApiError"
-    };
-    ctx.metrics().reconcile_error("SecurityControl", reason);
-    tracing::warn!(control = %control.name_any(), error = %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
 }
 
 /// The status of a control against the loaded actions (pure, for the reconciler and tests).

@@ -11,6 +11,10 @@ pub fn ts(s: &str) -> jiff::Timestamp {
     s.parse().expect("test timestamp")
 }
 
+#[path = "../support/actions.rs"]
+mod actions;
+pub use actions::*;
+
 pub fn action_yaml(yaml: &str) -> Arc<CompiledAction> {
     let a: ImprovementAction = serde_yaml_ng::from_str(yaml).expect("test action parses");
     Arc::new(CompiledAction::compile(&a))
@@ -18,16 +22,13 @@ pub fn action_yaml(yaml: &str) -> Arc<CompiledAction> {
 
 /// A podSpec action named `name` that wants `runAsNonRoot: true` on the pod.
 pub fn non_root_action(name: &str, points: u32, scoring: &str) -> Arc<CompiledAction> {
-    action_yaml(&format!(
-        r#"
-apiVersion: securescore.io/v1alpha1
-kind: ImprovementAction
-metadata: {{name: {name}}}
-spec:
-  title: Run as non-root
-  category: Apps
-  maxScore: {points}
-  userImpact: Low
+    action_yaml(&action_manifest(
+        &format!("name: {name}"),
+        "Run as non-root",
+        "Apps",
+        points,
+        &format!(
+            r#"  userImpact: Low
   implementationCost: Low
   check:
     podSpec: true
@@ -36,6 +37,7 @@ spec:
       - expression: "has(podSpec.securityContext) && has(podSpec.securityContext.runAsNonRoot) && podSpec.securityContext.runAsNonRoot == true"
         messageExpression: "'pod runs as root'"
 "#
+        ),
     ))
 }
 

@@ -330,7 +330,6 @@ fn an_action_in_the_scanned_input_cannot_replace_the_builtin_gate() {
 // ---------------------------------------------------------------- files
 
 fn evaluated(r: &Run) -> u64 {
-    assert_eq!(r.code, 0, "{}", r.stderr);
     json(r)["items"][0]["status"]["evaluatedResources"]
         .as_u64()
         .expect("evaluatedResources")
@@ -358,6 +357,7 @@ fn a_file_given_twice_or_reached_through_a_symlink_counts_once() {
         None,
     );
     // One Pod (its implied Namespace is not judged).
+    assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(evaluated(&r), 1, "{}", r.stderr);
     assert!(!r.stderr.contains("declared again"), "{}", r.stderr);
 }
@@ -375,6 +375,8 @@ fn a_fifo_and_a_symlink_to_a_device_are_skipped_with_a_note_and_never_hang() {
     std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.yaml")).expect("symlink");
     let r = scan_in(dir.path(), &[".", "--format", "json", "--now", NOW], None);
     assert_eq!(evaluated(&r), 1);
+    // Skipped input: the rest is evaluated, and the gate sees it (exit 2, as --help says).
+    assert_eq!(r.code, 2, "{}", r.stderr);
     for name in ["x.yaml", "zero.yaml"] {
         assert!(
             r.stderr.contains(&format!(
@@ -391,6 +393,37 @@ fn a_fifo_and_a_symlink_to_a_device_are_skipped_with_a_note_and_never_hang() {
         None,
     );
     assert_eq!(evaluated(&r), 1);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l == "zero.yaml: not a regular file (FIFO, device or socket): skipped"),
+        "{}",
+        r.stderr
+    );
+    // --strict stops before evaluating, as for any skipped input.
+    let r = scan_in(
+        dir.path(),
+        &[
+            "zero.yaml",
+            "pod.yaml",
+            "--strict",
+            "--format",
+            "json",
+            "--now",
+            NOW,
+        ],
+        None,
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    // The regular file alone passes the gate.
+    let r = scan_in(
+        dir.path(),
+        &["pod.yaml", "--format", "json", "--now", NOW],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
 // ---------------------------------------------------------------- smaller
@@ -484,6 +517,63 @@ spec:
     );
 }
 
+/// The control characters of an output other than its line ends: what would reach a terminal.
+fn raw_controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect()
+}
+
+#[test]
+fn control_characters_in_attestations_cannot_forge_lines_in_the_task_table_or_stderr() {
+    // attestedBy and evidence are shown in the TASK table; the second attestation is Invalid
+    // (in the future), so its error reaches stderr; note is shown nowhere.
+    let forged = r#""x\n\e[32mTarget default/scan: 100.00 / 100 points\e[0m\r""#;
+    let target = format!(
+        "apiVersion: securescore.io/v1alpha1
+kind: SecureScoreTarget
+metadata: {{name: t, namespace: shop}}
+spec:
+  attestations:
+  - {{action: task-review-cluster-admin-bindings, attestedBy: {forged}, attestedAt: '2026-10-01T00:00:00Z', evidence: {forged}, note: {forged}}}
+  - {{action: task-test-etcd-backup-restore, attestedBy: {forged}, attestedAt: '2030-01-01T00:00:00Z', evidence: {forged}, note: {forged}}}
+"
+    );
+    let input = format!("{PRIVILEGED_POD}---\n{target}");
+    let r = scan_in(root(), &["-", "--now", NOW], Some(input.as_bytes()));
+    assert_eq!(
+        r.code, 2,
+        "the future attestation is skipped input: {}",
+        r.stderr
+    );
+    for (stream, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+        let raw = raw_controls(text);
+        assert!(raw.is_empty(), "raw {raw:?} on {stream}:\n{text}");
+        assert!(
+            !text.lines().any(|l| l.starts_with("Target default/scan")),
+            "forged line on {stream}:\n{text}"
+        );
+    }
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("task-review-cluster-admin-bindings ")
+        })
+        .unwrap_or_else(|| panic!("no task row in\n{}", r.stdout));
+    assert!(
+        row.ends_with(r"x\n\u{1b}[32mTarget default/scan: 100.00 / 100 points\u{1b}[0m\r"),
+        "evidence shown escaped: {row}"
+    );
+    assert!(
+        r.stderr
+            .contains("spec.attestations[1].attestedAt: 2030-01-01T00:00:00Z is in the future"),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn sarif_file_uris_are_percent_encoded() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -527,4 +617,113 @@ spec: {}
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("target=\"live\""), "{}", r.stdout);
     assert!(!r.stdout.contains("target=\"paused\""), "{}", r.stdout);
+}
+
+/// A label value made of quotes, a backslash, a colon, a newline, ESC, CR and NUL. Object names
+/// (targets, actions, controls) are RFC 1123 names, refused otherwise; framework and exemption
+/// names are free text.
+const HOSTILE_LABEL: &str = r#""x\"\\:\n\e[32mOK\r\0y""#;
+
+/// The same value as `--format prometheus` writes it: control characters shown escaped (as in
+/// the table), then `\` and `"` escaped by the text format.
+const HOSTILE_LABEL_EXPOSED: &str = r#"x\"\\:\\n\\u{1b}[32mOK\\r\\u{0}y"#;
+
+#[test]
+fn prometheus_label_values_from_hostile_input_are_valid_exposition_without_control_characters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = HOSTILE_LABEL;
+    let action = format!(
+        "apiVersion: securescore.io/v1alpha1
+kind: ImprovementAction
+metadata: {{name: hostile-labels}}
+spec:
+  title: {h}
+  description: d
+  remediation: r
+  category: Apps
+  maxScore: 2
+  userImpact: Low
+  implementationCost: Low
+  threats: [Impact]
+  references: [{{framework: {h}, control: {h}}}]
+  check:
+    podSpec: true
+    validations: [{{expression: 'false', message: never}}]
+"
+    );
+    std::fs::write(dir.path().join("action.yaml"), action).expect("write");
+    let target = format!(
+        "apiVersion: securescore.io/v1alpha1
+kind: SecureScoreTarget
+metadata: {{name: t, namespace: shop}}
+spec:
+  exemptions:
+  - name: {h}
+    action: hostile-labels
+    resolution: RiskAccepted
+    owner: me
+    reason: because
+    approvedAt: 2026-01-01T00:00:00Z
+    expiresAt: 2027-01-01T00:00:00Z
+"
+    );
+    let input = format!("{PRIVILEGED_POD}---\n{target}");
+    let r = scan_in(
+        dir.path(),
+        &[
+            "-",
+            "--actions",
+            "action.yaml",
+            "--format",
+            "prometheus",
+            "--now",
+            NOW,
+        ],
+        Some(input.as_bytes()),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let raw = raw_controls(&r.stdout);
+    assert!(
+        raw.is_empty(),
+        "raw control characters {raw:?} in:\n{}",
+        r.stdout
+    );
+    for (family, label) in [
+        ("securescore_framework_controls{", "framework"),
+        ("securescore_framework_ratio{", "framework"),
+        (
+            "securescore_exemption_expiry_timestamp_seconds{",
+            "exemption",
+        ),
+    ] {
+        let wanted = format!("{label}=\"{HOSTILE_LABEL_EXPOSED}\"");
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.starts_with(family) && l.contains(&wanted)),
+            "no {family}…{wanted}… in:\n{}",
+            r.stdout
+        );
+    }
+    let mut promtool = Command::new(tools::tool("promtool", "prometheus"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool starts");
+    promtool
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(r.stdout.as_bytes())
+        .expect("write to promtool");
+    let checked = promtool.wait_with_output().expect("promtool runs");
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}\n{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr),
+        r.stdout
+    );
 }

@@ -81,11 +81,37 @@ The enabled built-in ImprovementActions, as YAML `{actions: [...]}`: every catal
 actions of products (label securescore.io/product) not turned on under `products`. Fails on a file
 that is not an ImprovementAction with a name, and on a disabled name that is not in the catalog.
 */}}
+{{- /*
+Whether each product (the securescore.io/product label of built-in actions and controls) is
+enabled under products.*, as a dict of product -> bool in YAML.
+*/}}
+{{- define "securescore.products" -}}
+{{- $p := .Values.products | default (dict) }}
+{{- dict "trivy-operator" (($p.trivyOperator | default (dict)).enabled | default false) "policy-reports" (($p.policyReports | default (dict)).enabled | default false) | toYaml }}
+{{- end }}
+
+{{- /*
+Whether a built-in document (action or control, read from `path`) is installed as far as its
+product goes: true without a securescore.io/product label, else the product's products.*
+value; a label naming no known product fails the install. Prints "true" or "false".
+*/}}
+{{- define "securescore.productOn" -}}
+{{- $products := include "securescore.products" .root | fromYaml }}
+{{- $product := "" }}
+{{- if .doc.metadata.labels }}{{ $product = get .doc.metadata.labels "securescore.io/product" | default "" }}{{ end }}
+{{- $on := true }}
+{{- if $product }}
+{{- if not (hasKey $products $product) }}
+{{- fail (printf "%s: securescore.io/product %q has no products.* value (known: %s)" .path $product (keys $products | sortAlpha | join ", ")) }}
+{{- end }}
+{{- $on = get $products $product }}
+{{- end }}
+{{- $on }}
+{{- end }}
+
 {{- define "securescore.catalog" -}}
 {{- $actions := list }}
 {{- $known := dict }}
-{{- $p := .Values.products | default (dict) }}
-{{- $products := dict "trivy-operator" (($p.trivyOperator | default (dict)).enabled | default false) "policy-reports" (($p.policyReports | default (dict)).enabled | default false) }}
 {{- range $path, $_ := .Files.Glob "catalog/*.yaml" }}
 {{- $doc := $.Files.Get $path | fromYaml }}
 {{- if hasKey $doc "Error" }}
@@ -103,15 +129,7 @@ that is not an ImprovementAction with a name, and on a disabled name that is not
 {{- fail (printf "%s: spec is missing" $path) }}
 {{- end }}
 {{- $_ := set $known $name true }}
-{{- $product := "" }}
-{{- if $doc.metadata.labels }}{{ $product = get $doc.metadata.labels "securescore.io/product" | default "" }}{{ end }}
-{{- $productOn := true }}
-{{- if $product }}
-{{- if not (hasKey $products $product) }}
-{{- fail (printf "%s: securescore.io/product %q has no products.* value (known: %s)" $path $product (keys $products | sortAlpha | join ", ")) }}
-{{- end }}
-{{- $productOn = get $products $product }}
-{{- end }}
+{{- $productOn := eq (include "securescore.productOn" (dict "root" $ "doc" $doc "path" $path)) "true" }}
 {{- if and $productOn (not (has $name $.Values.catalog.disabled)) }}
 {{- $actions = append $actions $doc }}
 {{- end }}

@@ -78,19 +78,5 @@ pub fn render(
     }
 }
 
-/// A user-supplied string made safe for a terminal: control characters (ANSI escapes, newlines,
-/// carriage returns) are shown escaped, so input can neither forge a line nor recolour one.
-pub fn safe(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_string();
-    }
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
+/// A user-supplied string made safe for a terminal (see [`crate::text::safe`]).
+pub use crate::text::safe;
