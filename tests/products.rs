@@ -453,6 +453,43 @@ fn scan_evaluates_product_actions_only_when_asked() {
 }
 
 #[test]
+fn scan_scores_a_product_control_only_with_its_product_as_the_chart_renders_it() {
+    let control_names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["--model", "SecurityControls"];
+        all.extend_from_slice(args);
+        let (code, out, err) = scan(&all, &[("app.yaml", DEPLOYMENT)]);
+        assert_eq!(code, 0, "{err}");
+        assert!(!err.contains("groups no known"), "{err}");
+        out["items"][0]["status"]["controls"]
+            .as_array()
+            .expect("controls")
+            .iter()
+            .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let without = control_names(&[]);
+    assert!(without.contains(&"remediate-security-configurations".to_string()));
+    assert!(
+        !without.contains(&"remediate-vulnerabilities".to_string()),
+        "{without:?}"
+    );
+    assert!(
+        !without.contains(&"resolve-policy-violations".to_string()),
+        "{without:?}"
+    );
+    let trivy = control_names(&["--product", "trivy-operator"]);
+    assert!(
+        trivy.contains(&"remediate-vulnerabilities".to_string()),
+        "{trivy:?}"
+    );
+    assert!(
+        !trivy.contains(&"resolve-policy-violations".to_string()),
+        "{trivy:?}"
+    );
+    assert_eq!(trivy.len(), without.len() + 1);
+}
+
+#[test]
 fn scan_judges_the_reports_of_a_product_given_in_the_input() {
     let fixture = |name: &str| {
         std::fs::read_to_string(

@@ -575,17 +575,8 @@ fn compile_actions(
     loaded: Vec<LoadedAction>,
     errors: &mut Vec<String>,
 ) -> Vec<Arc<CompiledAction>> {
-    // Built-in actions over another product's reports are opt-in (--product).
-    let wanted = |action: &ImprovementAction| {
-        let product = action
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(crate::api::PRODUCT_LABEL));
-        product.is_none_or(|p| products.contains(p))
-    };
     let builtin = builtin.then(|| (crate::catalog::builtin(), crate::catalog::files()));
-    merge_by_name(builtin, wanted, loaded, errors)
+    merge_by_name(builtin, product_enabled(products), loaded, errors)
         .into_iter()
         .map(|(name, a)| {
             for i in a.definition.spec.check.messages_reading_secret_data() {
@@ -620,6 +611,19 @@ type Builtin<T> = (
 /// The built-in definitions (`builtin`: parsed, and their embedded files, in the same order)
 /// that `wanted` keeps, overridden by name by the loaded ones in input order (the last
 /// wins), by name.
+/// Built-in actions and controls over another product's reports are opt-in (`--product`), as
+/// in the chart: one labelled with a product is kept only when that product is named.
+fn product_enabled<T: kube::Resource>(products: &[String]) -> impl Fn(&T) -> bool + '_ {
+    move |definition: &T| {
+        definition
+            .meta()
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(crate::api::PRODUCT_LABEL))
+            .is_none_or(|p| products.contains(p))
+    }
+}
+
 fn merge_by_name<T: kube::Resource>(
     builtin: Option<Builtin<T>>,
     wanted: impl Fn(&T) -> bool,
@@ -684,6 +688,7 @@ fn select_framework(actions: &mut Vec<Arc<CompiledAction>>, framework: &str) -> 
 /// warning on stderr.
 fn load_controls(
     builtin: bool,
+    products: &[String],
     loaded: Vec<LoadedControl>,
     actions: &[Arc<CompiledAction>],
     errors: &mut Vec<String>,
@@ -694,15 +699,15 @@ fn load_controls(
             crate::catalog::control_files(),
         )
     });
-    merge_by_name(builtin, |_| true, loaded, errors)
+    merge_by_name(builtin, product_enabled(products), loaded, errors)
         .into_iter()
         .map(|(name, c)| {
             let members = crate::engine::controls::members(
                 &c.definition,
                 actions.iter().map(|a| (a.name.as_str(), &a.labels)),
             );
-            // A built-in control over an opt-in product's actions groups nothing until
-            // `--product` names the product: that is expected, not worth a warning.
+            // Only input/--actions controls are warned about: the built-in ones group built-in
+            // actions (tests/catalog.rs), and a product's are loaded only with its actions.
             if members.is_empty() && !matches!(c.origin, Origin::Builtin(_)) {
                 eprintln!(
                     "securescore scan: warning: {}",
@@ -781,6 +786,7 @@ pub(super) fn score(args: &ScanArgs) -> Result<Scan, ExitCode> {
 
     let controls = load_controls(
         !args.no_builtin,
+        &args.products,
         std::mem::take(&mut loaded.controls),
         &actions,
         &mut errors,

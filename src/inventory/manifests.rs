@@ -825,7 +825,8 @@ mod tests {
 
     #[test]
     fn a_block_scalar_ending_the_file_without_a_newline_keeps_its_line_break() {
-        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  x: |\n    one\n    two";
+        let text =
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  x: |\n    one\n    two";
         let (docs, errors) = parse_documents("cm.yaml", text);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(docs[0].0["data"]["x"], "one\ntwo\n");
