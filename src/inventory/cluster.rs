@@ -40,6 +40,20 @@ struct KindCache {
     status: KindStatus,
     objects: HashMap<(Option<String>, String), Arc<Resource>>,
     task: Option<JoinHandle<()>>,
+    /// When the kind's first list last moved on (the cache was created, a listed object
+    /// arrived): a list that keeps moving is waited for, a stalled one is not.
+    progress: std::time::Instant,
+}
+
+impl KindCache {
+    fn new(status: KindStatus) -> KindCache {
+        KindCache {
+            status,
+            objects: HashMap::new(),
+            task: None,
+            progress: std::time::Instant::now(),
+        }
+    }
 }
 
 /// The shared caches.
@@ -119,14 +133,22 @@ impl Caches {
         if to_start.is_empty() {
             return;
         }
-        *last_discovery = Some(std::time::Instant::now());
-        // Rediscover when something is new or was missing: the API may serve it now.
+        // Kinds the last discovery knows start at once; discovery runs again only when one
+        // is not known there (new to the API, or missing before: the API may serve it now).
+        // Actions load one by one, each naming a few new kinds: one discovery per action
+        // would be a round of API requests each, while the first lists keep the API busy.
         let discovery = {
             let mut guard = self.discovery.lock().await;
-            match Discovery::new(self.client.clone()).run().await {
-                Ok(d) => *guard = Some(d),
-                Err(e) => {
-                    tracing::warn!(error = %e, "API discovery failed; kinds stay unknown until the next try")
+            let known = guard
+                .as_ref()
+                .is_some_and(|d| to_start.iter().all(|k| find_kind(d, k).is_some()));
+            if !known {
+                *last_discovery = Some(std::time::Instant::now());
+                match Discovery::new(self.client.clone()).run().await {
+                    Ok(d) => *guard = Some(d),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "API discovery failed; kinds stay unknown until the next try")
+                    }
                 }
             }
             guard.as_ref().map(|d| {
@@ -162,22 +184,14 @@ impl Caches {
 
     fn set_status(&self, key: &KindKey, status: KindStatus) {
         let mut kinds = self.kinds.write().unwrap_or_else(lock_poisoned);
-        let cache = kinds.entry(key.clone()).or_insert_with(|| {
-            Arc::new(RwLock::new(KindCache {
-                status,
-                objects: HashMap::new(),
-                task: None,
-            }))
-        });
+        let cache = kinds
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(RwLock::new(KindCache::new(status))));
         cache.write().unwrap_or_else(lock_poisoned).status = status;
     }
 
     fn start(self: &Arc<Self>, key: KindKey, ar: ApiResource) {
-        let cache = Arc::new(RwLock::new(KindCache {
-            status: KindStatus::NotSynced,
-            objects: HashMap::new(),
-            task: None,
-        }));
+        let cache = Arc::new(RwLock::new(KindCache::new(KindStatus::NotSynced)));
         let metadata_only = key.0.is_empty() && key.1 == "Secret";
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
         let task = tokio::spawn(watch_kind(
@@ -209,6 +223,20 @@ impl Caches {
             .iter()
             .map(|(k, c)| (k.clone(), c.read().unwrap_or_else(lock_poisoned).status))
             .collect()
+    }
+
+    /// Whether one of `kinds` is still in its first list and that list moved on within `stall`
+    /// (a kind [`Caches::ensure`] did not start is not). A kind whose list stalled longer
+    /// (errors, backoff) is no longer waited for: it stays `NotSynced`.
+    pub fn listing(&self, kinds: &BTreeSet<KindKey>, stall: std::time::Duration) -> bool {
+        let map = self.kinds.read().unwrap_or_else(lock_poisoned);
+        kinds.iter().any(|k| match map.get(k) {
+            None => false,
+            Some(c) => {
+                let c = c.read().unwrap_or_else(lock_poisoned);
+                c.status == KindStatus::NotSynced && c.progress.elapsed() < stall
+            }
+        })
     }
 
     /// Whether every watched kind finished its first list (or is known to be unavailable).
@@ -305,11 +333,15 @@ async fn watch_kind(
     let mut forbidden_logged = false;
     while let Some(event) = stream.next().await {
         match event {
-            Ok(Event::Init) => pending.clear(),
+            Ok(Event::Init) => {
+                pending.clear();
+                cache.write().unwrap_or_else(lock_poisoned).progress = std::time::Instant::now();
+            }
             Ok(Event::InitApply(obj)) => {
                 if let Some(r) = to_resource(obj, &ar, metadata_only) {
                     pending.insert(key_of(&r), r);
                 }
+                cache.write().unwrap_or_else(lock_poisoned).progress = std::time::Instant::now();
             }
             Ok(Event::InitDone) => {
                 {
