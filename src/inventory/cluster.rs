@@ -159,7 +159,11 @@ impl Caches {
             })
         };
         let Some(found) = discovery else {
-            for key in to_start {
+            // A kind known to be missing stays so until a discovery says otherwise: a failed
+            // retry must not flip it to NotSynced and back (each flip moves what its targets
+            // read, and costs them a full evaluation, Degraded in between).
+            let known = self.statuses();
+            for key in to_start.into_iter().filter(|k| !known.contains_key(k)) {
                 self.set_status(&key, KindStatus::NotSynced);
             }
             return;
@@ -421,6 +425,72 @@ mod tests {
             kind: "Secret".into(),
             plural: "secrets".into(),
         }
+    }
+
+    /// Caches with kinds in the given states, the first list of each last moving on `ago`.
+    fn caches_with(kinds: &[(&str, KindStatus, std::time::Duration)]) -> Arc<Caches> {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("a URL"));
+        let client = Client::try_from(config).expect("a client (nothing is requested)");
+        let caches = Caches::new(client, Arc::new(|_: &KindKey, _: &Change| {}));
+        for (kind, status, ago) in kinds {
+            let mut cache = KindCache::new(*status);
+            cache.progress = std::time::Instant::now()
+                .checked_sub(*ago)
+                .expect("the clock is past `ago`");
+            caches.kinds.write().expect("not poisoned").insert(
+                (String::new(), kind.to_string()),
+                Arc::new(RwLock::new(cache)),
+            );
+        }
+        caches
+    }
+
+    fn kinds(names: &[&str]) -> BTreeSet<KindKey> {
+        names
+            .iter()
+            .map(|k| (String::new(), k.to_string()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_first_list_is_waited_for_while_it_moves_on_not_once_it_stalls() {
+        use std::time::Duration;
+        let stall = Duration::from_secs(60);
+        let caches = caches_with(&[
+            // Listing for minutes already, its last page a second ago: still waited for (a
+            // rule counting from the operator's start gave up on it after a minute).
+            ("Pod", KindStatus::NotSynced, Duration::from_secs(1)),
+            ("Service", KindStatus::NotSynced, Duration::from_secs(61)),
+            ("Secret", KindStatus::Synced, Duration::from_secs(600)),
+            ("Widget", KindStatus::Missing, Duration::ZERO),
+        ]);
+        assert!(caches.listing(&kinds(&["Pod", "Secret"]), stall));
+        assert!(
+            !caches.listing(&kinds(&["Service", "Secret", "Widget"]), stall),
+            "a list stalled for longer than {stall:?} is not waited for"
+        );
+        assert!(
+            !caches.listing(&kinds(&["Node"]), stall),
+            "a kind ensure() did not start is not waited for"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_rediscovery_leaves_a_missing_kind_missing() {
+        // Nothing listens at the client's address: every discovery fails.
+        let caches = caches_with(&[("Widget", KindStatus::Missing, std::time::Duration::ZERO)]);
+        caches.ensure(&kinds(&["Namespace", "Widget"])).await;
+        let statuses = caches.statuses();
+        assert_eq!(
+            statuses.get(&(String::new(), "Widget".to_string())),
+            Some(&KindStatus::Missing),
+            "the retry failed: nothing is known to have changed"
+        );
+        assert_eq!(
+            statuses.get(&(String::new(), "Namespace".to_string())),
+            Some(&KindStatus::NotSynced),
+            "a new kind is not synced while discovery fails"
+        );
     }
 
     #[test]
