@@ -48,8 +48,9 @@ const MAX_PENDING_CHANGES: usize = 20_000;
 /// are evaluated Degraded, the kind `NotSynced`).
 pub const LIST_STALL: Duration = Duration::from_secs(60);
 
-/// How long targets wait for every action to load before they are evaluated with the actions
-/// that did load (an action still loading then is reported on its own, not waited for).
+/// How long targets wait for the next action to load before they are evaluated with the
+/// actions that did load (an action still loading then is reported on its own, not waited
+/// for).
 pub const ACTION_LOAD_WAIT: Duration = Duration::from_secs(30);
 
 /// Why the evaluate step failed.
@@ -366,9 +367,9 @@ struct Gathered {
 async fn gather(target: &SecureScoreTarget, ctx: &Shared) -> Gather {
     let key = key_of(target);
     // The catalog is part of the inventory: nothing is evaluated before every action is
-    // loaded, for at most ACTION_LOAD_WAIT (an action that never finishes loading must not
-    // stop every target).
-    if !ctx.actions_loaded() && ctx.started.elapsed() < ACTION_LOAD_WAIT {
+    // loaded, while it keeps loading (an action that never finishes loading must not stop
+    // every target: after ACTION_LOAD_WAIT without a newly loaded action they go on).
+    if ctx.loading_actions() {
         return Gather::Wait(Duration::from_millis(500));
     }
     // A target scored by SecurityControls waits for their list too (same bound).
