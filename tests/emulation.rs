@@ -278,7 +278,9 @@ async fn list_pages_show_the_first_pages_revision_whatever_changed_since() {
             )
         })
         .collect();
-    let want: Vec<(String, String)> = (0..7).map(|i| (format!("cm-{i}"), "a".to_string())).collect();
+    let want: Vec<(String, String)> = (0..7)
+        .map(|i| (format!("cm-{i}"), "a".to_string()))
+        .collect();
     assert_eq!(items, want);
     // A new list sees the changes.
     let now: Vec<String> = cms
@@ -289,7 +291,10 @@ async fn list_pages_show_the_first_pages_revision_whatever_changed_since() {
         .into_iter()
         .filter_map(|c| c.metadata.name)
         .collect();
-    assert_eq!(now, ["cm-0", "cm-1", "cm-2", "cm-3", "cm-4", "cm-4a", "cm-6"]);
+    assert_eq!(
+        now,
+        ["cm-0", "cm-1", "cm-2", "cm-3", "cm-4", "cm-4a", "cm-6"]
+    );
 }
 
 #[tokio::test]
