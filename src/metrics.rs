@@ -26,8 +26,9 @@ pub const EVALUATION_RESULTS: [&str; 4] = ["success", "degraded", "suspended", "
 /// Label values of `securescore_full_evaluations_total{reason}`: why a target was evaluated
 /// in full rather than from its kept verdicts and the changes since (see
 /// `controller::targets`).
-pub const FULL_EVALUATION_REASONS: [&str; 9] = [
+pub const FULL_EVALUATION_REASONS: [&str; 10] = [
     "start", "interval", "expiry", "target", "actions", "kinds", "scope", "relist", "backlog",
+    "fallback",
 ];
 
 /// The `{kind, reason}` pairs `securescore_reconcile_errors_total` can carry (started at zero,
@@ -77,7 +78,7 @@ impl Metrics {
         let full_evaluations = IntCounterVec::new(
             Opts::new(
                 "securescore_full_evaluations_total",
-                "Target evaluations that re-judged every object, by reason (start, interval, expiry, target, actions, kinds, scope, relist, backlog); the others re-judged only what changed.",
+                "Target evaluations that re-judged every object, by reason (start, interval, expiry, target, actions, kinds, scope, relist, backlog, fallback); the others re-judged only what changed.",
             ),
             &["reason"],
         )

@@ -569,7 +569,7 @@ async fn evaluate_target(
                 },
                 &controls,
             );
-            (evaluation, None)
+            (evaluation, None, false)
         }
         Mode::Full(objects) => {
             let inventory = Inventory::with_kinds(objects, kinds);
@@ -588,11 +588,12 @@ async fn evaluate_target(
                 full_at: Instant::now(),
                 next_expiry: next_expiry(&evaluation, now),
             };
-            (evaluation, Some(kept))
+            (evaluation, Some(kept), false)
         }
         Mode::Incremental(mut kept, changes) => {
             // Controls change no verdict: the kept state takes the current ones as they are.
             kept.incremental.set_controls(controls);
+            let fallbacks = kept.incremental.fallbacks();
             for change in changes {
                 match change {
                     Change::Applied(r) => kept.incremental.upsert(r),
@@ -604,7 +605,8 @@ async fn evaluate_target(
                 }
             }
             let evaluation = kept.incremental.evaluation_at(previous.as_ref(), now);
-            (evaluation, Some(*kept))
+            let fell_back = kept.incremental.fallbacks() > fallbacks;
+            (evaluation, Some(*kept), fell_back)
         }
     })
     .await
@@ -613,7 +615,10 @@ async fn evaluate_target(
         name: key.1.clone(),
         message: e.to_string(),
     })?;
-    let (evaluation, kept) = result;
+    let (evaluation, kept, fell_back) = result;
+    if fell_back {
+        ctx.metrics().full_evaluation("fallback");
+    }
     let label = match evaluation.outcome {
         Outcome::Evaluated => "success",
         Outcome::Degraded => "degraded",
