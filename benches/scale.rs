@@ -351,6 +351,11 @@ fn operator(size: usize) -> anyhow::Result<()> {
             }
             latencies.push(t.elapsed().as_secs_f64());
         }
+        let slowest_change = latencies
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i);
         latencies.sort_by(f64::total_cmp);
         let percentile = |p: f64| -> f64 {
             latencies
@@ -362,11 +367,30 @@ fn operator(size: usize) -> anyhow::Result<()> {
         if std::env::var_os("BENCH_OPERATOR_LOGS").is_some() {
             eprintln!("{}", op.logs());
         }
+        // Why the operator evaluated in full (securescore_full_evaluations_total{reason}).
+        let full_evaluations: serde_json::Map<String, serde_json::Value> = op
+            .get("/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("securescore_full_evaluations_total{reason=\""))
+            .filter_map(|l| {
+                let (reason, rest) = l.split_once('"')?;
+                let n: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+                (n > 0.0).then(|| (reason.to_string(), json!(n)))
+            })
+            .collect();
+        let load_average: f64 = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(f64::NAN);
         println!(
             "{}",
             json!({"bench": "operator", "objects": n, "first_status_seconds": first_status_seconds,
                    "rss_mib": rss_after_first as f64 / 1024.0, "peak_rss_mib": kib("VmHWM:") as f64 / 1024.0,
                    "change_to_status_seconds": change_seconds, "change_to_status_p99_seconds": percentile(0.99),
+                   "change_to_status_max_seconds": latencies.last().copied().unwrap_or(f64::NAN),
+                   "slowest_change": slowest_change, "full_evaluations": full_evaluations, "load_average": load_average,
                    "changes": changes, "debounce_seconds": 0.2,
                    "first_status": {"evaluatedResources": first["evaluatedResources"], "score": first["score"],
                                     "maxScore": first["maxScore"], "degraded": first["conditions"].as_array()

@@ -23,6 +23,14 @@ pub enum ActionSeries {
 /// Label values of `securescore_evaluations_total{result}`.
 pub const EVALUATION_RESULTS: [&str; 4] = ["success", "degraded", "suspended", "refused"];
 
+/// Label values of `securescore_full_evaluations_total{reason}`: why a target was evaluated
+/// in full rather than from its kept verdicts and the changes since (see
+/// `controller::targets`).
+pub const FULL_EVALUATION_REASONS: [&str; 10] = [
+    "start", "interval", "expiry", "target", "actions", "kinds", "scope", "relist", "backlog",
+    "fallback",
+];
+
 /// The `{kind, reason}` pairs `securescore_reconcile_errors_total` can carry (started at zero,
 /// so that `increase()` sees the very first error).
 pub const RECONCILE_ERRORS: [(&str, &str); 8] = [
@@ -44,6 +52,7 @@ pub const RESOURCE_RESULTS: [&str; 4] = ["compliant", "noncompliant", "error", "
 pub struct Metrics {
     registry: Registry,
     evaluations: IntCounterVec,
+    full_evaluations: IntCounterVec,
     errors: IntCounterVec,
     duration: Histogram,
     leader: prometheus::IntGauge,
@@ -64,6 +73,14 @@ impl Metrics {
                 "Target evaluations by result (success, degraded, suspended, refused).",
             ),
             &["result"],
+        )
+        .expect("static metric definition");
+        let full_evaluations = IntCounterVec::new(
+            Opts::new(
+                "securescore_full_evaluations_total",
+                "Target evaluations that re-judged every object, by reason (start, interval, expiry, target, actions, kinds, scope, relist, backlog, fallback); the others re-judged only what changed.",
+            ),
+            &["reason"],
         )
         .expect("static metric definition");
         let errors = IntCounterVec::new(
@@ -100,6 +117,7 @@ impl Metrics {
         .expect("static metric definition");
         for c in [
             Box::new(evaluations.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(full_evaluations.clone()),
             Box::new(errors.clone()),
             Box::new(duration.clone()),
             Box::new(build),
@@ -110,12 +128,16 @@ impl Metrics {
         for r in EVALUATION_RESULTS {
             evaluations.with_label_values(&[r]);
         }
+        for r in FULL_EVALUATION_REASONS {
+            full_evaluations.with_label_values(&[r]);
+        }
         for (kind, reason) in RECONCILE_ERRORS {
             errors.with_label_values(&[kind, reason]);
         }
         Metrics {
             registry,
             evaluations,
+            full_evaluations,
             errors,
             duration,
             leader,
@@ -126,6 +148,11 @@ impl Metrics {
     pub fn evaluation(&self, result: &str, seconds: f64) {
         self.evaluations.with_label_values(&[result]).inc();
         self.duration.observe(seconds);
+    }
+
+    /// One full evaluation of a target; `reason` is one of [`FULL_EVALUATION_REASONS`].
+    pub fn full_evaluation(&self, reason: &str) {
+        self.full_evaluations.with_label_values(&[reason]).inc();
     }
 
     /// One failed reconcile; `kind` and `reason` come from [`RECONCILE_ERRORS`] (fixed strings,

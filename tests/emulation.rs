@@ -218,6 +218,86 @@ async fn leases_conflict_on_stale_resource_version() {
 }
 
 #[tokio::test]
+async fn list_pages_show_the_first_pages_revision_whatever_changed_since() {
+    let server = ApiServer::start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    for i in 0..7 {
+        cms.create(
+            &PostParams::default(),
+            &configmap(&format!("cm-{i}"), json!({ "team": "a" })),
+        )
+        .await
+        .expect("create");
+    }
+    let first = cms
+        .list(&ListParams::default().limit(3))
+        .await
+        .expect("page 1");
+    // After the first page: one deleted, one added in the middle, one changed, one in the
+    // first page changed.
+    cms.delete("cm-5", &Default::default())
+        .await
+        .expect("delete");
+    cms.create(
+        &PostParams::default(),
+        &configmap("cm-4a", json!({ "team": "a" })),
+    )
+    .await
+    .expect("create");
+    for name in ["cm-4", "cm-0"] {
+        cms.patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({ "metadata": { "labels": { "team": "b" } } })),
+        )
+        .await
+        .expect("patch");
+    }
+    let mut pages = vec![first];
+    while let Some(token) = pages
+        .last()
+        .and_then(|p| p.metadata.continue_.clone())
+        .filter(|t| !t.is_empty())
+    {
+        let page = cms
+            .list(&ListParams::default().limit(3).continue_token(&token))
+            .await
+            .expect("next page");
+        pages.push(page);
+    }
+    assert_eq!(pages.len(), 3);
+    assert_eq!(pages[1].metadata.remaining_item_count, Some(1));
+    let items: Vec<(String, String)> = pages
+        .into_iter()
+        .flat_map(|l| l.items)
+        .map(|c| {
+            let labels = c.metadata.labels.unwrap_or_default();
+            (
+                c.metadata.name.unwrap_or_default(),
+                labels.get("team").cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = (0..7)
+        .map(|i| (format!("cm-{i}"), "a".to_string()))
+        .collect();
+    assert_eq!(items, want);
+    // A new list sees the changes.
+    let now: Vec<String> = cms
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert_eq!(
+        now,
+        ["cm-0", "cm-1", "cm-2", "cm-3", "cm-4", "cm-4a", "cm-6"]
+    );
+}
+
+#[tokio::test]
 async fn list_paginates_and_filters_by_label_and_field() {
     let server = ApiServer::start().await;
     let cms: Api<ConfigMap> = Api::default_namespaced(server.client());

@@ -342,6 +342,39 @@ fn random_changes_match_a_full_evaluation_with_an_action_over_budget() {
 }
 
 #[test]
+fn a_changed_pod_is_rejudged_alone_and_a_namespace_under_a_selector_falls_back_to_all() {
+    let target = implicit_cluster_target("inc", "default");
+    let mut inc = Incremental::new(
+        target.clone(),
+        catalog(),
+        Inventory::complete(cluster(5)),
+        now(),
+        true,
+    );
+    let pod = inc.inventory().of_kind("", "Pod")[0].json().into_owned();
+    let mut flipped = pod.clone();
+    flipped["spec"]["containers"][0]["securityContext"]["privileged"] = json!(true);
+    inc.upsert(resource(flipped));
+    assert_eq!(inc.fallbacks(), 0, "a Pod re-judges what it affects only");
+    // The target selects namespaces by label: a Namespace's labels may move its scope.
+    let ns = inc
+        .inventory()
+        .namespaces()
+        .next()
+        .expect("a namespace")
+        .json()
+        .into_owned();
+    let mut relabelled = ns.clone();
+    relabelled["metadata"]["labels"]["team"] = json!("moved");
+    inc.upsert(resource(relabelled));
+    assert_eq!(inc.fallbacks(), 1);
+    assert_eq!(
+        comparable(&serde_json::to_value(inc.evaluation().status).expect("status")),
+        comparable(&full(&target, &catalog(), inc.inventory()))
+    );
+}
+
+#[test]
 fn random_changes_match_a_full_evaluation_with_exemptions() {
     // The exemptions are valid and cover something, so their bookkeeping is exercised.
     let inv = Inventory::complete(cluster(7));
@@ -722,6 +755,18 @@ async fn through_the_operator_watched_changes_give_the_status_of_a_full_evaluati
         full_evaluations, 1,
         "one full evaluation, then incremental ones:\n{logs}"
     );
+    // The metric says the same, and why: the start, nothing else.
+    let metrics = op.scrape();
+    let full: Vec<(String, f64)> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("securescore_full_evaluations_total{reason=\""))
+        .filter_map(|l| {
+            let (reason, rest) = l.split_once('"')?;
+            Some((reason.to_string(), rest.rsplit(' ').next()?.parse().ok()?))
+        })
+        .filter(|(_, n)| *n > 0.0)
+        .collect();
+    assert_eq!(full, [("start".to_string(), 1.0)], "{metrics}");
 }
 
 /// Offline, a product is detected by its reports' presence: the first report that appears and

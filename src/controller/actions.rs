@@ -141,6 +141,7 @@ async fn reconcile(
                 .write()
                 .unwrap_or_else(unpoison)
                 .insert(name.clone(), compiled.clone());
+            *ctx.action_loaded_at.lock().unwrap_or_else(unpoison) = std::time::Instant::now();
             ctx.caches.ensure(&ctx.desired_kinds()).await;
             ctx.trigger_all();
             compiled

@@ -127,7 +127,7 @@ async fn reconcile(control: Arc<SecurityControl>, ctx: Arc<Shared>) -> Result<Ac
     }
     // Which actions a control groups is only known once the catalog has loaded (for at most
     // as long as targets wait for it): no NoActions verdict before that.
-    if !ctx.actions_loaded() && ctx.started.elapsed() < super::targets::ACTION_LOAD_WAIT {
+    if ctx.loading_actions() {
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     let members = {

@@ -68,6 +68,9 @@ pub struct Shared {
     /// Asks the action controller to refresh the cross-target totals.
     pub totals_changed: tokio::sync::mpsc::UnboundedSender<()>,
     pub started: Instant,
+    /// When the last action finished loading (or the operator started): targets wait for the
+    /// catalog while it keeps loading.
+    pub action_loaded_at: std::sync::Mutex<Instant>,
     pub recorder: kube::runtime::events::Recorder,
 }
 
@@ -126,6 +129,21 @@ impl Shared {
                 .get(name)
                 .is_some_and(|c| c.revision == crate::engine::check::revision_of(&a.spec))
         })
+    }
+
+    /// Whether targets still wait for the catalog: an action is not loaded yet and the last
+    /// one loaded within [`targets::ACTION_LOAD_WAIT`] (each action's load has its own
+    /// deadline, so a catalog that stops moving has an action stuck or unloadable). Counting
+    /// from the operator's start instead, a slow API made targets evaluate with part of the
+    /// catalog, Degraded, then in full again for every action that arrived later.
+    pub fn loading_actions(&self) -> bool {
+        !self.actions_loaded()
+            && self
+                .action_loaded_at
+                .lock()
+                .unwrap_or_else(unpoison)
+                .elapsed()
+                < targets::ACTION_LOAD_WAIT
     }
 
     /// The kinds the loaded actions read, plus Namespaces (always needed for scopes).
@@ -234,6 +252,7 @@ pub async fn run(
         trigger: tx,
         totals_changed: totals_tx,
         started: Instant::now(),
+        action_loaded_at: std::sync::Mutex::new(Instant::now()),
         recorder,
     });
     *shared_slot.write().unwrap_or_else(unpoison) = Some(Arc::downgrade(&shared));

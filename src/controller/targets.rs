@@ -44,8 +44,13 @@ use std::time::{Duration, Instant};
 /// runs instead).
 const MAX_PENDING_CHANGES: usize = 20_000;
 
-/// How long targets wait for every action to load before they are evaluated with the actions
-/// that did load (an action still loading then is reported on its own, not waited for).
+/// How long a kind's first list may make no progress before targets stop waiting for it (and
+/// are evaluated Degraded, the kind `NotSynced`).
+pub const LIST_STALL: Duration = Duration::from_secs(60);
+
+/// How long targets wait for the next action to load before they are evaluated with the
+/// actions that did load (an action still loading then is reported on its own, not waited
+/// for).
 pub const ACTION_LOAD_WAIT: Duration = Duration::from_secs(30);
 
 /// Why the evaluate step failed.
@@ -108,11 +113,50 @@ struct Reads {
     kinds: BTreeSet<KindKey>,
 }
 
+/// Why a target is evaluated in full (the label of `securescore_full_evaluations_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FullReason {
+    /// No kept state yet (the first evaluation, or the last one kept none).
+    Start,
+    /// `spec.interval` elapsed since the last full evaluation.
+    Interval,
+    /// An exemption expired, or a task became due soon or stale.
+    Expiry,
+    /// The target's spec changed (its generation).
+    Target,
+    /// An action was added, removed or changed.
+    Actions,
+    /// A kind the target reads became available, unavailable or synced.
+    Kinds,
+    /// The namespaces in scope moved (or may have: a Namespace changed under a label selector).
+    Scope,
+    /// A kind the target reads was listed afresh.
+    Relist,
+    /// More changes queued than an incremental evaluation pays off for.
+    Backlog,
+}
+
+impl FullReason {
+    fn label(self) -> &'static str {
+        match self {
+            FullReason::Start => "start",
+            FullReason::Interval => "interval",
+            FullReason::Expiry => "expiry",
+            FullReason::Target => "target",
+            FullReason::Actions => "actions",
+            FullReason::Kinds => "kinds",
+            FullReason::Scope => "scope",
+            FullReason::Relist => "relist",
+            FullReason::Backlog => "backlog",
+        }
+    }
+}
+
 /// Changes waiting for a target's next reconcile.
 enum Pending {
     Changes(Vec<Change>),
-    /// Too many, or a kind was listed afresh: evaluate in full.
-    Full,
+    /// Evaluate in full.
+    Full(FullReason),
 }
 
 /// What a kept incremental state was built from: when any of it moves, evaluate in full.
@@ -157,13 +201,13 @@ impl States {
             let object = match change {
                 Change::Applied(o) | Change::Deleted(o) => o,
                 Change::Resynced => {
-                    pending.insert(key.clone(), Pending::Full);
+                    pending.insert(key.clone(), Pending::Full(FullReason::Relist));
                     affected.insert(key.clone());
                     continue;
                 }
             };
             if is_namespace && r.selector {
-                pending.insert(key.clone(), Pending::Full);
+                pending.insert(key.clone(), Pending::Full(FullReason::Scope));
                 affected.insert(key.clone());
                 continue;
             }
@@ -175,7 +219,7 @@ impl States {
                 .or_insert_with(|| Pending::Changes(Vec::new()));
             if let Pending::Changes(list) = slot {
                 if list.len() >= MAX_PENDING_CHANGES {
-                    *slot = Pending::Full;
+                    *slot = Pending::Full(FullReason::Backlog);
                 } else {
                     list.push(change.clone());
                 }
@@ -323,9 +367,9 @@ struct Gathered {
 async fn gather(target: &SecureScoreTarget, ctx: &Shared) -> Gather {
     let key = key_of(target);
     // The catalog is part of the inventory: nothing is evaluated before every action is
-    // loaded, for at most ACTION_LOAD_WAIT (an action that never finishes loading must not
-    // stop every target).
-    if !ctx.actions_loaded() && ctx.started.elapsed() < ACTION_LOAD_WAIT {
+    // loaded, while it keeps loading (an action that never finishes loading must not stop
+    // every target: after ACTION_LOAD_WAIT without a newly loaded action they go on).
+    if ctx.loading_actions() {
         return Gather::Wait(Duration::from_millis(500));
     }
     // A target scored by SecurityControls waits for their list too (same bound).
@@ -381,9 +425,13 @@ async fn gather(target: &SecureScoreTarget, ctx: &Shared) -> Gather {
     for a in selected.iter().filter(|a| a.is_ready()) {
         needed.extend(a.kinds_read().map(|(g, k)| (g.to_string(), k.to_string())));
     }
-    // Caches for new kinds start on demand; nothing is evaluated before they have synced,
-    // unless they stay unsynced for a minute (then the evaluation is Degraded).
+    // Caches for new kinds start on demand; nothing is evaluated before they have synced
+    // (a large first list is waited for as long as it moves on), unless a list stalls for
+    // LIST_STALL (then the evaluation is Degraded). Each kind that syncs wakes the target.
     ctx.caches.ensure(&ctx.desired_kinds()).await;
+    if ctx.caches.listing(&needed, LIST_STALL) {
+        return Gather::Wait(Duration::from_secs(2));
+    }
     let statuses = ctx.caches.statuses();
     let kinds: HashMap<KindKey, KindStatus> = needed
         .iter()
@@ -394,10 +442,6 @@ async fn gather(target: &SecureScoreTarget, ctx: &Shared) -> Gather {
             )
         })
         .collect();
-    let unsynced = kinds.values().any(|s| *s == KindStatus::NotSynced);
-    if unsynced && ctx.started.elapsed() < Duration::from_secs(60) {
-        return Gather::Wait(Duration::from_secs(2));
-    }
     let namespaces = Inventory::complete(ctx.caches.snapshot(&namespace_kind, None, true));
     let scope = scope_namespaces(target, &namespaces);
     let cluster = target.spec.scope.cluster_resources;
@@ -430,20 +474,21 @@ async fn gather(target: &SecureScoreTarget, ctx: &Shared) -> Gather {
     let kept = ctx.states.take_kept(&key);
     let now = jiff::Timestamp::now();
     let interval = target.interval();
-    let mode = match (kept, pending) {
-        (Some(k), pending)
-            if k.basis == basis
-                && k.full_at.elapsed() < interval
-                && k.next_expiry.is_none_or(|t| now < t)
-                && !matches!(pending, Some(Pending::Full)) =>
-        {
+    let reason = full_reason(kept.as_ref(), pending.as_ref(), &basis, interval, now);
+    let mode = match (reason, kept) {
+        (None, Some(k)) => {
             let changes = match pending {
                 Some(Pending::Changes(c)) => c,
                 _ => Vec::new(),
             };
             Mode::Incremental(Box::new(k), changes)
         }
-        _ => Mode::Full(ctx.caches.snapshot(&needed, Some(&scope), cluster)),
+        (reason, _) => {
+            let reason = reason.unwrap_or(FullReason::Start);
+            ctx.metrics().full_evaluation(reason.label());
+            tracing::debug!(namespace = %key.0, target = %key.1, reason = reason.label(), "evaluating in full");
+            Mode::Full(ctx.caches.snapshot(&needed, Some(&scope), cluster))
+        }
     };
     Gather::Ready(Box::new(Gathered {
         actions,
@@ -454,6 +499,37 @@ async fn gather(target: &SecureScoreTarget, ctx: &Shared) -> Gather {
         wide_allowed,
         mode,
     }))
+}
+
+/// Why this reconcile must evaluate in full, or None when the kept state and the queued
+/// changes give the evaluation.
+fn full_reason(
+    kept: Option<&Kept>,
+    pending: Option<&Pending>,
+    basis: &Basis,
+    interval: Duration,
+    now: jiff::Timestamp,
+) -> Option<FullReason> {
+    let Some(k) = kept else {
+        return Some(FullReason::Start);
+    };
+    if k.basis.generation != basis.generation {
+        Some(FullReason::Target)
+    } else if k.basis.actions != basis.actions {
+        Some(FullReason::Actions)
+    } else if k.basis.kinds != basis.kinds {
+        Some(FullReason::Kinds)
+    } else if k.basis.namespaces != basis.namespaces || k.basis.cluster != basis.cluster {
+        Some(FullReason::Scope)
+    } else if k.full_at.elapsed() >= interval {
+        Some(FullReason::Interval)
+    } else if k.next_expiry.is_some_and(|t| now >= t) {
+        Some(FullReason::Expiry)
+    } else if let Some(Pending::Full(reason)) = pending {
+        Some(*reason)
+    } else {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -493,7 +569,7 @@ async fn evaluate_target(
                 },
                 &controls,
             );
-            (evaluation, None)
+            (evaluation, None, false)
         }
         Mode::Full(objects) => {
             let inventory = Inventory::with_kinds(objects, kinds);
@@ -512,11 +588,12 @@ async fn evaluate_target(
                 full_at: Instant::now(),
                 next_expiry: next_expiry(&evaluation, now),
             };
-            (evaluation, Some(kept))
+            (evaluation, Some(kept), false)
         }
         Mode::Incremental(mut kept, changes) => {
             // Controls change no verdict: the kept state takes the current ones as they are.
             kept.incremental.set_controls(controls);
+            let fallbacks = kept.incremental.fallbacks();
             for change in changes {
                 match change {
                     Change::Applied(r) => kept.incremental.upsert(r),
@@ -528,7 +605,8 @@ async fn evaluate_target(
                 }
             }
             let evaluation = kept.incremental.evaluation_at(previous.as_ref(), now);
-            (evaluation, Some(*kept))
+            let fell_back = kept.incremental.fallbacks() > fallbacks;
+            (evaluation, Some(*kept), fell_back)
         }
     })
     .await
@@ -537,7 +615,10 @@ async fn evaluate_target(
         name: key.1.clone(),
         message: e.to_string(),
     })?;
-    let (evaluation, kept) = result;
+    let (evaluation, kept, fell_back) = result;
+    if fell_back {
+        ctx.metrics().full_evaluation("fallback");
+    }
     let label = match evaluation.outcome {
         Outcome::Evaluated => "success",
         Outcome::Degraded => "degraded",

@@ -128,6 +128,8 @@ pub struct Incremental {
     simple: bool,
     /// SecurityControls, for a target in the SecurityControls model.
     controls: Vec<Arc<SecurityControl>>,
+    /// How often a change re-judged every object (see [`Incremental::fallbacks`]).
+    fallbacks: u64,
 }
 
 impl Incremental {
@@ -164,6 +166,7 @@ impl Incremental {
             in_scope: 0,
             simple: true,
             controls: Vec::new(),
+            fallbacks: 0,
         };
         inc.rebuild_books();
         inc
@@ -179,6 +182,12 @@ impl Incremental {
     /// Replace the SecurityControls (see [`Incremental::with_controls`]).
     pub fn set_controls(&mut self, controls: Vec<Arc<SecurityControl>>) {
         self.controls = controls;
+    }
+
+    /// How many changes re-judged every object since this state was built: one that may move
+    /// the namespace scope or a product's detection, or with an action over its budget.
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks
     }
 
     pub fn inventory(&self) -> &Inventory {
@@ -334,6 +343,7 @@ impl Incremental {
     }
 
     fn full(&mut self) {
+        self.fallbacks += 1;
         self.base = evaluate::evaluate_with_controls(
             &TargetInput {
                 target: &self.target,

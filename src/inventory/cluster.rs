@@ -40,6 +40,20 @@ struct KindCache {
     status: KindStatus,
     objects: HashMap<(Option<String>, String), Arc<Resource>>,
     task: Option<JoinHandle<()>>,
+    /// When the kind's first list last moved on (the cache was created, a listed object
+    /// arrived): a list that keeps moving is waited for, a stalled one is not.
+    progress: std::time::Instant,
+}
+
+impl KindCache {
+    fn new(status: KindStatus) -> KindCache {
+        KindCache {
+            status,
+            objects: HashMap::new(),
+            task: None,
+            progress: std::time::Instant::now(),
+        }
+    }
 }
 
 /// The shared caches.
@@ -119,14 +133,22 @@ impl Caches {
         if to_start.is_empty() {
             return;
         }
-        *last_discovery = Some(std::time::Instant::now());
-        // Rediscover when something is new or was missing: the API may serve it now.
+        // Kinds the last discovery knows start at once; discovery runs again only when one
+        // is not known there (new to the API, or missing before: the API may serve it now).
+        // Actions load one by one, each naming a few new kinds: one discovery per action
+        // would be a round of API requests each, while the first lists keep the API busy.
         let discovery = {
             let mut guard = self.discovery.lock().await;
-            match Discovery::new(self.client.clone()).run().await {
-                Ok(d) => *guard = Some(d),
-                Err(e) => {
-                    tracing::warn!(error = %e, "API discovery failed; kinds stay unknown until the next try")
+            let known = guard
+                .as_ref()
+                .is_some_and(|d| to_start.iter().all(|k| find_kind(d, k).is_some()));
+            if !known {
+                *last_discovery = Some(std::time::Instant::now());
+                match Discovery::new(self.client.clone()).run().await {
+                    Ok(d) => *guard = Some(d),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "API discovery failed; kinds stay unknown until the next try")
+                    }
                 }
             }
             guard.as_ref().map(|d| {
@@ -137,7 +159,11 @@ impl Caches {
             })
         };
         let Some(found) = discovery else {
-            for key in to_start {
+            // A kind known to be missing stays so until a discovery says otherwise: a failed
+            // retry must not flip it to NotSynced and back (each flip moves what its targets
+            // read, and costs them a full evaluation, Degraded in between).
+            let known = self.statuses();
+            for key in to_start.into_iter().filter(|k| !known.contains_key(k)) {
                 self.set_status(&key, KindStatus::NotSynced);
             }
             return;
@@ -162,22 +188,14 @@ impl Caches {
 
     fn set_status(&self, key: &KindKey, status: KindStatus) {
         let mut kinds = self.kinds.write().unwrap_or_else(lock_poisoned);
-        let cache = kinds.entry(key.clone()).or_insert_with(|| {
-            Arc::new(RwLock::new(KindCache {
-                status,
-                objects: HashMap::new(),
-                task: None,
-            }))
-        });
+        let cache = kinds
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(RwLock::new(KindCache::new(status))));
         cache.write().unwrap_or_else(lock_poisoned).status = status;
     }
 
     fn start(self: &Arc<Self>, key: KindKey, ar: ApiResource) {
-        let cache = Arc::new(RwLock::new(KindCache {
-            status: KindStatus::NotSynced,
-            objects: HashMap::new(),
-            task: None,
-        }));
+        let cache = Arc::new(RwLock::new(KindCache::new(KindStatus::NotSynced)));
         let metadata_only = key.0.is_empty() && key.1 == "Secret";
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
         let task = tokio::spawn(watch_kind(
@@ -209,6 +227,20 @@ impl Caches {
             .iter()
             .map(|(k, c)| (k.clone(), c.read().unwrap_or_else(lock_poisoned).status))
             .collect()
+    }
+
+    /// Whether one of `kinds` is still in its first list and that list moved on within `stall`
+    /// (a kind [`Caches::ensure`] did not start is not). A kind whose list stalled longer
+    /// (errors, backoff) is no longer waited for: it stays `NotSynced`.
+    pub fn listing(&self, kinds: &BTreeSet<KindKey>, stall: std::time::Duration) -> bool {
+        let map = self.kinds.read().unwrap_or_else(lock_poisoned);
+        kinds.iter().any(|k| match map.get(k) {
+            None => false,
+            Some(c) => {
+                let c = c.read().unwrap_or_else(lock_poisoned);
+                c.status == KindStatus::NotSynced && c.progress.elapsed() < stall
+            }
+        })
     }
 
     /// Whether every watched kind finished its first list (or is known to be unavailable).
@@ -305,11 +337,15 @@ async fn watch_kind(
     let mut forbidden_logged = false;
     while let Some(event) = stream.next().await {
         match event {
-            Ok(Event::Init) => pending.clear(),
+            Ok(Event::Init) => {
+                pending.clear();
+                cache.write().unwrap_or_else(lock_poisoned).progress = std::time::Instant::now();
+            }
             Ok(Event::InitApply(obj)) => {
                 if let Some(r) = to_resource(obj, &ar, metadata_only) {
                     pending.insert(key_of(&r), r);
                 }
+                cache.write().unwrap_or_else(lock_poisoned).progress = std::time::Instant::now();
             }
             Ok(Event::InitDone) => {
                 {
@@ -389,6 +425,72 @@ mod tests {
             kind: "Secret".into(),
             plural: "secrets".into(),
         }
+    }
+
+    /// Caches with kinds in the given states, the first list of each last moving on `ago`.
+    fn caches_with(kinds: &[(&str, KindStatus, std::time::Duration)]) -> Arc<Caches> {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("a URL"));
+        let client = Client::try_from(config).expect("a client (nothing is requested)");
+        let caches = Caches::new(client, Arc::new(|_: &KindKey, _: &Change| {}));
+        for (kind, status, ago) in kinds {
+            let mut cache = KindCache::new(*status);
+            cache.progress = std::time::Instant::now()
+                .checked_sub(*ago)
+                .expect("the clock is past `ago`");
+            caches.kinds.write().expect("not poisoned").insert(
+                (String::new(), kind.to_string()),
+                Arc::new(RwLock::new(cache)),
+            );
+        }
+        caches
+    }
+
+    fn kinds(names: &[&str]) -> BTreeSet<KindKey> {
+        names
+            .iter()
+            .map(|k| (String::new(), k.to_string()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_first_list_is_waited_for_while_it_moves_on_not_once_it_stalls() {
+        use std::time::Duration;
+        let stall = Duration::from_secs(60);
+        let caches = caches_with(&[
+            // Listing for minutes already, its last page a second ago: still waited for (a
+            // rule counting from the operator's start gave up on it after a minute).
+            ("Pod", KindStatus::NotSynced, Duration::from_secs(1)),
+            ("Service", KindStatus::NotSynced, Duration::from_secs(61)),
+            ("Secret", KindStatus::Synced, Duration::from_secs(600)),
+            ("Widget", KindStatus::Missing, Duration::ZERO),
+        ]);
+        assert!(caches.listing(&kinds(&["Pod", "Secret"]), stall));
+        assert!(
+            !caches.listing(&kinds(&["Service", "Secret", "Widget"]), stall),
+            "a list stalled for longer than {stall:?} is not waited for"
+        );
+        assert!(
+            !caches.listing(&kinds(&["Node"]), stall),
+            "a kind ensure() did not start is not waited for"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_rediscovery_leaves_a_missing_kind_missing() {
+        // Nothing listens at the client's address: every discovery fails.
+        let caches = caches_with(&[("Widget", KindStatus::Missing, std::time::Duration::ZERO)]);
+        caches.ensure(&kinds(&["Namespace", "Widget"])).await;
+        let statuses = caches.statuses();
+        assert_eq!(
+            statuses.get(&(String::new(), "Widget".to_string())),
+            Some(&KindStatus::Missing),
+            "the retry failed: nothing is known to have changed"
+        );
+        assert_eq!(
+            statuses.get(&(String::new(), "Namespace".to_string())),
+            Some(&KindStatus::NotSynced),
+            "a new kind is not synced while discovery fails"
+        );
     }
 
     #[test]

@@ -885,6 +885,113 @@ impl State {
         Ok(objects.into_values().collect())
     }
 
+    /// One page of a list at revision `at`: up to `limit` matching objects after the continue
+    /// key `after` (in key order), and how many more match. Only the page is copied (a real
+    /// server reads a page from etcd's key range): a list of N objects in pages costs O(N), not
+    /// O(N²/page). Objects changed after `at` are taken as they were then, from the history.
+    fn page(
+        &self,
+        res: &ResourceDef,
+        ns: &str,
+        at: u64,
+        after: Option<&(String, String)>,
+        opts: &ListOptions,
+        limit: Option<usize>,
+    ) -> Result<(Vec<Value>, usize), ApiError> {
+        use std::ops::Bound;
+        let in_scope =
+            |k: &ObjKey| k.0 == res.group && k.1 == res.plural && (ns.is_empty() || k.2 == ns);
+        if at < self.rv && at < self.compacted {
+            return Err(ApiError::gone(format!(
+                "The resourceVersion for the provided list is too old: {at}"
+            )));
+        }
+        // The state at `at` of the objects changed since (None: absent then), oldest change
+        // last so that it wins.
+        let mut then: BTreeMap<ObjKey, Option<Value>> = BTreeMap::new();
+        for c in self.history.iter().rev().take_while(|c| c.rv > at) {
+            let key = (
+                c.group.clone(),
+                c.plural.clone(),
+                c.namespace.clone(),
+                meta_str(&c.object, "name").unwrap_or_default().to_string(),
+            );
+            if !in_scope(&key) {
+                continue;
+            }
+            let before = match c.kind {
+                "ADDED" => None,
+                "MODIFIED" => c.old.clone(),
+                _ => Some(
+                    self.history
+                        .iter()
+                        .rev()
+                        .filter(|p| p.rv < c.rv)
+                        .find(|p| {
+                            p.group == c.group
+                                && p.plural == c.plural
+                                && p.namespace == c.namespace
+                                && meta_str(&p.object, "name") == meta_str(&c.object, "name")
+                        })
+                        .map_or_else(|| c.object.clone(), |p| p.object.clone()),
+                ),
+            };
+            then.insert(key, before);
+        }
+        let start: ObjKey = match after {
+            Some((ans, aname)) => (
+                res.group.clone(),
+                res.plural.clone(),
+                ans.clone(),
+                aname.clone(),
+            ),
+            None => (
+                res.group.clone(),
+                res.plural.clone(),
+                ns.to_string(),
+                String::new(),
+            ),
+        };
+        let from = if after.is_some() {
+            Bound::Excluded(&start)
+        } else {
+            Bound::Included(&start)
+        };
+        let mut now = self
+            .objects
+            .range::<ObjKey, _>((from, Bound::Unbounded))
+            .take_while(|(k, _)| in_scope(k))
+            .peekable();
+        let mut old = then
+            .range::<ObjKey, _>((from, Bound::Unbounded))
+            .take_while(|(k, _)| in_scope(k))
+            .peekable();
+        let mut items = Vec::new();
+        let mut remaining = 0;
+        loop {
+            // The next key of either, the state at `at` winning for a changed object.
+            let next: Option<&Value> = match (now.peek(), old.peek()) {
+                (None, None) => break,
+                (Some((kn, _)), Some((ko, _))) if kn < ko => now.next().map(|(_, v)| v),
+                (Some((kn, _)), Some((ko, _))) if kn == ko => {
+                    now.next();
+                    old.next().and_then(|(_, v)| v.as_ref())
+                }
+                (Some(_), None) => now.next().map(|(_, v)| v),
+                _ => old.next().and_then(|(_, v)| v.as_ref()),
+            };
+            let Some(v) = next.filter(|v| opts.matches(v)) else {
+                continue;
+            };
+            if limit.is_none_or(|l| items.len() < l) {
+                items.push(v.clone());
+            } else {
+                remaining += 1;
+            }
+        }
+        Ok((items, remaining))
+    }
+
     /// GET on a collection.
     pub fn list(&self, res: &ResourceDef, ns: &str, opts: &ListOptions) -> Result<Value, ApiError> {
         let (list_rv, after) = match opts.continue_token.as_deref().filter(|t| !t.is_empty()) {
@@ -929,33 +1036,18 @@ impl State {
                 }
             }
         };
-        let mut items: Vec<Value> = self
-            .snapshot(res, ns, Some(list_rv))?
-            .into_iter()
-            .filter(|o| opts.matches(o))
-            .filter(|o| match &after {
-                Some((ans, aname)) => {
-                    let k = (
-                        meta_str(o, "namespace").unwrap_or_default(),
-                        meta_str(o, "name").unwrap_or_default(),
-                    );
-                    k > (ans.as_str(), aname.as_str())
-                }
-                None => true,
-            })
-            .collect();
+        let limit = opts.limit.filter(|l| *l > 0);
+        let (items, remaining) = self.page(res, ns, list_rv, after.as_ref(), opts, limit)?;
         let mut meta = json!({ "resourceVersion": list_rv.to_string() });
-        if let Some(limit) = opts.limit.filter(|l| *l > 0 && items.len() > *l) {
-            let remaining = items.len() - limit;
-            items.truncate(limit);
-            if let Some(last) = items.last() {
-                meta["continue"] = json!(encode_continue(
-                    list_rv,
-                    meta_str(last, "namespace").unwrap_or_default(),
-                    meta_str(last, "name").unwrap_or_default()
-                ));
-                meta["remainingItemCount"] = json!(remaining);
-            }
+        if remaining > 0
+            && let Some(last) = items.last()
+        {
+            meta["continue"] = json!(encode_continue(
+                list_rv,
+                meta_str(last, "namespace").unwrap_or_default(),
+                meta_str(last, "name").unwrap_or_default()
+            ));
+            meta["remainingItemCount"] = json!(remaining);
         }
         Ok(json!({
             "kind": format!("{}List", res.kind),
