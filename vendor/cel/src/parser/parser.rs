@@ -402,7 +402,10 @@ impl<'a> CELListener<'a> for RecursionListener {
     }
 
     fn exit_expr(&mut self, _ctx: &ExprContext<'a>) {
-        self.depth -= 1;
+        // PATCH (securescore): ANTLR's error recovery can exit an expression it never entered;
+        // `-= 1` then panics in a build with overflow checks, where a release build wraps to
+        // u16::MAX, which `enter_every_rule` reports as the recursion limit. Wrap in every build.
+        self.depth = self.depth.wrapping_sub(1);
     }
 }
 
