@@ -247,7 +247,11 @@ pub fn evaluate_with_controls(
     }
     let mut judgements: Vec<Vec<(u32, Arc<Resource>, Verdict)>> =
         sizes.into_iter().map(Vec::with_capacity).collect();
-    for ((at, r), verdicts) in judged_objects.iter().enumerate().zip(first.into_iter().chain(second)) {
+    for ((at, r), verdicts) in judged_objects
+        .iter()
+        .enumerate()
+        .zip(first.into_iter().chain(second))
+    {
         for (i, verdict) in verdicts {
             judgements[i].push((rank[at], Arc::clone(r), verdict));
         }
