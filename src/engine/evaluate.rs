@@ -10,7 +10,7 @@ use super::{attestations, selector, status};
 use crate::api::{ActionState, ExemptionState, MANDATORY_LABEL, SecureScoreTarget};
 use jiff::Timestamp;
 use rayon::prelude::*;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 // The types an evaluation reads and produces live in `evaluation` (status.rs builds from them
@@ -170,18 +170,15 @@ pub fn evaluate_with_controls(
         inventory,
         cluster_visible: cluster,
     };
-    let mut evaluated_resources = 0u64;
-    let mut judgements: Vec<Vec<(Arc<Resource>, Verdict)>> = vec![Vec::new(); judged.len()];
     // Pass 1 judges objects with no present owner; pass 2 the owned ones, skipping an action
     // for an object whose top-most owner is applicable to that (pod-template) action.
     // Objects are judged in parallel; results are collected in input order, so the outcome
     // does not depend on the number of threads.
-    let mut applicable_tops: HashMap<usize, HashSet<usize>> = HashMap::new();
     let candidates: Vec<&Arc<Resource>> = inventory
         .iter()
         .filter(|r| in_scope(&namespaces, cluster, r))
         .collect();
-    evaluated_resources += candidates.len() as u64;
+    let evaluated_resources = candidates.len() as u64;
     let tops: Vec<&Arc<Resource>> = candidates
         .par_iter()
         .map(|r| top_owner(r, inventory))
@@ -194,34 +191,73 @@ pub fn evaluate_with_controls(
         .par_iter()
         .map(|(r, _)| judge_object(r, &kinds, &judged, &surroundings, |_| false))
         .collect();
-    for ((r, _), verdicts) in unowned.iter().zip(first) {
-        for (i, verdict) in verdicts {
-            if judged[i].spec.check.pod_spec {
-                applicable_tops
-                    .entry(i)
-                    .or_default()
-                    .insert(Arc::as_ptr(r) as usize);
-            }
-            judgements[i].push((Arc::clone(r), verdict));
-        }
-    }
+    // The pod-template actions applicable to each unowned object (ascending), found for an
+    // owned object through its top's position: one lookup per object, not per action.
+    let position: HashMap<usize, usize> = unowned
+        .iter()
+        .enumerate()
+        .map(|(at, (r, _))| (Arc::as_ptr(r) as usize, at))
+        .collect();
+    let applicable_pod: Vec<Vec<usize>> = first
+        .iter()
+        .map(|verdicts| {
+            verdicts
+                .iter()
+                .map(|(i, _)| *i)
+                .filter(|i| judged[*i].spec.check.pod_spec)
+                .collect()
+        })
+        .collect();
     let second: Vec<Vec<(usize, Verdict)>> = owned
         .par_iter()
         .map(|(r, top)| {
+            let top_applicable = position
+                .get(&(Arc::as_ptr(top) as usize))
+                .map_or(&[][..], |at| applicable_pod[*at].as_slice());
             let skip = |i: usize| {
-                judged[i].spec.check.pod_spec
-                    && applicable_tops
-                        .get(&i)
-                        .is_some_and(|s| s.contains(&(Arc::as_ptr(top) as usize)))
+                judged[i].spec.check.pod_spec && top_applicable.binary_search(&i).is_ok()
             };
             judge_object(r, &kinds, &judged, &surroundings, skip)
         })
         .collect();
-    for ((r, _), verdicts) in owned.iter().zip(second) {
+    drop(position);
+    drop(applicable_pod);
+    // Findings are listed by namespace/kind/name (stable: equal keys keep pass-then-input
+    // order). One sort of every judged object gives each its rank; an action's list is then
+    // sorted by rank, which orders it exactly as sorting it by key would, without comparing
+    // strings again for every action.
+    let judged_objects: Vec<&Arc<Resource>> = unowned
+        .iter()
+        .map(|(r, _)| **r)
+        .chain(owned.iter().map(|(r, _)| **r))
+        .collect();
+    let mut by_key: Vec<u32> = (0..judged_objects.len() as u32).collect();
+    by_key.par_sort_by(|a, b| {
+        judged_objects[*a as usize]
+            .sort_key()
+            .cmp(&judged_objects[*b as usize].sort_key())
+    });
+    let mut rank = vec![0u32; judged_objects.len()];
+    for (r, at) in by_key.into_iter().enumerate() {
+        rank[at as usize] = r as u32;
+    }
+    let mut sizes = vec![0usize; judged.len()];
+    for (i, _) in first.iter().chain(&second).flatten() {
+        sizes[*i] += 1;
+    }
+    let mut judgements: Vec<Vec<(u32, Arc<Resource>, Verdict)>> =
+        sizes.into_iter().map(Vec::with_capacity).collect();
+    for ((at, r), verdicts) in judged_objects
+        .iter()
+        .enumerate()
+        .zip(first.into_iter().chain(second))
+    {
         for (i, verdict) in verdicts {
-            judgements[i].push((Arc::clone(r), verdict));
+            judgements[i].push((rank[at], Arc::clone(r), verdict));
         }
     }
+    drop(judged_objects);
+    drop(rank);
 
     // An action that crossed its evaluation budget repeatedly is Unknown, as if it had failed
     // to load (whichever resources it reached first, the outcome is the same).
@@ -270,13 +306,16 @@ pub fn evaluate_with_controls(
             .iter()
             .position(|j| j.name == a.name)
             .expect("judged actions come from selected");
-        let mut list = std::mem::take(&mut judgements[idx]);
+        let mut ranked = std::mem::take(&mut judgements[idx]);
+        ranked.sort_unstable_by_key(|(rank, _, _)| *rank);
+        let mut list: Vec<(Arc<Resource>, Verdict)> =
+            ranked.into_iter().map(|(_, r, v)| (r, v)).collect();
         // A task's one applicable resource is the target, judged from its attestations.
         let task = attestations::judge(a, target, &attested, input.now);
         if let Some((_, judged)) = &task {
             list.extend(judged.iter().cloned());
+            list.sort_by(|x, y| x.0.sort_key().cmp(&y.0.sort_key()));
         }
-        list.sort_by(|x, y| x.0.sort_key().cmp(&y.0.sort_key()));
         let mut outcome = score_action(a, list, &mut assessed, input.now, scored);
         outcome.attestation = task.map(|(facts, _)| facts);
         outcomes.push(outcome);
