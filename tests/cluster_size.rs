@@ -11,7 +11,6 @@ mod synth;
 use securescore::engine::cel::{cel::budget::Limits, is_budget_message};
 use securescore::engine::evaluate::implicit_cluster_target;
 use securescore::engine::{CompiledAction, Inventory, Resource, TargetInput, Verdict, evaluate};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const UNLIMITED: Limits = Limits {
@@ -111,29 +110,11 @@ fn the_catalog_stays_within_budget_on_a_100k_object_cluster() {
     assert_within_budget_and_unchanged(&inventory, "synthetic 100k");
 }
 
-fn manifests(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            manifests(&p, out);
-        } else if p
-            .extension()
-            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
-        {
-            out.push(p);
-        }
-    }
-}
-
 #[test]
 fn the_catalog_stays_within_budget_on_the_corpus() {
     let corpus = corpus::corpus();
     let mut files = Vec::new();
-    manifests(&corpus, &mut files);
+    corpus::manifests(&corpus, &mut files);
     let mut objects = Vec::new();
     for f in &files {
         let Ok(text) = std::fs::read_to_string(f) else {

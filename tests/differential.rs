@@ -152,28 +152,10 @@ fn sharing_changes_no_result_on_the_catalog_fixtures() {
     assert!(compared > 120, "{compared} verdicts compared");
 }
 
-fn manifests(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            manifests(&p, out);
-        } else if p
-            .extension()
-            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
-        {
-            out.push(p);
-        }
-    }
-}
-
 #[test]
 fn sharing_changes_no_result_on_the_corpus() {
     let mut files = Vec::new();
-    manifests(&corpus::corpus(), &mut files);
+    corpus::manifests(&corpus::corpus(), &mut files);
     let mut objects = Vec::new();
     for f in &files {
         let Ok(text) = std::fs::read_to_string(f) else {

@@ -25,3 +25,23 @@ pub fn corpus() -> PathBuf {
             )
         })
 }
+
+/// The manifest files (`.yaml`, `.yml`, `.json`) below `dir`, recursively, in path order.
+#[allow(dead_code)] // not every test including this module walks files
+pub fn manifests(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            manifests(&p, out);
+        } else if p
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+        {
+            out.push(p);
+        }
+    }
+}
