@@ -539,12 +539,12 @@ pub fn target_families(
     // The text format escapes only `\`, `"` and newline and has no escape for the other control
     // characters, which would reach a scraper and any terminal showing the scrape raw (ESC
     // recolours, CR overwrites a line, NUL cuts a C string): they are shown escaped, as in the
-    // scan table.
+    // scan table, with a backslash doubled so that two different names stay two series.
     for family in &mut families {
         for metric in family.mut_metric() {
             for label in metric.mut_label() {
-                if label.value().chars().any(char::is_control) {
-                    let shown = crate::text::safe(label.value());
+                let shown = crate::text::label_value(label.value());
+                if shown != label.value() {
                     label.set_value(shown);
                 }
             }

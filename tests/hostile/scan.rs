@@ -517,6 +517,35 @@ spec:
     );
 }
 
+#[test]
+fn bidi_overrides_and_unicode_line_separators_in_names_are_shown_escaped_in_table_and_html() {
+    // U+202E (right-to-left override) makes a terminal or browser show "web-gnp.exe" for
+    // "web-\u{202e}exe.png"; U+2028 is a new line to some viewers.
+    let pod = "apiVersion: v1
+kind: Pod
+metadata: {name: \"web-\\u202Eexe.png\\u2028x\", namespace: shop}
+spec:
+  containers: [{name: c, image: nginx:1.27, securityContext: {privileged: true}}]
+";
+    let hidden = |text: &str| text.contains('\u{202e}') || text.contains('\u{2028}');
+    let r = scan_in(root(), &["-", "--now", NOW], Some(pod.as_bytes()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!hidden(&r.stdout), "raw bidi override in:\n{}", r.stdout);
+    assert!(
+        r.stdout.contains(r"Pod shop/web-\u{202e}exe.png\u{2028}x"),
+        "escaped name:\n{}",
+        r.stdout
+    );
+    let r = scan_in(
+        root(),
+        &["-", "--format", "html", "--now", NOW],
+        Some(pod.as_bytes()),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!hidden(&r.stdout), "raw bidi override in the HTML report");
+    assert!(r.stdout.contains(r"web-\u{202e}exe.png"), "escaped in HTML");
+}
+
 /// The control characters of an output other than its line ends: what would reach a terminal.
 fn raw_controls(text: &str) -> Vec<char> {
     text.chars()
@@ -625,8 +654,9 @@ spec: {}
 const HOSTILE_LABEL: &str = r#""x\"\\:\n\e[32mOK\r\0y""#;
 
 /// The same value as `--format prometheus` writes it: control characters shown escaped (as in
-/// the table), then `\` and `"` escaped by the text format.
-const HOSTILE_LABEL_EXPOSED: &str = r#"x\"\\:\\n\\u{1b}[32mOK\\r\\u{0}y"#;
+/// the table) and the backslash doubled (so no other name can show the same), then `\` and `"`
+/// escaped by the text format.
+const HOSTILE_LABEL_EXPOSED: &str = r#"x\"\\\\:\\n\\u{1b}[32mOK\\r\\u{0}y"#;
 
 #[test]
 fn prometheus_label_values_from_hostile_input_are_valid_exposition_without_control_characters() {
