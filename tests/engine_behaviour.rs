@@ -493,6 +493,39 @@ fn cel_action(check: &str) -> Arc<securescore::engine::CompiledAction> {
 }
 
 #[test]
+fn a_message_listing_map_keys_lists_them_in_key_order_every_time() {
+    // The built-in ingress-nginx and AppArmor actions list annotation keys this way. CEL leaves
+    // map order unspecified; a hash map's order changes with every map built, which made a
+    // status message (and the "and N more" cut) change between evaluations of one object.
+    let a = cel_action(
+        r#"    resources: [{kind: ConfigMap}]
+    variables:
+      - {name: keys, expression: "object.data.filter(k, k.startsWith('x-')).map(k, k.substring(2))"}
+    validations:
+      - expression: "size(variables.keys) == 0"
+        messageExpression: "variables.keys.join(', ') + ' / ' + object.data.map(k, k).join(',')"
+"#,
+    );
+    let data: serde_json::Map<String, serde_json::Value> = ["x-e", "x-a", "q", "x-d", "x-b", "x-c"]
+        .iter()
+        .map(|k| (k.to_string(), serde_json::json!("v")))
+        .collect();
+    let objects = vec![serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cm", "namespace": "team-a"}, "data": data})];
+    for _ in 0..10 {
+        let e = eval(
+            &team_target(""),
+            std::slice::from_ref(&a),
+            &inventory(objects.clone()),
+        );
+        assert_eq!(
+            row(&e, "x").findings[0].message,
+            "a, b, c, d, e / q,x-a,x-b,x-c,x-d,x-e"
+        );
+    }
+}
+
+#[test]
 fn lookups_see_only_the_objects_own_namespace() {
     let a = cel_action(
         r#"    resources: [{kind: Namespace}]

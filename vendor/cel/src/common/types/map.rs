@@ -6,7 +6,6 @@ use crate::ExecutionError;
 use crate::ExecutionError::NoSuchOverload;
 use std::borrow::{Borrow, Cow};
 use std::cmp::Ordering;
-use std::collections::hash_map::Keys;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::ops::Deref;
@@ -157,7 +156,12 @@ impl Indexer for DefaultMap {
 
 impl Iterable for DefaultMap {
     fn iter<'a>(&'a self) -> Box<dyn super::traits::Iterator<'a> + 'a> {
-        Box::new(MapKeyIterator::new(self.0.keys()))
+        // PATCH (securescore): keys in their order (`Key: Ord`), not the hash map's, which
+        // changes with every map built: a comprehension over a map (`annotations.filter(k,
+        // ...)`) gave a different list, and so a different message, on every evaluation.
+        let mut keys: Vec<&'a Key> = self.0.keys().collect();
+        keys.sort_unstable();
+        Box::new(MapKeyIterator::new(keys))
     }
 }
 
@@ -387,12 +391,14 @@ impl TryFrom<Box<dyn Val>> for Key {
 }
 
 pub struct MapKeyIterator<'a> {
-    keys: Keys<'a, Key, Box<dyn Val>>,
+    keys: std::vec::IntoIter<&'a Key>,
 }
 
 impl<'a> MapKeyIterator<'a> {
-    fn new(keys: Keys<'a, Key, Box<dyn Val>>) -> Self {
-        Self { keys }
+    fn new(keys: Vec<&'a Key>) -> Self {
+        Self {
+            keys: keys.into_iter(),
+        }
     }
 }
 
