@@ -301,9 +301,10 @@ impl Reading {
     fn full_body(&self, group: &str, kind: &str) -> bool {
         group == GROUP
             || (group.is_empty() && kind == "Namespace")
-            || self.kinds_read.as_ref().is_none_or(|kinds| {
-                kinds.contains(&(group.to_string(), kind.to_string()))
-            })
+            || self
+                .kinds_read
+                .as_ref()
+                .is_none_or(|kinds| kinds.contains(&(group.to_string(), kind.to_string())))
     }
 }
 
@@ -342,7 +343,8 @@ impl Loaded {
         // (our own kinds keep their JSON: they are deserialised below); the results are used in
         // input order, so the output does not depend on the number of threads.
         let keep_json = |r: &Resource| r.group == GROUP;
-        let full_body = |group: &str, kind: &str| role != Role::Manifests || reading.full_body(group, kind);
+        let full_body =
+            |group: &str, kind: &str| role != Role::Manifests || reading.full_body(group, kind);
         let read: Vec<Result<FileObjects, files::FileError>> = inputs
             .par_iter()
             .map(|input| {
@@ -350,10 +352,9 @@ impl Loaded {
                 if let Some(p) = &progress {
                     p.set_message(name.clone());
                 }
-                let read = files::read(input)
-                    .map(|text| {
-                        read_file(&name, &text, &reading.namespace, &keep_json, &full_body)
-                    });
+                let read = files::read(input).map(|text| {
+                    read_file(&name, &text, &reading.namespace, &keep_json, &full_body)
+                });
                 if let Some(p) = &progress {
                     p.inc(1);
                 }

@@ -300,8 +300,7 @@ pub fn read_file(
         .into_par_iter()
         .enumerate()
         .map(|(index, (start, doc))| {
-            let read =
-                read_yaml_document(file, index, start, &doc, default_namespace, full_body)?;
+            let read = read_yaml_document(file, index, start, &doc, default_namespace, full_body)?;
             Ok(read.map(compact))
         })
         .collect();
@@ -1257,7 +1256,10 @@ mod tests {
             .collect();
         assert_eq!(
             bodies,
-            [serde_json::Value::Null, serde_json::json!({"containers": []})]
+            [
+                serde_json::Value::Null,
+                serde_json::json!({"containers": []})
+            ]
         );
     }
 
