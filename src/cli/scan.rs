@@ -594,19 +594,30 @@ fn compile_actions(
     errors: &mut Vec<String>,
 ) -> Vec<Arc<CompiledAction>> {
     let builtin = builtin.map(|parsed| (parsed, crate::catalog::files()));
-    merge_by_name(builtin, product_enabled(products), loaded, errors)
-        .into_iter()
-        .map(|(name, a)| {
-            for i in a.definition.spec.check.messages_reading_secret_data() {
-                eprintln!(
-                    "securescore scan: warning: {}",
-                    output::safe(&format!(
-                        "{}: ImprovementAction {name}: spec.check.validations[{i}].messageExpression reads Secret data (data/stringData): its findings would publish secret values (scan output; in the operator, the target's status); name the failing field, never a value read from the object",
-                        a.origin.locate()
-                    ))
-                );
-            }
-            let compiled = CompiledAction::compile(&a.definition);
+    let merged: Vec<(String, LoadedAction)> =
+        merge_by_name(builtin, product_enabled(products), loaded, errors)
+            .into_iter()
+            .collect();
+    for (name, a) in &merged {
+        for i in a.definition.spec.check.messages_reading_secret_data() {
+            eprintln!(
+                "securescore scan: warning: {}",
+                output::safe(&format!(
+                    "{}: ImprovementAction {name}: spec.check.validations[{i}].messageExpression reads Secret data (data/stringData): its findings would publish secret values (scan output; in the operator, the target's status); name the failing field, never a value read from the object",
+                    a.origin.locate()
+                ))
+            );
+        }
+    }
+    // Compiling (CEL, examples) is independent per action: spread over the cores, in order.
+    let compiled: Vec<CompiledAction> = merged
+        .par_iter()
+        .map(|(_, a)| CompiledAction::compile(&a.definition))
+        .collect();
+    merged
+        .iter()
+        .zip(compiled)
+        .map(|((name, a), compiled)| {
             if let Some(p) = &compiled.problem {
                 errors.push(format!(
                     "{}: ImprovementAction {name} is not Ready: {}: {}",
