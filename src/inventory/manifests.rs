@@ -735,10 +735,11 @@ impl<'de> serde::de::Visitor<'de> for CheckSeed<'de, '_> {
         while let Some(key) = map.next_key_seed(node)? {
             let value = map.next_value_seed(self)?;
             match key {
-                Node::Str(k) if k == "<<" => {
-                    if !matches!(value, Checked::Map | Checked::SeqOfMaps) {
-                        self.failed.set(true);
-                    }
+                // A merge key takes a mapping or a sequence of mappings.
+                Node::Str(k)
+                    if k == "<<" && !matches!(value, Checked::Map | Checked::SeqOfMaps) =>
+                {
+                    self.failed.set(true)
                 }
                 Node::Seq(_) | Node::Map(_) => self.failed.set(true),
                 _ => {}
