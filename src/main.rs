@@ -20,8 +20,42 @@ fn disable_transparent_huge_pages() {
     }
 }
 
+/// mimalloc's `mi_option_purge_delay` (mimalloc.h: the 16th `mi_option_e`). Its default in the
+/// bundled mimalloc 3 (libmimalloc-sys 0.1.49, src/options.c) is 1000 ms, which
+/// [`purge_freed_memory_soon`] checks before changing it; `MIMALLOC_PURGE_DELAY` overrides both.
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+const MI_DEFAULT_PURGE_DELAY_MS: std::ffi::c_long = 1000;
+
+unsafe extern "C" {
+    fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// A scan is a short burst of large temporary allocations (each big document's parser events,
+/// several files at once on every core): mimalloc keeps freed pages for a second before giving
+/// them back, longer than a whole scan of real repositories, so the process's peak is the sum
+/// of what every thread ever freed. Giving them back after 1 ms keeps the peak near the live
+/// data (docs/performance.md, "Scan: identity-only reading, purged memory"). The operator
+/// keeps mimalloc's default.
+fn purge_freed_memory_soon() {
+    // SAFETY: both functions take and return plain integers; an option index mimalloc does not
+    // know is ignored by it, and the value is only set when the index reads as the documented
+    // default of the purge delay.
+    unsafe {
+        if mi_option_get(MI_OPTION_PURGE_DELAY) == MI_DEFAULT_PURGE_DELAY_MS {
+            mi_option_set(MI_OPTION_PURGE_DELAY, 1);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     disable_transparent_huge_pages();
     let cli = securescore::cli::Cli::parse();
+    if matches!(
+        cli.command,
+        securescore::cli::Command::Scan(_) | securescore::cli::Command::Explain(_)
+    ) {
+        purge_freed_memory_soon();
+    }
     securescore::cli::run(cli)
 }

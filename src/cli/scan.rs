@@ -15,7 +15,7 @@ use crate::inventory::manifests::{
     FileObjects, NotAnObject, has_generated_name, read_file, synthesise_namespaces,
 };
 use rayon::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -291,6 +291,21 @@ struct Reading {
     namespace: String,
     exclude: Exclude,
     allow_input_actions: bool,
+    /// The `(group, kind)`s some action may read, whose documents are read whole (with
+    /// Namespaces and our own kinds); `None`: every kind. See [`kinds_read`].
+    kinds_read: Option<HashSet<(String, String)>>,
+}
+
+impl Reading {
+    /// Whether documents of this kind are read whole, or for their identity only.
+    fn full_body(&self, group: &str, kind: &str) -> bool {
+        group == GROUP
+            || (group.is_empty() && kind == "Namespace")
+            || self
+                .kinds_read
+                .as_ref()
+                .is_none_or(|kinds| kinds.contains(&(group.to_string(), kind.to_string())))
+    }
 }
 
 /// What a file given to the scan may hold.
@@ -328,6 +343,8 @@ impl Loaded {
         // (our own kinds keep their JSON: they are deserialised below); the results are used in
         // input order, so the output does not depend on the number of threads.
         let keep_json = |r: &Resource| r.group == GROUP;
+        let full_body =
+            |group: &str, kind: &str| role != Role::Manifests || reading.full_body(group, kind);
         let read: Vec<Result<FileObjects, files::FileError>> = inputs
             .par_iter()
             .map(|input| {
@@ -335,8 +352,9 @@ impl Loaded {
                 if let Some(p) = &progress {
                     p.set_message(name.clone());
                 }
-                let read = files::read(input)
-                    .map(|text| read_file(&name, &text, &reading.namespace, &keep_json));
+                let read = files::read(input).map(|text| {
+                    read_file(&name, &text, &reading.namespace, &keep_json, &full_body)
+                });
                 if let Some(p) = &progress {
                     p.inc(1);
                 }
@@ -570,25 +588,36 @@ fn progress_bar(len: usize) -> Option<indicatif::ProgressBar> {
 /// the input's actions, then by `--actions`, each compiled once. Not-Ready actions are kept
 /// (they are Unknown for every target, as in a cluster) and reported as input errors.
 fn compile_actions(
-    builtin: bool,
+    builtin: Option<BuiltinActions>,
     products: &[String],
     loaded: Vec<LoadedAction>,
     errors: &mut Vec<String>,
 ) -> Vec<Arc<CompiledAction>> {
-    let builtin = builtin.then(|| (crate::catalog::builtin(), crate::catalog::files()));
-    merge_by_name(builtin, product_enabled(products), loaded, errors)
-        .into_iter()
-        .map(|(name, a)| {
-            for i in a.definition.spec.check.messages_reading_secret_data() {
-                eprintln!(
-                    "securescore scan: warning: {}",
-                    output::safe(&format!(
-                        "{}: ImprovementAction {name}: spec.check.validations[{i}].messageExpression reads Secret data (data/stringData): its findings would publish secret values (scan output; in the operator, the target's status); name the failing field, never a value read from the object",
-                        a.origin.locate()
-                    ))
-                );
-            }
-            let compiled = CompiledAction::compile(&a.definition);
+    let builtin = builtin.map(|parsed| (parsed, crate::catalog::files()));
+    let merged: Vec<(String, LoadedAction)> =
+        merge_by_name(builtin, product_enabled(products), loaded, errors)
+            .into_iter()
+            .collect();
+    for (name, a) in &merged {
+        for i in a.definition.spec.check.messages_reading_secret_data() {
+            eprintln!(
+                "securescore scan: warning: {}",
+                output::safe(&format!(
+                    "{}: ImprovementAction {name}: spec.check.validations[{i}].messageExpression reads Secret data (data/stringData): its findings would publish secret values (scan output; in the operator, the target's status); name the failing field, never a value read from the object",
+                    a.origin.locate()
+                ))
+            );
+        }
+    }
+    // Compiling (CEL, examples) is independent per action: spread over the cores, in order.
+    let compiled: Vec<CompiledAction> = merged
+        .par_iter()
+        .map(|(_, a)| CompiledAction::compile(&a.definition))
+        .collect();
+    merged
+        .iter()
+        .zip(compiled)
+        .map(|((name, a), compiled)| {
             if let Some(p) = &compiled.problem {
                 errors.push(format!(
                     "{}: ImprovementAction {name} is not Ready: {}: {}",
@@ -600,6 +629,60 @@ fn compile_actions(
             Arc::new(compiled)
         })
         .collect()
+}
+
+/// The built-in actions as parsed (`crate::catalog::builtin`).
+type BuiltinActions = Result<Vec<ImprovementAction>, crate::catalog::CatalogError>;
+
+/// The `(group, kind)`s the scan's actions may read (judged or looked up): those of the
+/// built-in actions (`builtin`), products' included, and of every ImprovementAction in the
+/// `--actions` files (read here once more, a few small files). Documents of other kinds
+/// are read for their identity only, their bodies never built. `None` (every kind read whole)
+/// when the input's own actions may be used (`--allow-input-actions`: they are known only
+/// once the input is read) or an `--actions` file is standard input (it cannot be read twice).
+fn kinds_read(
+    args: &ScanArgs,
+    exclude: &Exclude,
+    builtin: Option<&BuiltinActions>,
+) -> Option<HashSet<(String, String)>> {
+    if args.allow_input_actions {
+        return None;
+    }
+    let mut kinds = HashSet::new();
+    let mut add = |action: &ImprovementAction| {
+        let check = &action.spec.check;
+        kinds.extend(crate::engine::check::kinds_judged(check));
+        kinds.extend(
+            check
+                .lookups
+                .iter()
+                .map(|l| (l.api_group.clone(), l.kind.clone())),
+        );
+    };
+    if let Some(Ok(actions)) = builtin {
+        actions.iter().for_each(&mut add);
+    }
+    for input in files::expand(&args.actions, exclude).inputs {
+        if input == files::Input::Stdin {
+            return None;
+        }
+        // Unreadable files are reported when they are read for use.
+        let Ok(text) = files::read(&input) else {
+            continue;
+        };
+        let (documents, _) = crate::inventory::manifests::parse_documents(&input.name(), &text);
+        let (objects, _) = crate::inventory::manifests::objects_from(documents, &args.namespace);
+        for r in objects {
+            // One that does not deserialize is skipped input: it reads nothing.
+            if r.group == GROUP
+                && r.kind == "ImprovementAction"
+                && let Ok(action) = serde_json::from_value::<ImprovementAction>(r.object)
+            {
+                add(&action);
+            }
+        }
+    }
+    Some(kinds)
 }
 
 /// Built-in definitions as parsed, and their embedded `(file, text)`s in the same order.
@@ -747,8 +830,10 @@ pub(super) fn score(args: &ScanArgs) -> Result<Scan, ExitCode> {
             return Err(ExitCode::from(EXIT_INPUT_ERROR));
         }
     };
+    let builtin = (!args.no_builtin).then(crate::catalog::builtin);
     let reading = Reading {
         namespace: args.namespace.clone(),
+        kinds_read: kinds_read(args, &exclude, builtin.as_ref()),
         exclude,
         allow_input_actions: args.allow_input_actions,
     };
@@ -772,7 +857,7 @@ pub(super) fn score(args: &ScanArgs) -> Result<Scan, ExitCode> {
         return Err(ExitCode::from(EXIT_INPUT_ERROR));
     }
     let mut actions = compile_actions(
-        !args.no_builtin,
+        builtin,
         &args.products,
         std::mem::take(&mut loaded.actions),
         &mut errors,

@@ -307,6 +307,24 @@ pub fn revision_of(value: &impl serde::Serialize) -> String {
     format!("{hash:016x}")
 }
 
+/// The `(group, kind)`s a check judges: its `resources`, or every pod-template kind for
+/// `podSpec: true`. With its lookups' kinds, what the action reads (see
+/// [`CompiledAction::kinds_read`]).
+pub fn kinds_judged(check: &crate::api::Check) -> Vec<(String, String)> {
+    if check.pod_spec {
+        POD_TEMPLATE_KINDS
+            .iter()
+            .map(|(g, k, _)| (g.to_string(), k.to_string()))
+            .collect()
+    } else {
+        check
+            .resources
+            .iter()
+            .map(|r| (r.api_group.clone(), r.kind.clone()))
+            .collect()
+    }
+}
+
 impl CompiledAction {
     /// Compile every expression, check the static limits, and run the examples, all under
     /// the engine's budget ([`kcel::BUDGET`]).
@@ -322,18 +340,7 @@ impl CompiledAction {
     ) -> CompiledAction {
         let spec = action.spec.clone();
         let check = &spec.check;
-        let kinds: Vec<(String, String)> = if check.pod_spec {
-            POD_TEMPLATE_KINDS
-                .iter()
-                .map(|(g, k, _)| (g.to_string(), k.to_string()))
-                .collect()
-        } else {
-            check
-                .resources
-                .iter()
-                .map(|r| (r.api_group.clone(), r.kind.clone()))
-                .collect()
-        };
+        let kinds = kinds_judged(check);
         let mut compiled = CompiledAction {
             name: action.metadata.name.clone().unwrap_or_default(),
             labels: action.metadata.labels.clone().unwrap_or_default(),

@@ -193,6 +193,70 @@ fn parse_yaml_document(
     }
 }
 
+/// The `apiVersion` and `kind` a YAML document seems to declare, read from its lines that
+/// start with `apiVersion:` or `kind:` (a block mapping at the top level, as manifests are
+/// written). Only a guess, to choose how to read the document: `None` when either is missing
+/// or given twice; the document as read has the last word ([`read_yaml_document`]).
+fn declared_kind(doc: &str) -> Option<(&str, &str)> {
+    let (mut api_version, mut kind) = (None, None);
+    for line in doc.lines() {
+        let (slot, value) = if let Some(v) = line.strip_prefix("kind:") {
+            (&mut kind, v)
+        } else if let Some(v) = line.strip_prefix("apiVersion:") {
+            (&mut api_version, v)
+        } else {
+            continue;
+        };
+        if slot.is_some() {
+            return None;
+        }
+        let value = value.trim();
+        *slot = Some(
+            value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(value),
+        );
+    }
+    Some((api_version?, kind?))
+}
+
+/// One YAML document of a file as objects. A document of a kind `full_body` does not want
+/// (no loaded action reads it) is first read for its identity only ([`yaml_identity_to_json`]):
+/// the same objects, errors and not-objects as a whole reading, but the rest of its body is
+/// only checked, not built (CustomResourceDefinitions are most of the bytes of real
+/// repositories). Whatever that reading cannot settle alike (a kind wanted after all, a
+/// document some part of which would not convert) is read whole.
+fn read_yaml_document(
+    file: &str,
+    index: usize,
+    start: usize,
+    doc: &str,
+    default_namespace: &str,
+    full_body: &(dyn Fn(&str, &str) -> bool + Sync),
+) -> Result<Option<Documents>, ManifestError> {
+    let wanted = |api_version: &str, kind: &str| full_body(group_of(api_version), kind);
+    if let Some((api_version, kind)) = declared_kind(doc)
+        && !wanted(api_version, kind)
+        && let Ok(Some(value)) = yaml_identity_to_json(doc)
+    {
+        let text = |k: &str| value.get(k).and_then(|v| v.as_str());
+        if let (Some(api_version), Some(kind)) = (text("apiVersion"), text("kind"))
+            && !wanted(api_version, kind)
+        {
+            let source = Source {
+                file: file.to_string(),
+                line: Some(first_content_line(start, doc)),
+                document: index,
+            };
+            return Ok(Some(read_objects(vec![(value, source)], default_namespace)));
+        }
+    }
+    let parsed = parse_yaml_document(file, index, start, doc)?;
+    Ok(parsed.map(|doc| read_objects(vec![doc], default_namespace)))
+}
+
 /// What one file holds, read for a whole-input scan.
 #[derive(Debug, Default)]
 pub struct FileObjects {
@@ -207,11 +271,14 @@ pub struct FileObjects {
 /// unless `keep_json` wants its JSON, and only then is the next document's JSON built by that
 /// thread. Memory holds the file's text and the compact objects, never every document's JSON
 /// at once. The result is in file order, as [`parse_documents`] and [`read_objects`] give it.
+/// `full_body(group, kind)` says which kinds are read whole; the others are read for their
+/// identity (see [`read_yaml_document`]) and hold null in place of every other top-level field.
 pub fn read_file(
     file: &str,
     text: &str,
     default_namespace: &str,
     keep_json: &(dyn Fn(&Resource) -> bool + Sync),
+    full_body: &(dyn Fn(&str, &str) -> bool + Sync),
 ) -> FileObjects {
     let compact = |mut read: Documents| {
         read.objects = read
@@ -233,8 +300,8 @@ pub fn read_file(
         .into_par_iter()
         .enumerate()
         .map(|(index, (start, doc))| {
-            let parsed = parse_yaml_document(file, index, start, &doc)?;
-            Ok(parsed.map(|doc| compact(read_objects(vec![doc], default_namespace))))
+            let read = read_yaml_document(file, index, start, &doc, default_namespace, full_body)?;
+            Ok(read.map(compact))
         })
         .collect();
     let mut out = FileObjects::default();
@@ -469,6 +536,222 @@ fn yaml_to_json(doc: &str) -> Result<serde_json::Value, YamlError> {
         .deserialize(de)
         .map_err(YamlError::Syntax)?;
     to_json(node)
+}
+
+/// The top-level keys a document read for its identity keeps whole: what [`Resource::new`],
+/// [`not_an_object_by_design`] and the flattening of `List` kinds read (`<<` merges may bring
+/// any of them in).
+const IDENTITY_KEYS: [&str; 5] = ["apiVersion", "kind", "metadata", "items", "<<"];
+
+/// One YAML document read for its identity only: the top-level entries of [`IDENTITY_KEYS`]
+/// are built whole, every other top-level value is checked ([`CheckSeed`]) and left as null, its
+/// key kept (so that `jobs:`, `services:` and the like still tell what the document is).
+/// `Ok(None)` when some part of the document would not convert to JSON: the caller then reads
+/// it whole, which reports the error exactly as it always has.
+fn yaml_identity_to_json(doc: &str) -> Result<Option<serde_json::Value>, YamlError> {
+    use serde::de::DeserializeSeed;
+    let failed = std::cell::Cell::new(false);
+    let de = serde_yaml_ng::Deserializer::from_str(doc);
+    let node = IdentitySeed {
+        node: NodeSeed { doc },
+        check: CheckSeed {
+            doc,
+            failed: &failed,
+        },
+    }
+    .deserialize(de)
+    .map_err(YamlError::Syntax)?;
+    if failed.get() {
+        return Ok(None);
+    }
+    match to_json(node) {
+        Ok(v) => Ok(Some(v)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The root of a document read for its identity (see [`yaml_identity_to_json`]); a root that
+/// is not a mapping is built whole.
+#[derive(Clone, Copy)]
+struct IdentitySeed<'de, 'a> {
+    node: NodeSeed<'de>,
+    check: CheckSeed<'de, 'a>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for IdentitySeed<'de, '_> {
+    type Value = Node;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for IdentitySeed<'de, '_> {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Node, E> {
+        self.node.visit_unit()
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Node, E> {
+        self.node.visit_none()
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Node, E> {
+        self.node.visit_bool(v)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Node, E> {
+        self.node.visit_i64(v)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Node, E> {
+        self.node.visit_u64(v)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Node, E> {
+        self.node.visit_f64(v)
+    }
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Node, E> {
+        self.node.visit_borrowed_str(v)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Node, E> {
+        self.node.visit_str(v)
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Node, E> {
+        self.node.visit_string(v)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Node, A::Error> {
+        self.node.visit_seq(seq)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key_seed(self.node)? {
+            let whole = matches!(&key, Node::Str(k) if IDENTITY_KEYS.contains(&k.as_str()));
+            let value = if whole {
+                map.next_value_seed(self.node)?
+            } else {
+                map.next_value_seed(self.check)?;
+                Node::Null
+            };
+            entries.push((key, value));
+        }
+        Ok(Node::Map(entries))
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Node, A::Error> {
+        self.node.visit_enum(data)
+    }
+}
+
+/// What a checked value was, as far as a merge key (`<<`) cares.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    Map,
+    /// A sequence whose items are all mappings.
+    SeqOfMaps,
+    Other,
+}
+
+/// Walks a value without building it and sets `failed` where [`to_json`] would fail on it:
+/// a number JSON cannot hold, a mapping or sequence as a key, a merge key (`<<`) whose value is
+/// not a mapping or a sequence of mappings. Scalars are resolved as [`NodeSeed`] resolves them.
+#[derive(Clone, Copy)]
+struct CheckSeed<'de, 'a> {
+    doc: &'de str,
+    failed: &'a std::cell::Cell<bool>,
+}
+
+impl CheckSeed<'_, '_> {
+    fn float(&self, f: f64) -> Checked {
+        if !f.is_finite() {
+            self.failed.set(true);
+        }
+        Checked::Other
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for CheckSeed<'de, '_> {
+    type Value = Checked;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Checked, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for CheckSeed<'de, '_> {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked::Other)
+    }
+    fn visit_none<E>(self) -> Result<Checked, E> {
+        Ok(Checked::Other)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Checked, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked::Other)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked::Other)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked::Other)
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Checked, E> {
+        Ok(self.float(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Checked, E> {
+        let node = NodeSeed { doc: self.doc };
+        if node.is_plain(v)
+            && let Some(Node::Float(f)) = resolve_yaml11(v)
+        {
+            return Ok(self.float(f));
+        }
+        Ok(Checked::Other)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked::Other)
+    }
+    fn visit_string<E>(self, _: String) -> Result<Checked, E> {
+        Ok(Checked::Other)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        let mut all_maps = true;
+        while let Some(item) = seq.next_element_seed(self)? {
+            all_maps &= item == Checked::Map;
+        }
+        Ok(if all_maps {
+            Checked::SeqOfMaps
+        } else {
+            Checked::Other
+        })
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        let node = NodeSeed { doc: self.doc };
+        while let Some(key) = map.next_key_seed(node)? {
+            let value = map.next_value_seed(self)?;
+            match key {
+                // A merge key takes a mapping or a sequence of mappings.
+                Node::Str(k)
+                    if k == "<<" && !matches!(value, Checked::Map | Checked::SeqOfMaps) =>
+                {
+                    self.failed.set(true)
+                }
+                Node::Seq(_) | Node::Map(_) => self.failed.set(true),
+                _ => {}
+            }
+        }
+        Ok(Checked::Map)
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Checked, A::Error> {
+        use serde::de::VariantAccess;
+        let (_tag, variant): (String, _) = data.variant()?;
+        variant.newtype_variant_seed(self)
+    }
 }
 
 fn to_json(node: Node) -> Result<serde_json::Value, YamlError> {
@@ -881,6 +1164,103 @@ mod tests {
                 .get("kubernetes.io/metadata.name")
                 .map(String::as_str),
             Some("team")
+        );
+    }
+
+    /// A file read with every body built, and read with none wanted: what each gives, with
+    /// the objects by identity and source (their bodies are what differs).
+    fn both_readings(text: &str) -> (String, String) {
+        let shown = |read: FileObjects| {
+            let objects: Vec<_> = read
+                .documents
+                .objects
+                .iter()
+                .map(|r| {
+                    (
+                        &r.api_version,
+                        &r.group,
+                        &r.kind,
+                        &r.namespace,
+                        &r.name,
+                        &r.uid,
+                        &r.labels,
+                        &r.controller,
+                        &r.source,
+                    )
+                })
+                .collect();
+            format!(
+                "{objects:?}\n{:?}\n{:?}\n{:?}",
+                read.parse_errors, read.documents.errors, read.documents.not_objects
+            )
+        };
+        let whole = read_file("f.yaml", text, "team", &|_| false, &|_, _| true);
+        let identity = read_file("f.yaml", text, "team", &|_| false, &|_, _| false);
+        (shown(whole), shown(identity))
+    }
+
+    #[test]
+    fn a_document_read_for_its_identity_gives_what_a_whole_reading_gives() {
+        let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n";
+        let cases = [
+            // Plain, with identity fields a whole reading turns into the object's identity.
+            format!(
+                "{crd}metadata:\n  name: a\n  labels: {{x: y, n: 1}}\n  uid: u1\n  ownerReferences: [{{apiVersion: v1, kind: X, name: o, controller: true}}]\nspec:\n  group: g\n"
+            ),
+            // Keys in any order, kind last.
+            "spec: {a: 1}\nmetadata: {name: b}\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n".into(),
+            // Numbers JSON cannot hold, anywhere in the body: an error either way.
+            format!("{crd}metadata: {{name: c}}\nspec:\n  x: [1, .inf]\n"),
+            format!("{crd}metadata: {{name: c}}\nspec:\n  x: 1e999\n"),
+            format!("{crd}metadata: {{name: c}}\nspec: !!float .nan\n"),
+            // A mapping as a key, a bad merge, a good merge.
+            format!("{crd}metadata: {{name: d}}\nspec:\n  ? [a]\n  : 1\n"),
+            format!("{crd}metadata: {{name: d}}\nspec:\n  <<: 1\n"),
+            format!("{crd}metadata: {{name: d}}\nspec:\n  <<: [{{a: 1}}, 2]\n"),
+            format!("{crd}metadata: {{name: e}}\nbase: &b {{x: 1}}\nspec:\n  <<: [*b, {{y: 2}}]\n"),
+            // Identity brought in by a merge key, or replaced by a repeated key.
+            "base: &m {name: f, namespace: other}\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  <<: *m\n".into(),
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: g}\nm: &k {kind: Service}\n<<: *k\n".into(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: h}\nmetadata: {name: h2}\n".into(),
+            // What is not an object, or a broken one.
+            "apiVersion: v1\nkind: Config\nclusters: []\n".into(),
+            format!("{crd}spec: {{}}\n"),
+            "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: i}, spec: {x: 1}}\n- {apiVersion: v1, kind: Pod}\n".into(),
+            // Not valid YAML.
+            format!("{crd}metadata: {{name: j}}\nspec:\n  a: [1\n"),
+            format!("{crd}metadata: {{name: j}}\nspec:\n  a: *nowhere\n"),
+            // Tagged values, YAML 1.1 scalars, quoting.
+            format!("{crd}metadata: {{name: k, labels: {{on: yes}}}}\nspec: !custom {{a: 0400, b: '0400'}}\n"),
+            "apiVersion: \"apiextensions.k8s.io/v1\"\nkind: 'CustomResourceDefinition'\nmetadata: {name: l}\nspec: {}\n".into(),
+        ];
+        for case in &cases {
+            let (whole, identity) = both_readings(case);
+            assert_eq!(whole, identity, "{case}");
+        }
+        // The cases cover errors as well as objects.
+        let (errors, _) = both_readings(&cases[2]);
+        assert!(errors.contains("is not a number JSON can hold"), "{errors}");
+        let (errors, _) = both_readings(&cases[6]);
+        assert!(errors.contains("map merge requires"), "{errors}");
+    }
+
+    #[test]
+    fn a_document_read_for_its_identity_keeps_no_body() {
+        let text = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: a}\nspec: {group: g}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n";
+        let wanted = |_: &str, kind: &str| kind == "Pod";
+        let read = read_file("f.yaml", text, "team", &|_| false, &wanted);
+        let bodies: Vec<_> = read
+            .documents
+            .objects
+            .iter()
+            .map(|r| r.json()["spec"].clone())
+            .collect();
+        assert_eq!(
+            bodies,
+            [
+                serde_json::Value::Null,
+                serde_json::json!({"containers": []})
+            ]
         );
     }
 

@@ -261,6 +261,83 @@ fn scan_parses_the_corpus_exactly_as_kubectl_does() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// One file as `securescore scan` reads it, `whole` or with no body wanted (every document
+/// read for its identity): the objects by identity and source, the errors and the skips, and
+/// how many objects came without a `spec` they have when read whole.
+fn read_as_scan(path: &Path, text: &str, whole: bool) -> (String, Vec<Value>) {
+    use securescore::inventory::manifests::read_file;
+    let name = path.display().to_string();
+    let read = read_file(&name, text, "default", &|_| false, &|_, _| whole);
+    let objects: Vec<String> = read
+        .documents
+        .objects
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {:?} {} {:?} {:?} {:?} {:?}",
+                r.api_version,
+                r.group,
+                r.kind,
+                r.namespace,
+                r.name,
+                r.uid,
+                r.labels,
+                r.controller,
+                r.source
+            )
+        })
+        .collect();
+    let specs = read
+        .documents
+        .objects
+        .iter()
+        .map(|r| r.json()["spec"].clone())
+        .collect();
+    (
+        format!(
+            "{objects:#?}\n{:#?}\n{:#?}\n{:#?}",
+            read.parse_errors, read.documents.errors, read.documents.not_objects
+        ),
+        specs,
+    )
+}
+
+#[test]
+fn documents_read_for_their_identity_give_the_same_objects_errors_and_skips() {
+    let mut files = Vec::new();
+    corpus::manifests(&corpus(), &mut files);
+    corpus::manifests(&root().join("tests/fixtures"), &mut files);
+    corpus::manifests(&root().join("examples"), &mut files);
+    let mut differing = Vec::new();
+    let (mut read, mut bodiless) = (0, 0);
+    for f in &files {
+        // Text that is not UTF-8 is refused before any YAML is read.
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        let (whole, whole_specs) = read_as_scan(f, &text, true);
+        let (identity, identity_specs) = read_as_scan(f, &text, false);
+        if whole != identity {
+            differing.push(format!(
+                "{}:\nwhole:    {whole:.1500}\nidentity: {identity:.1500}",
+                f.display()
+            ));
+        }
+        read += whole_specs.len();
+        bodiless += whole_specs
+            .iter()
+            .zip(&identity_specs)
+            .filter(|(w, i)| !w.is_null() && i.is_null())
+            .count();
+    }
+    assert!(differing.is_empty(), "{}", differing.join("\n"));
+    // The identity reading did leave bodies out (CRDs and workloads of the corpus alike).
+    assert!(
+        read > 1000 && bodiless > 900,
+        "{bodiless} of {read} objects"
+    );
+}
+
 // ---------------------------------------------------------------- no gate bypass
 
 const ALWAYS_PASSES: &str = "apiVersion: securescore.io/v1alpha1
