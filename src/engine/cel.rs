@@ -5,7 +5,8 @@
 use kube::core::cel::KubeCelExt;
 use kube::core::cel::cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use kube::core::cel::cel::common::types::{
-    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapEntries, CelMapKey, CelNull, CelString,
+    CelUInt,
 };
 use kube::core::cel::cel::common::value::Val;
 use kube::core::cel::cel::{Context, ExecutionError, Program, Value};
@@ -837,7 +838,7 @@ fn convert(v: &serde_json::Value) -> Box<dyn Val> {
             Box::new(CelList::from(items.iter().map(convert).collect::<Vec<_>>()))
         }
         serde_json::Value::Object(fields) => {
-            let map: HashMap<CelMapKey, Box<dyn Val>> = fields
+            let map: CelMapEntries = fields
                 .iter()
                 .filter(|(_, v)| !v.is_null())
                 .map(|(k, v)| (CelMapKey::String(CelString::from(intern(k))), convert(v)))
@@ -876,7 +877,7 @@ fn intern(s: &str) -> Arc<String> {
 
 /// A CEL map from named values.
 pub fn map_of(entries: impl IntoIterator<Item = (String, Shared)>) -> Shared {
-    let map: HashMap<CelMapKey, Box<dyn Val>> = entries
+    let map: CelMapEntries = entries
         .into_iter()
         .map(|(k, v)| (CelMapKey::String(CelString::from(k)), v.0))
         .collect();

@@ -98,6 +98,25 @@ struct VariableProgram {
     source: String,
     /// Reads only the object-level bindings (object, podSpec, podMetadata, namespaceObject).
     object_level: bool,
+    /// The same number for every variable of this name and expression, in any action: an
+    /// object scope finds the variables it may share by comparing numbers, not texts.
+    share_id: u32,
+    /// The identifier it is bound as (`__v_NAME`).
+    bound_name: String,
+}
+
+/// The number of a variable's name and expression (see `VariableProgram::share_id`): one
+/// process-wide table, filled when actions compile.
+fn share_id(name: &str, source: &str) -> u32 {
+    static IDS: std::sync::OnceLock<std::sync::Mutex<HashMap<(String, String), u32>>> =
+        std::sync::OnceLock::new();
+    let mut ids = IDS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let next = ids.len() as u32;
+    *ids.entry((name.to_string(), source.to_string()))
+        .or_insert(next)
 }
 
 #[derive(Debug)]
@@ -146,9 +165,10 @@ pub struct Surroundings<'a> {
 pub struct ObjectScope {
     ctx: Context<'static>,
     pod_template_missing: bool,
-    /// Variables evaluated once for the object and bound as `__v_NAME`: name → (expression as
-    /// written, the evaluation error if it failed).
-    shared: HashMap<String, (String, Option<String>)>,
+    /// Variables evaluated once for the object and bound as `__v_NAME`: their
+    /// `VariableProgram::share_id` (same name and expression) and the evaluation error if it
+    /// failed.
+    shared: Vec<(u32, Option<String>)>,
 }
 
 impl ObjectScope {
@@ -196,7 +216,7 @@ impl ObjectScope {
         ObjectScope {
             ctx,
             pod_template_missing,
-            shared: HashMap::new(),
+            shared: Vec::new(),
         }
     }
 
@@ -209,54 +229,48 @@ impl ObjectScope {
         actions: &[&CompiledAction],
     ) -> ObjectScope {
         let mut scope = ObjectScope::new(resource, inventory);
-        let mut uses: HashMap<(&str, &str), (usize, &Compiled)> = HashMap::new();
-        for a in actions {
-            let Some(programs) = a.programs.as_ref().filter(|p| p.rewritten) else {
-                continue;
-            };
-            for v in programs.variables.iter().filter(|v| v.object_level) {
-                uses.entry((v.name.as_str(), v.source.as_str()))
-                    .or_insert((0, &v.compiled))
-                    .0 += 1;
-            }
-        }
+        // Every object-level variable of the actions, grouped by name and expression (their
+        // number): runs of equal numbers are the uses of one variable. This runs for every
+        // object, so it compares numbers, not texts, and allocates one small vector.
+        let mut uses: Vec<(u32, &VariableProgram)> = actions
+            .iter()
+            .filter_map(|a| a.programs.as_ref().filter(|p| p.rewritten))
+            .flat_map(|p| p.variables.iter().filter(|v| v.object_level))
+            .map(|v| (v.share_id, v))
+            .collect();
+        uses.sort_unstable_by_key(|(id, _)| *id);
         // One binding per name: the expression most actions use (ties: the smallest text).
-        let mut best: HashMap<&str, (usize, &str, &Compiled)> = HashMap::new();
-        for ((name, source), (count, compiled)) in uses {
+        let mut chosen: Vec<(usize, &VariableProgram)> = Vec::new();
+        for run in uses.chunk_by(|a, b| a.0 == b.0) {
+            let (count, v) = (run.len(), run[0].1);
             if count < 2 {
                 continue;
             }
-            let better = best
-                .get(name)
-                .is_none_or(|(c, s, _)| count > *c || (count == *c && source < *s));
-            if better {
-                best.insert(name, (count, source, compiled));
+            match chosen.iter_mut().find(|(_, c)| c.name == v.name) {
+                Some(best) => {
+                    if count > best.0 || (count == best.0 && v.source < best.1.source) {
+                        *best = (count, v);
+                    }
+                }
+                None => chosen.push((count, v)),
             }
         }
-        let mut chosen: Vec<(&str, &str, &Compiled)> =
-            best.into_iter().map(|(n, (_, s, c))| (n, s, c)).collect();
-        chosen.sort_by_key(|(n, _, _)| *n);
+        chosen.sort_by(|a, b| a.1.name.cmp(&b.1.name));
         // A shared variable serves several actions: the most generous of their budgets.
         let budget = actions
             .iter()
             .map(|a| a.budget)
             .max_by_key(|b| (b.steps, b.memory))
             .unwrap_or(kcel::BUDGET);
-        for (name, source, compiled) in chosen {
-            let outcome = match compiled.execute_shared_within(&scope.ctx, budget) {
-                Ok(v) => {
-                    kcel::bind(
-                        &mut scope.ctx,
-                        format!("{}{name}", kcel::VARIABLE_PREFIX),
-                        &v,
-                    );
+        for (_, v) in chosen {
+            let outcome = match v.compiled.execute_shared_within(&scope.ctx, budget) {
+                Ok(value) => {
+                    kcel::bind(&mut scope.ctx, v.bound_name.as_str(), &value);
                     None
                 }
                 Err(e) => Some(e.message(false)),
             };
-            scope
-                .shared
-                .insert(name.to_string(), (source.to_string(), outcome));
+            scope.shared.push((v.share_id, outcome));
         }
         scope
     }
@@ -483,6 +497,8 @@ impl CompiledAction {
                 compiled: c,
                 source: v.expression.clone(),
                 object_level,
+                share_id: share_id(&v.name, &v.expression),
+                bound_name: format!("{}{}", kcel::VARIABLE_PREFIX, v.name),
             });
         }
         let mut match_conditions = Vec::new();
@@ -876,9 +892,7 @@ impl CompiledAction {
             // Each variable is bound on its own, in order; one the object scope already holds
             // (same name and expression) is not evaluated again.
             for v in &programs.variables {
-                if let Some((source, error)) = scope.shared.get(&v.name)
-                    && *source == v.source
-                {
+                if let Some((_, error)) = scope.shared.iter().find(|(id, _)| *id == v.share_id) {
                     if let Some(e) = error {
                         return Err(format!("variable {:?}: {e}", v.name));
                     }
@@ -886,7 +900,7 @@ impl CompiledAction {
                 }
                 match v.compiled.execute_shared_within(ctx, self.budget) {
                     Ok(value) => {
-                        kcel::bind(ctx, format!("{}{}", kcel::VARIABLE_PREFIX, v.name), &value);
+                        kcel::bind(ctx, v.bound_name.as_str(), &value);
                     }
                     Err(e) => {
                         return Err(format!("variable {:?}: {}", v.name, e.message(detailed)));

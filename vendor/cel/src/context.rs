@@ -105,6 +105,22 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// PATCH (securescore): bind `name` to `value`, replacing the value in place when this
+    /// scope already holds `name` (a comprehension's variable, rebound for every item), so the
+    /// name is not allocated again.
+    pub fn set_variable_as_val(&mut self, name: &str, value: Box<dyn Val>) {
+        let variables = match self {
+            Context::Root { variables, .. } => variables,
+            Context::Child { variables, .. } => variables,
+        };
+        match variables.get_mut(name) {
+            Some(slot) => *slot = value,
+            None => {
+                variables.insert(name.to_string(), value);
+            }
+        }
+    }
+
     pub fn set_variable_resolver(&mut self, r: &'a dyn VariableResolver) {
         match self {
             Context::Root { resolver, .. } => {

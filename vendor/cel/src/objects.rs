@@ -945,7 +945,7 @@ impl TryFrom<Value> for Box<dyn Val> {
             Value::Map(map) => {
                 crate::budget::charge_memory(map.map.len() as u64 * crate::budget::MAP_ENTRY_BYTES)?;
                 // PATCH (securescore): converted from the shared map, not from a copy of it.
-                let result: Result<HashMap<CelMapKey, Box<dyn Val>>, ExecutionError> = map
+                let result: Result<crate::common::types::CelMapEntries, ExecutionError> = map
                     .map
                     .iter()
                     .map(|(k, v)| v.clone().try_into().map(|v| (k.clone().into(), v)))
@@ -1005,17 +1005,17 @@ impl Value {
                         operators::LOGICAL_OR => {
                             let left = try_bool(Value::resolve_val(&call.args[0], ctx));
                             return if Ok(true) == left {
-                                Ok(Cow::<dyn Val>::Owned(Box::new(CelBool::from(true))))
+                                Ok(bool(true))
                             } else {
                                 let right = Value::resolve_val(&call.args[1], ctx)?
                                     .downcast_ref::<CelBool>()
                                     .map(|b| *b.inner());
                                 match (&left, right) {
                                     (Ok(false), Some(right)) => {
-                                        Ok(Cow::<dyn Val>::Owned(Box::new(CelBool::from(right))))
+                                        Ok(bool(right))
                                     }
                                     (Err(_), Some(true)) => {
-                                        Ok(Cow::<dyn Val>::Owned(Box::new(CelBool::from(true))))
+                                        Ok(bool(true))
                                     }
                                     (_, _) => Err(left.err().unwrap_or(NoSuchOverload)),
                                 }
@@ -1024,17 +1024,17 @@ impl Value {
                         operators::LOGICAL_AND => {
                             let left = try_bool(Value::resolve_val(&call.args[0], ctx));
                             return if Ok(false) == left {
-                                Ok(Cow::<dyn Val>::Owned(Box::new(CelBool::from(false))))
+                                Ok(bool(false))
                             } else {
                                 let right = Value::resolve_val(&call.args[1], ctx)?
                                     .downcast_ref::<CelBool>()
                                     .map(|b| *b.inner());
                                 match (&left, right) {
                                     (Ok(true), Some(right)) => {
-                                        Ok(Cow::<dyn Val>::Owned(Box::new(CelBool::from(right))))
+                                        Ok(bool(right))
                                     }
                                     (Err(_), Some(false)) => {
-                                        Ok(Cow::<dyn Val>::Owned(Box::new(CelBool::from(false))))
+                                        Ok(bool(false))
                                     }
                                     (_, _) => Err(left.err().unwrap_or(NoSuchOverload)),
                                 }
@@ -1432,7 +1432,11 @@ impl Value {
                 crate::budget::charge_memory(
                     map_expr.entries.len() as u64 * crate::budget::MAP_ENTRY_BYTES,
                 )?;
-                let mut map = HashMap::with_capacity(map_expr.entries.len());
+                // PATCH (securescore): built with the entries' hasher (see `map::Entries`).
+                let mut map = crate::common::types::CelMapEntries::with_capacity_and_hasher(
+                    map_expr.entries.len(),
+                    Default::default(),
+                );
                 for entry in map_expr.entries.iter() {
                     let (k, v, is_optional) = match &entry.expr {
                         EntryExpr::StructField(_) => panic!("WAT?"),
@@ -1474,9 +1478,9 @@ impl Value {
                     if !try_bool(Value::resolve_val(&comprehension.loop_cond, &ctx))? {
                         break;
                     }
-                    ctx.add_variable_as_val(&comprehension.iter_var, item.clone_as_boxed());
+                    ctx.set_variable_as_val(&comprehension.iter_var, item.clone_as_boxed());
                     let accu = Value::resolve_val(&comprehension.loop_step, &ctx)?.into_owned();
-                    ctx.add_variable_as_val(&comprehension.accu_var, accu);
+                    ctx.set_variable_as_val(&comprehension.accu_var, accu);
                 }
                 Ok(Cow::<dyn Val>::Owned(
                     Value::resolve_val(&comprehension.result, &ctx)?.into_owned(),
@@ -1545,7 +1549,7 @@ impl Value {
                 .iter();
             while let Some(item) = items.next() {
                 crate::budget::charge_steps(1)?;
-                ctx.add_variable_as_val(&comprehension.iter_var, item.clone_as_boxed());
+                ctx.set_variable_as_val(&comprehension.iter_var, item.clone_as_boxed());
                 if let Some(condition) = condition {
                     if !try_bool(Value::resolve_val(condition, &ctx))? {
                         continue;
@@ -1575,7 +1579,12 @@ fn width(v: &dyn Val) -> u64 {
 }
 
 fn bool<'a>(boolean: bool) -> Cow<'a, dyn Val> {
-    Cow::<dyn Val>::Owned(Box::new(CelBool::from(boolean)))
+    // PATCH (securescore): borrowed, not boxed (see `types::bool::TRUE`).
+    Cow::Borrowed(if boolean {
+        &crate::common::types::bool::TRUE
+    } else {
+        &crate::common::types::bool::FALSE
+    })
 }
 
 fn try_bool(val: Result<Cow<dyn Val>, ExecutionError>) -> Result<bool, ExecutionError> {

@@ -7,6 +7,11 @@ use std::ops::Deref;
 #[derive(Clone, Copy, Debug, Default, Eq, Hash, PartialEq, PartialOrd, Ord)]
 pub struct Bool(bool);
 
+/// PATCH (securescore): the two booleans, borrowed by the interpreter for every boolean it
+/// produces instead of allocating a box for one byte.
+pub(crate) static TRUE: Bool = Bool(true);
+pub(crate) static FALSE: Bool = Bool(false);
+
 impl Bool {
     pub fn negate(&self) -> Self {
         Self(!self.0)

@@ -11,13 +11,22 @@ use std::hash::Hash;
 use std::ops::Deref;
 use std::sync::Arc;
 
+/// PATCH (securescore): the hasher of a map's entries. foldhash instead of std's SipHash:
+/// field selection hashes a short key on every `x.field`, and SipHash was a tenth of the
+/// engine's time. Like std's, it is seeded at random per map, so iteration order is as
+/// unspecified as before.
+pub type EntryHasher = foldhash::fast::RandomState;
+
+/// PATCH (securescore): a map's entries.
+pub type Entries = HashMap<Key, Box<dyn Val>, EntryHasher>;
+
 // PATCH (securescore): the entries are shared (`Arc`): a copy of a map value (a bound
 // variable, a comprehension item, a selected field) is a reference count, not a deep copy.
 #[derive(Debug, Default)]
-pub struct DefaultMap(Arc<HashMap<Key, Box<dyn Val>>>);
+pub struct DefaultMap(Arc<Entries>);
 
 impl DefaultMap {
-    pub fn into_inner(self) -> HashMap<Key, Box<dyn Val>> {
+    pub fn into_inner(self) -> Entries {
         // PATCH (securescore): entries of a shared map are shared, not copied.
         Arc::try_unwrap(self.0).unwrap_or_else(|shared| {
             shared
@@ -27,7 +36,7 @@ impl DefaultMap {
         })
     }
 
-    pub fn inner(&self) -> &HashMap<Key, Box<dyn Val>> {
+    pub fn inner(&self) -> &Entries {
         &self.0
     }
 }
@@ -42,7 +51,7 @@ impl DefaultMap {
 }
 
 impl Deref for DefaultMap {
-    type Target = HashMap<Key, Box<dyn Val>>;
+    type Target = Entries;
 
     fn deref(&self) -> &Self::Target {
         &self.0
@@ -82,7 +91,7 @@ impl Val for DefaultMap {
             return Box::new(Self(self.0.clone()));
         }
         crate::budget::note_memory(self.0.len() as u64 * crate::budget::MAP_ENTRY_BYTES);
-        let mut map = HashMap::with_capacity(self.0.len());
+        let mut map = Entries::with_capacity_and_hasher(self.0.len(), EntryHasher::default());
         for (k, v) in self.0.iter() {
             map.insert(k.clone_deep(), v.clone_as_boxed());
         }
@@ -167,6 +176,13 @@ impl Iterable for DefaultMap {
 
 impl From<HashMap<Key, Box<dyn Val>>> for DefaultMap {
     fn from(value: HashMap<Key, Box<dyn Val>>) -> Self {
+        // PATCH (securescore): re-hashed into `Entries` (build `Entries` to avoid it).
+        Self(Arc::new(value.into_iter().collect()))
+    }
+}
+
+impl From<Entries> for DefaultMap {
+    fn from(value: Entries) -> Self {
         Self(Arc::new(value))
     }
 }

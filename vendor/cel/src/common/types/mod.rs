@@ -26,6 +26,8 @@ pub use int::Int as CelInt;
 pub use list::DefaultList as CelList;
 pub use map::DefaultMap as CelMap;
 pub use map::Key as CelMapKey;
+// PATCH (securescore): a map's entries with their hasher, to build a `CelMap` without re-hashing.
+pub use map::{Entries as CelMapEntries, EntryHasher as CelMapHasher};
 pub use null::Null as CelNull;
 pub use optional::Optional as CelOptional;
 pub use string::String as CelString;
