@@ -1,7 +1,7 @@
 //! Objects as the engine sees them, and the inventory of one evaluation.
 
 use super::cel::{CelJson, json_to_cel};
-use super::compact::Compact;
+use super::compact::{Compact, share};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
@@ -34,8 +34,9 @@ pub struct Resource {
     pub namespace: Option<String>,
     pub name: String,
     pub uid: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    pub controller: Option<OwnerRef>,
+    pub labels: Labels,
+    /// Boxed: most objects have none, and every cached object would carry the room.
+    pub controller: Option<Box<OwnerRef>>,
     /// The object as read; `Null` once the resource is compacted ([`Resource::into_compact`]):
     /// [`Resource::json`] gives it back either way.
     pub object: serde_json::Value,
@@ -123,7 +124,7 @@ impl Resource {
             .and_then(|l| l.as_object())
             .map(|l| {
                 l.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
                     .collect()
             })
             .unwrap_or_default();
@@ -142,7 +143,7 @@ impl Resource {
                 }
             })
             .and_then(|r| {
-                Some(OwnerRef {
+                Some(Box::new(OwnerRef {
                     group: group_of(r.get("apiVersion")?.as_str()?).to_string(),
                     kind: r.get("kind")?.as_str()?.to_string(),
                     name: r.get("name")?.as_str()?.to_string(),
@@ -151,7 +152,7 @@ impl Resource {
                         .and_then(|u| u.as_str())
                         .filter(|u| !u.is_empty())
                         .map(str::to_string),
-                })
+                }))
             });
         Ok(Resource {
             group: group_of(&api_version).to_string(),
@@ -234,6 +235,59 @@ impl Resource {
             Some(ns) => format!("{} {ns}/{}", self.kind, self.name),
             None => format!("{} {}", self.kind, self.name),
         }
+    }
+}
+
+/// An object's labels in one allocation, sorted by key, keys and values shared through
+/// [`share`] (a `BTreeMap` took a 544-byte node for a single label, and a copy of every string,
+/// for each of 100k cached objects).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels(Box<[(Arc<String>, Arc<String>)]>);
+
+impl Labels {
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| &*self.0[i].1)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Key and value pairs, by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The last value given for a key wins, as in a map.
+impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for Labels {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Labels {
+        let mut sorted: Vec<(Arc<String>, Arc<String>)> = Vec::new();
+        for (k, v) in pairs {
+            let (k, v) = (k.as_ref(), v.as_ref());
+            match sorted.binary_search_by(|(have, _)| have.as_str().cmp(k)) {
+                Ok(i) => sorted[i].1 = share(v),
+                Err(i) => sorted.insert(i, (share(k), share(v))),
+            }
+        }
+        Labels(sorted.into_boxed_slice())
+    }
+}
+
+impl super::selector::LabelLookup for Labels {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
     }
 }
 
