@@ -2,7 +2,9 @@
 
 use super::cel::{CelJson, json_to_cel};
 use super::compact::{Compact, share};
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
 /// Where an object was read from (offline scans), for located findings.
@@ -307,12 +309,77 @@ pub enum KindStatus {
 /// Objects of one kind by namespace (`None`: cluster-scoped).
 type ByNamespace = HashMap<Option<String>, Vec<Arc<Resource>>>;
 
+/// An object in a set of objects that differ by name (one kind in one namespace), found by its
+/// name without a copy of it: `set.get(name)`. Hashed and compared by name only.
+#[derive(Debug, Clone)]
+pub struct Named(pub Arc<Resource>);
+
+impl Borrow<str> for Named {
+    fn borrow(&self) -> &str {
+        &self.0.name
+    }
+}
+
+impl Hash for Named {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.name.as_str().hash(state);
+    }
+}
+
+impl PartialEq for Named {
+    fn eq(&self, other: &Named) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for Named {}
+
+/// An object found by its uid without a copy of it (only objects with a uid are held).
+#[derive(Debug, Clone)]
+struct ByUid(Arc<Resource>);
+
+impl ByUid {
+    fn uid(&self) -> &str {
+        self.0.uid.as_deref().unwrap_or("")
+    }
+}
+
+impl Borrow<str> for ByUid {
+    fn borrow(&self) -> &str {
+        self.uid()
+    }
+}
+
+impl Hash for ByUid {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.uid().hash(state);
+    }
+}
+
+impl PartialEq for ByUid {
+    fn eq(&self, other: &ByUid) -> bool {
+        self.uid() == other.uid()
+    }
+}
+
+impl Eq for ByUid {}
+
+/// Objects of one kind in one namespace (or cluster-scoped) by name.
+#[derive(Debug, Clone, Default)]
+pub struct NameIndex(HashSet<Named>);
+
+impl NameIndex {
+    pub fn get(&self, name: &str) -> Option<&Arc<Resource>> {
+        self.0.get(name).map(|n| &n.0)
+    }
+}
+
 /// Objects of one kind in one namespace (or cluster-scoped) by name: a reference (a
 /// binding's `roleRef`, a Pod's service account) resolves in constant time. Shared, so that an
 /// evaluation holds it for the price of a reference count.
-pub type ByName = Arc<HashMap<String, Arc<Resource>>>;
+pub type ByName = Arc<NameIndex>;
 
-impl super::cel::NamedObjects for HashMap<String, Arc<Resource>> {
+impl super::cel::NamedObjects for NameIndex {
     fn named(&self, name: &str) -> Option<super::cel::cel::Value> {
         self.get(name).map(|r| r.cel().value())
     }
@@ -323,7 +390,7 @@ impl super::cel::NamedObjects for HashMap<String, Arc<Resource>> {
 pub struct Inventory {
     by_kind: HashMap<(String, String), Vec<Arc<Resource>>>,
     namespaces: BTreeMap<String, Arc<Resource>>,
-    by_uid: HashMap<String, Arc<Resource>>,
+    by_uid: HashSet<ByUid>,
     /// Objects of one kind per namespace (`None`: cluster-scoped), in insertion order.
     by_kind_ns: HashMap<(String, String), ByNamespace>,
     /// Objects of one kind and namespace by name (the last declared wins a duplicate name).
@@ -386,12 +453,15 @@ impl Inventory {
                 .get_mut(&(old.group.clone(), old.kind.clone(), old.namespace.clone()))
             && named.get(&old.name).is_some_and(|r| Arc::ptr_eq(r, &old))
         {
-            Arc::make_mut(named).remove(&old.name);
+            Arc::make_mut(named).0.remove(old.name.as_str());
         }
         if let Some(uid) = &old.uid
-            && self.by_uid.get(uid).is_some_and(|r| Arc::ptr_eq(r, &old))
+            && self
+                .by_uid
+                .get(uid.as_str())
+                .is_some_and(|r| Arc::ptr_eq(&r.0, &old))
         {
-            self.by_uid.remove(uid);
+            self.by_uid.remove(uid.as_str());
         }
         if old.kind == "Namespace"
             && old.group.is_empty()
@@ -410,8 +480,8 @@ impl Inventory {
         if r.kind == "Namespace" && r.group.is_empty() {
             self.namespaces.insert(r.name.clone(), r.clone());
         }
-        if let Some(uid) = &r.uid {
-            self.by_uid.insert(uid.clone(), r.clone());
+        if r.uid.is_some() {
+            self.by_uid.replace(ByUid(r.clone()));
         }
         self.by_kind_ns
             .entry((r.group.clone(), r.kind.clone()))
@@ -423,7 +493,7 @@ impl Inventory {
             .by_name
             .entry((r.group.clone(), r.kind.clone(), r.namespace.clone()))
             .or_default();
-        Arc::make_mut(named).insert(r.name.clone(), r.clone());
+        Arc::make_mut(named).0.replace(Named(r.clone()));
         self.by_kind
             .entry((r.group.clone(), r.kind.clone()))
             .or_default()
@@ -518,7 +588,7 @@ impl Inventory {
     }
 
     pub fn by_uid(&self, uid: &str) -> Option<&Arc<Resource>> {
-        self.by_uid.get(uid)
+        self.by_uid.get(uid).map(|r| &r.0)
     }
 
     /// Find an object by namespace/kind/name (for owners without a uid match).
