@@ -94,7 +94,11 @@ impl Compact {
 
     /// How many strings the process-wide table holds (for the memory figures and tests).
     pub fn shared_strings() -> usize {
-        shared().strings.read().unwrap_or_else(|e| e.into_inner()).len()
+        shared()
+            .strings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// The object as a CEL value, as [`super::cel::json_to_cel`] makes it from the JSON: map

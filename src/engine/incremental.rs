@@ -13,10 +13,6 @@
 //! namespaces by label) or a different `now` re-evaluates in full. Equivalence with
 //! [`evaluate`](super::evaluate()) is tested in tests/incremental.rs.
 
-// `Key` hashes and orders by a Resource's identity fields, which never change; the lazily
-// converted CEL value a Resource caches (its interior mutability) is not part of that.
-#![allow(clippy::mutable_key_type)]
-
 use super::check::{CompiledAction, Surroundings, Verdict};
 use super::evaluate::{
     self, ActionOutcome, Outcome, ResourceResult, TargetEvaluation, TargetInput, in_scope,
@@ -160,6 +156,9 @@ impl Entry {
     }
 }
 
+// `Key` hashes and orders by a Resource's identity fields, which never change; the lazily
+// converted CEL value a Resource caches (its interior mutability) is not part of that.
+#[allow(clippy::mutable_key_type)]
 impl Incremental {
     /// Evaluate in full and keep the verdicts.
     pub fn new(

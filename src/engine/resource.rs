@@ -201,6 +201,17 @@ impl Resource {
         self.compact.as_ref().map_or(0, Compact::len)
     }
 
+    /// Whether two versions of an object hold the same content (a relist finds most objects
+    /// as they were). May say no for equal content (an encoding made after the shared table
+    /// filled up), never yes for different content.
+    pub fn same_content(&self, other: &Resource) -> bool {
+        match (&self.compact, &other.compact) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => self.object == other.object,
+            _ => *self.json() == *other.json(),
+        }
+    }
+
     /// The object as JSON (decoded when compact).
     pub fn json(&self) -> std::borrow::Cow<'_, serde_json::Value> {
         match &self.compact {

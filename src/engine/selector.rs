@@ -18,10 +18,10 @@ impl LabelLookup for BTreeMap<String, String> {
 /// Whether `labels` match `selector`. An unknown operator matches nothing (fail closed) and is
 /// reported by [`validate`].
 pub fn matches(selector: &LabelSelector, labels: &impl LabelLookup) -> bool {
-    let labels_ok = selector
-        .match_labels
-        .as_ref()
-        .is_none_or(|want| want.iter().all(|(k, v)| labels.label(k) == Some(v.as_str())));
+    let labels_ok = selector.match_labels.as_ref().is_none_or(|want| {
+        want.iter()
+            .all(|(k, v)| labels.label(k) == Some(v.as_str()))
+    });
     let exprs_ok = selector.match_expressions.as_ref().is_none_or(|exprs| {
         exprs.iter().all(|e| {
             let values = e.values.as_deref().unwrap_or(&[]);

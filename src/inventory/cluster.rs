@@ -41,6 +41,9 @@ pub type OnChange = Arc<dyn Fn(&KindKey, &Change) + Send + Sync>;
 #[derive(Default)]
 struct Objects(HashMap<Option<String>, HashSet<Named>>);
 
+// `Named` hashes and compares by the object's name, which never changes; the lazily converted
+// CEL value a Resource caches (its interior mutability) is not part of that.
+#[allow(clippy::mutable_key_type)]
 impl Objects {
     /// Add or replace the object with this namespace and name; returns the replaced one.
     fn insert(&mut self, r: Arc<Resource>) -> Option<Arc<Resource>> {
@@ -64,6 +67,27 @@ impl Objects {
 
     fn values(&self) -> impl Iterator<Item = &Arc<Resource>> {
         self.0.values().flatten().map(|n| &n.0)
+    }
+
+    fn get(&self, namespace: &Option<String>, name: &str) -> Option<&Arc<Resource>> {
+        self.0.get(namespace)?.get(name).map(|n| &n.0)
+    }
+
+    /// What a relist found changed against `before`: the objects added or modified, then the
+    /// ones gone. Objects listed as they were are not changes.
+    fn changes_since(&self, before: &Objects) -> Vec<Change> {
+        let applied = self.values().filter(|r| {
+            before
+                .get(&r.namespace, &r.name)
+                .is_none_or(|old| !old.same_content(r))
+        });
+        let deleted = before
+            .values()
+            .filter(|old| self.get(&old.namespace, &old.name).is_none());
+        applied
+            .map(|r| Change::Applied(r.clone()))
+            .chain(deleted.map(|r| Change::Deleted(r.clone())))
+            .collect()
     }
 
     fn clear(&mut self) {
@@ -379,14 +403,29 @@ async fn watch_kind(
                 cache.write().unwrap_or_else(lock_poisoned).progress = std::time::Instant::now();
             }
             Ok(Event::InitDone) => {
-                {
+                // A relist of a kind in sync (its watch expired) hands on what changed, as
+                // the watch would have: only the kind's first list (or one after it was
+                // unavailable) makes its readers start over.
+                let relisted = {
                     let mut c = cache.write().unwrap_or_else(lock_poisoned);
-                    c.objects = std::mem::take(&mut pending);
+                    let before = std::mem::replace(&mut c.objects, std::mem::take(&mut pending));
+                    let was_synced = c.status == KindStatus::Synced;
                     c.status = KindStatus::Synced;
-                }
+                    was_synced.then(|| c.objects.changes_since(&before))
+                };
                 forbidden_logged = false;
-                tracing::debug!(kind = %kind_name(&key), "synced");
-                on_change(&key, &Change::Resynced);
+                match relisted {
+                    Some(changes) => {
+                        tracing::debug!(kind = %kind_name(&key), changes = changes.len(), "relisted");
+                        for change in &changes {
+                            on_change(&key, change);
+                        }
+                    }
+                    None => {
+                        tracing::debug!(kind = %kind_name(&key), "synced");
+                        on_change(&key, &Change::Resynced);
+                    }
+                }
             }
             Ok(Event::Apply(obj)) => {
                 if let Some(r) = to_resource(obj, &ar, metadata_only) {
