@@ -499,6 +499,28 @@ mod tests {
     }
 
     #[test]
+    fn an_objects_own_metadata_values_stay_inline_and_short_repeated_values_are_shared() {
+        let v = json!({"metadata": {"name": "web-0", "resourceVersion": "918273",
+                                    "uid": "u-1", "labels": {"tier": "rv-918273x"}},
+                       "spec": {"name": "short-shared"}});
+        let encoded = Compact::encode(&v);
+        let inline = |s: &str| {
+            let mut want = vec![STR, s.len() as u8];
+            want.extend_from_slice(s.as_bytes());
+            encoded
+                .bytes
+                .windows(want.len())
+                .any(|w| w == want.as_slice())
+        };
+        for own in ["web-0", "918273", "u-1"] {
+            assert!(inline(own), "{own} inline");
+        }
+        assert!(!inline("short-shared"), "a short value elsewhere is shared");
+        assert!(!inline("rv-918273x"), "a label value is shared");
+        assert_eq!(encoded.to_json(), v);
+    }
+
+    #[test]
     fn a_truncated_encoding_decodes_to_null_not_a_panic() {
         let encoded = Compact::encode(&pod());
         for cut in [0, 1, encoded.bytes.len() / 2, encoded.bytes.len() - 1] {

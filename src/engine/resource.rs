@@ -632,3 +632,59 @@ impl Inventory {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::selector;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+    #[test]
+    fn labels_are_found_by_key_in_any_order_and_the_last_value_wins() {
+        let labels: Labels = [("b", "2"), ("a", "1"), ("c", "3"), ("a", "9")]
+            .into_iter()
+            .collect();
+        assert_eq!(labels.len(), 3);
+        assert_eq!(labels.get("a").map(String::as_str), Some("9"));
+        assert_eq!(labels.get("c").map(String::as_str), Some("3"));
+        assert_eq!(labels.get("d"), None);
+        let keys: Vec<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+        let sel: LabelSelector = serde_json::from_value(serde_json::json!({
+            "matchLabels": {"a": "9"},
+            "matchExpressions": [{"key": "b", "operator": "In", "values": ["2"]},
+                                 {"key": "d", "operator": "DoesNotExist"}]}))
+        .expect("selector");
+        assert!(selector::matches(&sel, &labels));
+        let other: Labels = [("a", "1"), ("b", "2")].into_iter().collect();
+        assert!(!selector::matches(&sel, &other));
+    }
+
+    #[test]
+    fn indexes_find_objects_by_name_and_uid_and_forget_removed_ones() {
+        let obj = |name: &str, uid: &str| {
+            Arc::new(
+                Resource::new(
+                    serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": name, "namespace": "ns", "uid": uid}}),
+                    None,
+                )
+                .expect("a pod")
+                .into_compact(),
+            )
+        };
+        let mut inv = Inventory::complete([obj("a", "u-a"), obj("b", "u-b")]);
+        let named = inv.by_name("", "Pod", Some("ns")).expect("index");
+        assert_eq!(named.get("b").map(|r| r.name.as_str()), Some("b"));
+        assert_eq!(inv.by_uid("u-a").map(|r| r.name.as_str()), Some("a"));
+        // A new version replaces the old one in both indexes.
+        inv.upsert(obj("a", "u-a2"));
+        assert!(inv.by_uid("u-a").is_none());
+        assert_eq!(inv.by_uid("u-a2").map(|r| r.name.as_str()), Some("a"));
+        inv.remove("", "Pod", Some("ns"), "b");
+        let named = inv.by_name("", "Pod", Some("ns")).expect("index");
+        assert!(named.get("b").is_none());
+        assert!(inv.by_uid("u-b").is_none());
+        assert_eq!(inv.len(), 1);
+    }
+}
