@@ -35,6 +35,10 @@ const SHARED_VALUE_MAX_LEN: usize = 16;
 /// Distinct shared strings the process keeps (bounded: names and label values vary without
 /// end); past it, new strings are stored inline.
 const SHARED_MAX_ENTRIES: usize = 1 << 17;
+/// Fields of the top-level `metadata` whose string values are one object's own (a table entry
+/// costs ~130 bytes, an inline value its length): stored inline whatever their length, so that
+/// 100k objects' resourceVersions and short names do not fill the table.
+const METADATA_OWN_VALUES: [&str; 3] = ["name", "resourceVersion", "uid"];
 
 /// The process-wide table of shared strings: ids only grow, so an encoding stays valid.
 struct Shared {
@@ -72,7 +76,7 @@ impl Compact {
             ids: &mut ids,
             table,
         };
-        encoder.value(value);
+        encoder.object(value);
         drop(ids);
         Compact {
             bytes: out.into_boxed_slice(),
@@ -86,6 +90,15 @@ impl Compact {
 
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
+    }
+
+    /// How many strings the process-wide table holds (for the memory figures and tests).
+    pub fn shared_strings() -> usize {
+        shared()
+            .strings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// The object as a CEL value, as [`super::cel::json_to_cel`] makes it from the JSON: map
@@ -114,6 +127,41 @@ impl Compact {
     }
 }
 
+/// The id of `s` in the table, added when new and the table has room.
+fn table_id(s: &str, ids: &mut HashMap<String, u32>, table: &Shared) -> Option<u32> {
+    if let Some(id) = ids.get(s) {
+        return Some(*id);
+    }
+    if ids.len() >= SHARED_MAX_ENTRIES {
+        return None;
+    }
+    let mut strings = table.strings.write().unwrap_or_else(|e| e.into_inner());
+    let id = strings.len() as u32;
+    strings.push(Arc::new(s.to_string()));
+    drop(strings);
+    ids.insert(s.to_string(), id);
+    Some(id)
+}
+
+/// `s` as a shared string: the table's copy when it is short enough to be a key
+/// (`SHARED_KEY_MAX_LEN`: label keys and values, kinds, namespaces) and the table has room, a
+/// copy of its own otherwise. Objects' identities and labels hold these, so that a value 100k
+/// objects repeat is stored once.
+pub fn share(s: &str) -> Arc<String> {
+    let table = shared();
+    if s.len() <= SHARED_KEY_MAX_LEN {
+        let mut ids = table.ids.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(id) = table_id(s, &mut ids, table) {
+            drop(ids);
+            let strings = table.strings.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(shared) = strings.get(id as usize) {
+                return shared.clone();
+            }
+        }
+    }
+    Arc::new(s.to_string())
+}
+
 struct Encoder<'a> {
     out: &'a mut Vec<u8>,
     ids: &'a mut HashMap<String, u32>,
@@ -130,31 +178,47 @@ impl Encoder<'_> {
     }
 
     fn string(&mut self, s: &str, max_shared: usize) {
-        if s.len() <= max_shared {
-            if let Some(id) = self.ids.get(s) {
-                self.out.push(SHARED);
-                self.varint(u64::from(*id));
-                return;
-            }
-            if self.ids.len() < SHARED_MAX_ENTRIES {
-                let arc = Arc::new(s.to_string());
-                let mut strings = self
-                    .table
-                    .strings
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner());
-                let id = strings.len() as u32;
-                strings.push(arc.clone());
-                drop(strings);
-                self.ids.insert(s.to_string(), id);
-                self.out.push(SHARED);
-                self.varint(u64::from(id));
-                return;
-            }
+        if s.len() <= max_shared
+            && let Some(id) = table_id(s, self.ids, self.table)
+        {
+            self.out.push(SHARED);
+            self.varint(u64::from(id));
+            return;
         }
         self.out.push(STR);
         self.varint(s.len() as u64);
         self.out.extend_from_slice(s.as_bytes());
+    }
+
+    /// A whole object: as [`Encoder::value`], except that the values of its own metadata
+    /// fields ([`METADATA_OWN_VALUES`]) stay inline.
+    fn object(&mut self, v: &serde_json::Value) {
+        let serde_json::Value::Object(fields) = v else {
+            return self.value(v);
+        };
+        self.out.push(MAP);
+        self.varint(fields.len() as u64);
+        for (k, v) in fields {
+            self.string(k, SHARED_KEY_MAX_LEN);
+            match (k.as_str(), v) {
+                ("metadata", serde_json::Value::Object(meta)) => {
+                    self.out.push(MAP);
+                    self.varint(meta.len() as u64);
+                    for (mk, mv) in meta {
+                        self.string(mk, SHARED_KEY_MAX_LEN);
+                        match mv {
+                            serde_json::Value::String(own)
+                                if METADATA_OWN_VALUES.contains(&mk.as_str()) =>
+                            {
+                                self.string(own, 0)
+                            }
+                            _ => self.value(mv),
+                        }
+                    }
+                }
+                _ => self.value(v),
+            }
+        }
     }
 
     fn value(&mut self, v: &serde_json::Value) {
@@ -432,6 +496,28 @@ mod tests {
             encoded.len()
         );
         assert_eq!(Compact::encode(&v), encoded, "the same ids every time");
+    }
+
+    #[test]
+    fn an_objects_own_metadata_values_stay_inline_and_short_repeated_values_are_shared() {
+        let v = json!({"metadata": {"name": "web-0", "resourceVersion": "918273",
+                                    "uid": "u-1", "labels": {"tier": "rv-918273x"}},
+                       "spec": {"name": "short-shared"}});
+        let encoded = Compact::encode(&v);
+        let inline = |s: &str| {
+            let mut want = vec![STR, s.len() as u8];
+            want.extend_from_slice(s.as_bytes());
+            encoded
+                .bytes
+                .windows(want.len())
+                .any(|w| w == want.as_slice())
+        };
+        for own in ["web-0", "918273", "u-1"] {
+            assert!(inline(own), "{own} inline");
+        }
+        assert!(!inline("short-shared"), "a short value elsewhere is shared");
+        assert!(!inline("rv-918273x"), "a label value is shared");
+        assert_eq!(encoded.to_json(), v);
     }
 
     #[test]

@@ -13,10 +13,6 @@
 //! namespaces by label) or a different `now` re-evaluates in full. Equivalence with
 //! [`evaluate`](super::evaluate()) is tested in tests/incremental.rs.
 
-// `Key` hashes and orders by a Resource's identity fields, which never change; the lazily
-// converted CEL value a Resource caches (its interior mutability) is not part of that.
-#![allow(clippy::mutable_key_type)]
-
 use super::check::{CompiledAction, Surroundings, Verdict};
 use super::evaluate::{
     self, ActionOutcome, Outcome, ResourceResult, TargetEvaluation, TargetInput, in_scope,
@@ -89,7 +85,10 @@ type Judged = (Arc<Resource>, Vec<(usize, Verdict)>);
 
 /// A verdict other than Compliant, and what decides it.
 struct Entry {
-    verdict: Verdict,
+    /// `Verdict::Error` (else `Verdict::NonCompliant`).
+    error: bool,
+    /// The verdict's message, shared: an action says the same few things of many objects.
+    message: Arc<str>,
     /// The declared resolution (None: unresolved).
     state: Option<ResolutionState>,
     /// The exemption declaring it (None: the action's own resolution, or none).
@@ -130,8 +129,36 @@ pub struct Incremental {
     controls: Vec<Arc<SecurityControl>>,
     /// How often a change re-judged every object (see [`Incremental::fallbacks`]).
     fallbacks: u64,
+    /// The failing verdicts' messages, each kept once (see [`Entry::message`]).
+    messages: HashSet<Arc<str>>,
 }
 
+/// Messages kept before the ones no verdict holds any more are dropped.
+const MESSAGES_KEPT: usize = 1 << 16;
+
+impl Entry {
+    fn verdict(&self) -> Verdict {
+        let message = self.message.to_string();
+        if self.error {
+            Verdict::Error { message }
+        } else {
+            Verdict::NonCompliant { message }
+        }
+    }
+
+    /// The verdict as far as a control's health reads it (not compliant), without copying
+    /// the message.
+    fn failing(&self) -> &'static Verdict {
+        static FAILING: Verdict = Verdict::NonCompliant {
+            message: String::new(),
+        };
+        &FAILING
+    }
+}
+
+// `Key` hashes and orders by a Resource's identity fields, which never change; the lazily
+// converted CEL value a Resource caches (its interior mutability) is not part of that.
+#[allow(clippy::mutable_key_type)]
 impl Incremental {
     /// Evaluate in full and keep the verdicts.
     pub fn new(
@@ -167,6 +194,7 @@ impl Incremental {
             simple: true,
             controls: Vec::new(),
             fallbacks: 0,
+            messages: HashSet::new(),
         };
         inc.rebuild_books();
         inc
@@ -223,6 +251,7 @@ impl Incremental {
             .map(|_| ActionBook::default())
             .collect();
         self.applicable_tops = vec![HashSet::new(); self.judged.len()];
+        self.messages.clear();
         // The rows move into the books: the base keeps counts only (no second copy).
         let mut outcomes: HashMap<String, Vec<ResourceResult>> = HashMap::new();
         for o in &mut self.base.actions {
@@ -259,14 +288,19 @@ impl Incremental {
 
     fn add(&mut self, i: usize, resource: Arc<Resource>, verdict: Verdict) {
         let key = Key(resource);
-        if verdict.is_compliant() {
-            let book = &mut self.books[i];
-            book.tally.add(&verdict, None);
-            let fresh = book.compliant.insert(key);
-            // Two objects with one identity: keep the counts of both, as a full evaluation does.
-            debug_assert!(fresh, "duplicate identity");
-            return;
-        }
+        let (error, message) = match &verdict {
+            Verdict::Compliant => {
+                let book = &mut self.books[i];
+                book.tally.add(&verdict, None);
+                let fresh = book.compliant.insert(key);
+                // Two objects with one identity: keep the counts of both, as a full evaluation
+                // does.
+                debug_assert!(fresh, "duplicate identity");
+                return;
+            }
+            Verdict::Error { message } => (true, message.as_str()),
+            Verdict::NonCompliant { message } => (false, message.as_str()),
+        };
         let action = self.judged[i].clone();
         let mut exemption = None;
         let state =
@@ -277,13 +311,15 @@ impl Incremental {
                 }
                 state
             });
+        self.books[i].tally.add(&verdict, state);
+        let message = self.share(message);
         let book = &mut self.books[i];
-        book.tally.add(&verdict, state);
         if matches!(state, None | Some(ResolutionState::Planned)) {
             book.findings.insert(key.clone());
         }
         let entry = Entry {
-            verdict,
+            error,
+            message,
             state,
             exemption,
         };
@@ -291,12 +327,25 @@ impl Incremental {
         debug_assert!(old.is_none(), "duplicate identity");
     }
 
+    /// `message`, as the one copy every verdict saying it holds.
+    fn share(&mut self, message: &str) -> Arc<str> {
+        if let Some(kept) = self.messages.get(message) {
+            return kept.clone();
+        }
+        if self.messages.len() >= MESSAGES_KEPT {
+            self.messages.retain(|m| Arc::strong_count(m) > 1);
+        }
+        let shared: Arc<str> = message.into();
+        self.messages.insert(shared.clone());
+        shared
+    }
+
     fn remove_entry(&mut self, i: usize, key: &Key) {
         let book = &mut self.books[i];
         if book.compliant.remove(key) {
             book.tally.remove(&Verdict::Compliant, None);
         } else if let Some(e) = book.failing.remove(key) {
-            book.tally.remove(&e.verdict, e.state);
+            book.tally.remove(&e.verdict(), e.state);
             book.findings.remove(key);
             if let Some(x) = e.exemption {
                 self.covered[x as usize] -= 1;
@@ -579,7 +628,7 @@ impl Incremental {
                             .iter()
                             .map(|k| (k.identity(), super::controls::Health::Compliant));
                         let failing = b.failing.iter().map(|(k, e)| {
-                            (k.identity(), super::controls::health(&e.verdict, e.state))
+                            (k.identity(), super::controls::health(e.failing(), e.state))
                         });
                         compliant.chain(failing)
                     })
@@ -619,7 +668,7 @@ impl Incremental {
             .filter_map(|k| Some((k, book.failing.get(k)?)))
             .map(|(k, e)| ResourceResult {
                 resource: k.0.clone(),
-                verdict: e.verdict.clone(),
+                verdict: e.verdict(),
                 resolution: e.state.map(|state| {
                     let exemption = e
                         .exemption

@@ -1,8 +1,10 @@
 //! Objects as the engine sees them, and the inventory of one evaluation.
 
 use super::cel::{CelJson, json_to_cel};
-use super::compact::Compact;
-use std::collections::{BTreeMap, HashMap};
+use super::compact::{Compact, share};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
 /// Where an object was read from (offline scans), for located findings.
@@ -34,8 +36,9 @@ pub struct Resource {
     pub namespace: Option<String>,
     pub name: String,
     pub uid: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    pub controller: Option<OwnerRef>,
+    pub labels: Labels,
+    /// Boxed: most objects have none, and every cached object would carry the room.
+    pub controller: Option<Box<OwnerRef>>,
     /// The object as read; `Null` once the resource is compacted ([`Resource::into_compact`]):
     /// [`Resource::json`] gives it back either way.
     pub object: serde_json::Value,
@@ -123,7 +126,7 @@ impl Resource {
             .and_then(|l| l.as_object())
             .map(|l| {
                 l.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
                     .collect()
             })
             .unwrap_or_default();
@@ -142,7 +145,7 @@ impl Resource {
                 }
             })
             .and_then(|r| {
-                Some(OwnerRef {
+                Some(Box::new(OwnerRef {
                     group: group_of(r.get("apiVersion")?.as_str()?).to_string(),
                     kind: r.get("kind")?.as_str()?.to_string(),
                     name: r.get("name")?.as_str()?.to_string(),
@@ -151,7 +154,7 @@ impl Resource {
                         .and_then(|u| u.as_str())
                         .filter(|u| !u.is_empty())
                         .map(str::to_string),
-                })
+                }))
             });
         Ok(Resource {
             group: group_of(&api_version).to_string(),
@@ -198,6 +201,17 @@ impl Resource {
         self.compact.as_ref().map_or(0, Compact::len)
     }
 
+    /// Whether two versions of an object hold the same content (a relist finds most objects
+    /// as they were). May say no for equal content (an encoding made after the shared table
+    /// filled up), never yes for different content.
+    pub fn same_content(&self, other: &Resource) -> bool {
+        match (&self.compact, &other.compact) {
+            (Some(a), Some(b)) => a == b,
+            (None, None) => self.object == other.object,
+            _ => *self.json() == *other.json(),
+        }
+    }
+
     /// The object as JSON (decoded when compact).
     pub fn json(&self) -> std::borrow::Cow<'_, serde_json::Value> {
         match &self.compact {
@@ -237,6 +251,59 @@ impl Resource {
     }
 }
 
+/// An object's labels in one allocation, sorted by key, keys and values shared through
+/// [`share`] (a `BTreeMap` took a 544-byte node for a single label, and a copy of every string,
+/// for each of 100k cached objects).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels(Box<[(Arc<String>, Arc<String>)]>);
+
+impl Labels {
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| &*self.0[i].1)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Key and value pairs, by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The last value given for a key wins, as in a map.
+impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for Labels {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Labels {
+        let mut sorted: Vec<(Arc<String>, Arc<String>)> = Vec::new();
+        for (k, v) in pairs {
+            let (k, v) = (k.as_ref(), v.as_ref());
+            match sorted.binary_search_by(|(have, _)| have.as_str().cmp(k)) {
+                Ok(i) => sorted[i].1 = share(v),
+                Err(i) => sorted.insert(i, (share(k), share(v))),
+            }
+        }
+        Labels(sorted.into_boxed_slice())
+    }
+}
+
+impl super::selector::LabelLookup for Labels {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
 /// Whether the objects of one kind are known to the evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KindStatus {
@@ -253,12 +320,77 @@ pub enum KindStatus {
 /// Objects of one kind by namespace (`None`: cluster-scoped).
 type ByNamespace = HashMap<Option<String>, Vec<Arc<Resource>>>;
 
+/// An object in a set of objects that differ by name (one kind in one namespace), found by its
+/// name without a copy of it: `set.get(name)`. Hashed and compared by name only.
+#[derive(Debug, Clone)]
+pub struct Named(pub Arc<Resource>);
+
+impl Borrow<str> for Named {
+    fn borrow(&self) -> &str {
+        &self.0.name
+    }
+}
+
+impl Hash for Named {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.name.as_str().hash(state);
+    }
+}
+
+impl PartialEq for Named {
+    fn eq(&self, other: &Named) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for Named {}
+
+/// An object found by its uid without a copy of it (only objects with a uid are held).
+#[derive(Debug, Clone)]
+struct ByUid(Arc<Resource>);
+
+impl ByUid {
+    fn uid(&self) -> &str {
+        self.0.uid.as_deref().unwrap_or("")
+    }
+}
+
+impl Borrow<str> for ByUid {
+    fn borrow(&self) -> &str {
+        self.uid()
+    }
+}
+
+impl Hash for ByUid {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.uid().hash(state);
+    }
+}
+
+impl PartialEq for ByUid {
+    fn eq(&self, other: &ByUid) -> bool {
+        self.uid() == other.uid()
+    }
+}
+
+impl Eq for ByUid {}
+
+/// Objects of one kind in one namespace (or cluster-scoped) by name.
+#[derive(Debug, Clone, Default)]
+pub struct NameIndex(HashSet<Named>);
+
+impl NameIndex {
+    pub fn get(&self, name: &str) -> Option<&Arc<Resource>> {
+        self.0.get(name).map(|n| &n.0)
+    }
+}
+
 /// Objects of one kind in one namespace (or cluster-scoped) by name: a reference (a
 /// binding's `roleRef`, a Pod's service account) resolves in constant time. Shared, so that an
 /// evaluation holds it for the price of a reference count.
-pub type ByName = Arc<HashMap<String, Arc<Resource>>>;
+pub type ByName = Arc<NameIndex>;
 
-impl super::cel::NamedObjects for HashMap<String, Arc<Resource>> {
+impl super::cel::NamedObjects for NameIndex {
     fn named(&self, name: &str) -> Option<super::cel::cel::Value> {
         self.get(name).map(|r| r.cel().value())
     }
@@ -269,7 +401,7 @@ impl super::cel::NamedObjects for HashMap<String, Arc<Resource>> {
 pub struct Inventory {
     by_kind: HashMap<(String, String), Vec<Arc<Resource>>>,
     namespaces: BTreeMap<String, Arc<Resource>>,
-    by_uid: HashMap<String, Arc<Resource>>,
+    by_uid: HashSet<ByUid>,
     /// Objects of one kind per namespace (`None`: cluster-scoped), in insertion order.
     by_kind_ns: HashMap<(String, String), ByNamespace>,
     /// Objects of one kind and namespace by name (the last declared wins a duplicate name).
@@ -332,12 +464,15 @@ impl Inventory {
                 .get_mut(&(old.group.clone(), old.kind.clone(), old.namespace.clone()))
             && named.get(&old.name).is_some_and(|r| Arc::ptr_eq(r, &old))
         {
-            Arc::make_mut(named).remove(&old.name);
+            Arc::make_mut(named).0.remove(old.name.as_str());
         }
         if let Some(uid) = &old.uid
-            && self.by_uid.get(uid).is_some_and(|r| Arc::ptr_eq(r, &old))
+            && self
+                .by_uid
+                .get(uid.as_str())
+                .is_some_and(|r| Arc::ptr_eq(&r.0, &old))
         {
-            self.by_uid.remove(uid);
+            self.by_uid.remove(uid.as_str());
         }
         if old.kind == "Namespace"
             && old.group.is_empty()
@@ -356,8 +491,8 @@ impl Inventory {
         if r.kind == "Namespace" && r.group.is_empty() {
             self.namespaces.insert(r.name.clone(), r.clone());
         }
-        if let Some(uid) = &r.uid {
-            self.by_uid.insert(uid.clone(), r.clone());
+        if r.uid.is_some() {
+            self.by_uid.replace(ByUid(r.clone()));
         }
         self.by_kind_ns
             .entry((r.group.clone(), r.kind.clone()))
@@ -369,7 +504,7 @@ impl Inventory {
             .by_name
             .entry((r.group.clone(), r.kind.clone(), r.namespace.clone()))
             .or_default();
-        Arc::make_mut(named).insert(r.name.clone(), r.clone());
+        Arc::make_mut(named).0.replace(Named(r.clone()));
         self.by_kind
             .entry((r.group.clone(), r.kind.clone()))
             .or_default()
@@ -464,7 +599,7 @@ impl Inventory {
     }
 
     pub fn by_uid(&self, uid: &str) -> Option<&Arc<Resource>> {
-        self.by_uid.get(uid)
+        self.by_uid.get(uid).map(|r| &r.0)
     }
 
     /// Find an object by namespace/kind/name (for owners without a uid match).
@@ -495,5 +630,61 @@ impl Inventory {
                 .copied()
                 .unwrap_or(KindStatus::Missing),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::selector;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+    #[test]
+    fn labels_are_found_by_key_in_any_order_and_the_last_value_wins() {
+        let labels: Labels = [("b", "2"), ("a", "1"), ("c", "3"), ("a", "9")]
+            .into_iter()
+            .collect();
+        assert_eq!(labels.len(), 3);
+        assert_eq!(labels.get("a").map(String::as_str), Some("9"));
+        assert_eq!(labels.get("c").map(String::as_str), Some("3"));
+        assert_eq!(labels.get("d"), None);
+        let keys: Vec<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+        let sel: LabelSelector = serde_json::from_value(serde_json::json!({
+            "matchLabels": {"a": "9"},
+            "matchExpressions": [{"key": "b", "operator": "In", "values": ["2"]},
+                                 {"key": "d", "operator": "DoesNotExist"}]}))
+        .expect("selector");
+        assert!(selector::matches(&sel, &labels));
+        let other: Labels = [("a", "1"), ("b", "2")].into_iter().collect();
+        assert!(!selector::matches(&sel, &other));
+    }
+
+    #[test]
+    fn indexes_find_objects_by_name_and_uid_and_forget_removed_ones() {
+        let obj = |name: &str, uid: &str| {
+            Arc::new(
+                Resource::new(
+                    serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                        "metadata": {"name": name, "namespace": "ns", "uid": uid}}),
+                    None,
+                )
+                .expect("a pod")
+                .into_compact(),
+            )
+        };
+        let mut inv = Inventory::complete([obj("a", "u-a"), obj("b", "u-b")]);
+        let named = inv.by_name("", "Pod", Some("ns")).expect("index");
+        assert_eq!(named.get("b").map(|r| r.name.as_str()), Some("b"));
+        assert_eq!(inv.by_uid("u-a").map(|r| r.name.as_str()), Some("a"));
+        // A new version replaces the old one in both indexes.
+        inv.upsert(obj("a", "u-a2"));
+        assert!(inv.by_uid("u-a").is_none());
+        assert_eq!(inv.by_uid("u-a2").map(|r| r.name.as_str()), Some("a"));
+        inv.remove("", "Pod", Some("ns"), "b");
+        let named = inv.by_name("", "Pod", Some("ns")).expect("index");
+        assert!(named.get("b").is_none());
+        assert!(inv.by_uid("u-b").is_none());
+        assert_eq!(inv.len(), 1);
     }
 }

@@ -3,21 +3,34 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::collections::BTreeMap;
 
+/// Labels a selector reads: an object's ([`Labels`](super::resource::Labels)) or a
+/// definition's map.
+pub trait LabelLookup {
+    fn label(&self, key: &str) -> Option<&str>;
+}
+
+impl LabelLookup for BTreeMap<String, String> {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
 /// Whether `labels` match `selector`. An unknown operator matches nothing (fail closed) and is
 /// reported by [`validate`].
-pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let labels_ok = selector
-        .match_labels
-        .as_ref()
-        .is_none_or(|want| want.iter().all(|(k, v)| labels.get(k) == Some(v)));
+pub fn matches(selector: &LabelSelector, labels: &impl LabelLookup) -> bool {
+    let labels_ok = selector.match_labels.as_ref().is_none_or(|want| {
+        want.iter()
+            .all(|(k, v)| labels.label(k) == Some(v.as_str()))
+    });
     let exprs_ok = selector.match_expressions.as_ref().is_none_or(|exprs| {
         exprs.iter().all(|e| {
             let values = e.values.as_deref().unwrap_or(&[]);
+            let listed = |v: &str| values.iter().any(|x| x == v);
             match e.operator.as_str() {
-                "In" => labels.get(&e.key).is_some_and(|v| values.contains(v)),
-                "NotIn" => labels.get(&e.key).is_none_or(|v| !values.contains(v)),
-                "Exists" => labels.contains_key(&e.key),
-                "DoesNotExist" => !labels.contains_key(&e.key),
+                "In" => labels.label(&e.key).is_some_and(listed),
+                "NotIn" => labels.label(&e.key).is_none_or(|v| !listed(v)),
+                "Exists" => labels.label(&e.key).is_some(),
+                "DoesNotExist" => labels.label(&e.key).is_none(),
                 _ => false,
             }
         })

@@ -5,14 +5,14 @@
 //! object and dropped after it), managedFields dropped, Secrets as metadata only.
 
 use crate::engine::evaluate::in_scope;
-use crate::engine::resource::{KindStatus, Resource};
+use crate::engine::resource::{KindStatus, Named, Resource};
 use futures::StreamExt;
 use kube::Client;
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use tokio::task::JoinHandle;
 
@@ -36,9 +36,68 @@ pub enum Change {
 /// Called after every change of a watched kind, once the cache holds it.
 pub type OnChange = Arc<dyn Fn(&KindKey, &Change) + Send + Sync>;
 
+/// One kind's objects by namespace (`None`: cluster-scoped), then by name: no copy of either
+/// per object (100k cached objects).
+#[derive(Default)]
+struct Objects(HashMap<Option<String>, HashSet<Named>>);
+
+// `Named` hashes and compares by the object's name, which never changes; the lazily converted
+// CEL value a Resource caches (its interior mutability) is not part of that.
+#[allow(clippy::mutable_key_type)]
+impl Objects {
+    /// Add or replace the object with this namespace and name; returns the replaced one.
+    fn insert(&mut self, r: Arc<Resource>) -> Option<Arc<Resource>> {
+        if !self.0.contains_key(&r.namespace) {
+            self.0.insert(r.namespace.clone(), HashSet::new());
+        }
+        self.0
+            .get_mut(&r.namespace)
+            .and_then(|names| names.replace(Named(r)))
+            .map(|old| old.0)
+    }
+
+    fn remove(&mut self, namespace: &Option<String>, name: &str) -> Option<Arc<Resource>> {
+        let names = self.0.get_mut(namespace)?;
+        let gone = names.take(name)?;
+        if names.is_empty() {
+            self.0.remove(namespace);
+        }
+        Some(gone.0)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Arc<Resource>> {
+        self.0.values().flatten().map(|n| &n.0)
+    }
+
+    fn get(&self, namespace: &Option<String>, name: &str) -> Option<&Arc<Resource>> {
+        self.0.get(namespace)?.get(name).map(|n| &n.0)
+    }
+
+    /// What a relist found changed against `before`: the objects added or modified, then the
+    /// ones gone. Objects listed as they were are not changes.
+    fn changes_since(&self, before: &Objects) -> Vec<Change> {
+        let applied = self.values().filter(|r| {
+            before
+                .get(&r.namespace, &r.name)
+                .is_none_or(|old| !old.same_content(r))
+        });
+        let deleted = before
+            .values()
+            .filter(|old| self.get(&old.namespace, &old.name).is_none());
+        applied
+            .map(|r| Change::Applied(r.clone()))
+            .chain(deleted.map(|r| Change::Deleted(r.clone())))
+            .collect()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 struct KindCache {
     status: KindStatus,
-    objects: HashMap<(Option<String>, String), Arc<Resource>>,
+    objects: Objects,
     task: Option<JoinHandle<()>>,
     /// When the kind's first list last moved on (the cache was created, a listed object
     /// arrived): a list that keeps moving is waited for, a stalled one is not.
@@ -49,7 +108,7 @@ impl KindCache {
     fn new(status: KindStatus) -> KindCache {
         KindCache {
             status,
-            objects: HashMap::new(),
+            objects: Objects::default(),
             task: None,
             progress: std::time::Instant::now(),
         }
@@ -302,10 +361,6 @@ fn to_resource(obj: DynamicObject, ar: &ApiResource, metadata_only: bool) -> Opt
         .map(|r| Arc::new(r.into_compact()))
 }
 
-fn key_of(r: &Resource) -> (Option<String>, String) {
-    (r.namespace.clone(), r.name.clone())
-}
-
 async fn watch_kind(
     api: Api<DynamicObject>,
     ar: ApiResource,
@@ -333,7 +388,7 @@ async fn watch_kind(
     } else {
         watcher::watcher(api, config).default_backoff().boxed()
     };
-    let mut pending: HashMap<(Option<String>, String), Arc<Resource>> = HashMap::new();
+    let mut pending = Objects::default();
     let mut forbidden_logged = false;
     while let Some(event) = stream.next().await {
         match event {
@@ -343,19 +398,34 @@ async fn watch_kind(
             }
             Ok(Event::InitApply(obj)) => {
                 if let Some(r) = to_resource(obj, &ar, metadata_only) {
-                    pending.insert(key_of(&r), r);
+                    pending.insert(r);
                 }
                 cache.write().unwrap_or_else(lock_poisoned).progress = std::time::Instant::now();
             }
             Ok(Event::InitDone) => {
-                {
+                // A relist of a kind in sync (its watch expired) hands on what changed, as
+                // the watch would have: only the kind's first list (or one after it was
+                // unavailable) makes its readers start over.
+                let relisted = {
                     let mut c = cache.write().unwrap_or_else(lock_poisoned);
-                    c.objects = std::mem::take(&mut pending);
+                    let before = std::mem::replace(&mut c.objects, std::mem::take(&mut pending));
+                    let was_synced = c.status == KindStatus::Synced;
                     c.status = KindStatus::Synced;
-                }
+                    was_synced.then(|| c.objects.changes_since(&before))
+                };
                 forbidden_logged = false;
-                tracing::debug!(kind = %kind_name(&key), "synced");
-                on_change(&key, &Change::Resynced);
+                match relisted {
+                    Some(changes) => {
+                        tracing::debug!(kind = %kind_name(&key), changes = changes.len(), "relisted");
+                        for change in &changes {
+                            on_change(&key, change);
+                        }
+                    }
+                    None => {
+                        tracing::debug!(kind = %kind_name(&key), "synced");
+                        on_change(&key, &Change::Resynced);
+                    }
+                }
             }
             Ok(Event::Apply(obj)) => {
                 if let Some(r) = to_resource(obj, &ar, metadata_only) {
@@ -363,7 +433,7 @@ async fn watch_kind(
                         .write()
                         .unwrap_or_else(lock_poisoned)
                         .objects
-                        .insert(key_of(&r), r.clone());
+                        .insert(r.clone());
                     on_change(&key, &Change::Applied(r));
                 }
             }
@@ -374,7 +444,7 @@ async fn watch_kind(
                     .write()
                     .unwrap_or_else(lock_poisoned)
                     .objects
-                    .remove(&(ns, name));
+                    .remove(&ns, &name);
                 if let Some(r) = gone {
                     on_change(&key, &Change::Deleted(r));
                 }
