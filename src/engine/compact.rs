@@ -9,7 +9,8 @@
 //! `8` list (varint count, items), `9` map (varint count, entries).
 
 use super::cel::cel::common::types::{
-    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapEntries, CelMapKey, CelNull, CelString,
+    CelUInt,
 };
 use super::cel::cel::common::value::Val;
 use super::cel::{CelJson, Shared as SharedVal};
@@ -364,8 +365,11 @@ impl Decoder<'_> {
             }
             MAP => {
                 let n = self.varint()? as usize;
-                let mut map: HashMap<CelMapKey, Box<dyn Val>> =
-                    HashMap::with_capacity(n.min(self.bytes.len()));
+                // cel's own map type (foldhash): a std HashMap would be re-hashed on conversion.
+                let mut map = CelMapEntries::with_capacity_and_hasher(
+                    n.min(self.bytes.len()),
+                    Default::default(),
+                );
                 for _ in 0..n {
                     let key_tag = self.byte()?;
                     let key = self.arc_string(key_tag)?;
