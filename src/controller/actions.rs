@@ -38,6 +38,10 @@ fn unloadable(
     Arc::new(broken)
 }
 
+/// How often, at most, the actions' cross-target totals (`status.targets`, resource counts)
+/// are refreshed while targets keep changing.
+const TOTALS_PERIOD: Duration = Duration::from_secs(1);
+
 pub async fn run(
     shared: Arc<Shared>,
     totals_changed: tokio::sync::mpsc::UnboundedReceiver<()>,
@@ -68,7 +72,15 @@ pub async fn run(
         )
         .reconcile_all_on(futures::stream::unfold(
             totals_changed,
-            |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+            |mut rx| async move {
+                // Every target reconcile signals; a refresh reconciles every action (status reads
+                // and writes for ~70 actions). One refresh per TOTALS_PERIOD at most, so a stream of
+                // changes does not queue a burst of action writes in front of each next change.
+                rx.recv().await?;
+                tokio::time::sleep(TOTALS_PERIOD).await;
+                while rx.try_recv().is_ok() {}
+                Some(((), rx))
+            },
         ))
         .graceful_shutdown_on(stopping)
         .run(reconcile, error_policy, shared)
