@@ -399,7 +399,8 @@ pub struct ImprovementActionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub catalog_revision: Option<String>,
-    /// Number of targets that evaluate this action.
+    /// Number of targets that evaluate this action. This and the resource counts below are
+    /// refreshed at most once a second while targets keep changing.
     #[serde(default)]
     pub targets: u64,
     /// Compliant resources, summed over targets.
