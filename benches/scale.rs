@@ -368,18 +368,12 @@ fn operator(size: usize) -> anyhow::Result<()> {
             eprintln!("{}", op.logs());
         }
         // Why the operator evaluated in full (securescore_full_evaluations_total{reason}).
-        let full_evaluations: serde_json::Map<String, serde_json::Value> = op
-            .get("/metrics")
-            .map(|(_, body)| body)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.strip_prefix("securescore_full_evaluations_total{reason=\""))
-            .filter_map(|l| {
-                let (reason, rest) = l.split_once('"')?;
-                let n: f64 = rest.rsplit(' ').next()?.parse().ok()?;
-                (n > 0.0).then(|| (reason.to_string(), json!(n)))
-            })
-            .collect();
+        let metrics = op.get("/metrics").map(|(_, body)| body).unwrap_or_default();
+        let full_evaluations: serde_json::Map<String, serde_json::Value> =
+            support::operator::full_evaluations(&metrics)
+                .into_iter()
+                .map(|(reason, n)| (reason, json!(n)))
+                .collect();
         let load_average: f64 = std::fs::read_to_string("/proc/loadavg")
             .ok()
             .and_then(|s| s.split_whitespace().next()?.parse().ok())

@@ -543,8 +543,7 @@ pub fn target_families(
     for family in &mut families {
         for metric in family.mut_metric() {
             for label in metric.mut_label() {
-                let shown = crate::text::label_value(label.value());
-                if shown != label.value() {
+                if let std::borrow::Cow::Owned(shown) = crate::text::label_value(label.value()) {
                     label.set_value(shown);
                 }
             }

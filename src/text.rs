@@ -1,6 +1,8 @@
 //! User-supplied text made safe for the line formats securescore writes (the terminal table,
 //! stderr, the Prometheus exposition): one rule, shared by every place that shows input.
 
+use std::borrow::Cow;
+
 /// Whether `c` must not reach a line format raw: control characters (ANSI escapes, newlines,
 /// carriage returns, NUL, DEL, the C1 range), the Unicode line and paragraph separators (a new
 /// line to some viewers), and the bidirectional formatting characters, which reorder what a
@@ -22,19 +24,19 @@ pub fn shown_escaped(c: char) -> bool {
 /// `\u{202e}`), so input can neither forge a line, recolour one, nor reorder one. Text without
 /// such characters is returned as it is.
 pub fn safe(text: &str) -> String {
-    escape(text, shown_escaped)
+    escape(text, shown_escaped).into_owned()
 }
 
 /// A Prometheus label value: [`safe`], and a backslash doubled as well, so the shown text is
 /// unambiguous: two different values (ESC, and the six characters `\u{1b}`) never become one
-/// series.
-pub fn label_value(text: &str) -> String {
+/// series. Borrowed when nothing needs escaping (every scrape passes every label through it).
+pub fn label_value(text: &str) -> Cow<'_, str> {
     escape(text, |c| c == '\\' || shown_escaped(c))
 }
 
-fn escape(text: &str, escaped: impl Fn(char) -> bool) -> String {
+fn escape(text: &str, escaped: impl Fn(char) -> bool) -> Cow<'_, str> {
     if !text.chars().any(&escaped) {
-        return text.to_string();
+        return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
@@ -44,7 +46,7 @@ fn escape(text: &str, escaped: impl Fn(char) -> bool) -> String {
             out.push(c);
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 #[cfg(test)]

@@ -757,16 +757,11 @@ async fn through_the_operator_watched_changes_give_the_status_of_a_full_evaluati
     );
     // The metric says the same, and why: the start, nothing else.
     let metrics = op.scrape();
-    let full: Vec<(String, f64)> = metrics
-        .lines()
-        .filter_map(|l| l.strip_prefix("securescore_full_evaluations_total{reason=\""))
-        .filter_map(|l| {
-            let (reason, rest) = l.split_once('"')?;
-            Some((reason.to_string(), rest.rsplit(' ').next()?.parse().ok()?))
-        })
-        .filter(|(_, n)| *n > 0.0)
-        .collect();
-    assert_eq!(full, [("start".to_string(), 1.0)], "{metrics}");
+    assert_eq!(
+        support::operator::full_evaluations(&metrics),
+        [("start".to_string(), 1.0)],
+        "{metrics}"
+    );
 }
 
 /// Offline, a product is detected by its reports' presence: the first report that appears and

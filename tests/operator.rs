@@ -367,19 +367,6 @@ async fn the_operator_reconnects_after_the_api_restarts_and_converges() {
     );
 }
 
-/// `securescore_full_evaluations_total` by reason, the reasons counted at least once.
-fn full_evaluations(op: &Operator) -> Vec<(String, f64)> {
-    op.scrape()
-        .lines()
-        .filter_map(|l| l.strip_prefix("securescore_full_evaluations_total{reason=\""))
-        .filter_map(|l| {
-            let (reason, rest) = l.split_once('"')?;
-            Some((reason.to_string(), rest.rsplit(' ').next()?.parse().ok()?))
-        })
-        .filter(|(_, n)| *n > 0.0)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relist_after_an_expired_watch_feeds_only_what_changed() {
     let server = ApiServer::start().await;
@@ -392,7 +379,7 @@ async fn a_relist_after_an_expired_watch_feeds_only_what_changed() {
         score(&server, "team-a").filter(|s| *s == 6.0)
     })
     .await;
-    assert_eq!(full_evaluations(&op), [("start".to_string(), 1.0)]);
+    assert_eq!(op.full_evaluations(), [("start".to_string(), 1.0)]);
     // The watches expire while one pod is added: every watched kind relists, one changed.
     server.stop_listening().await;
     pod(&server, "team-a", "db", true);
@@ -406,7 +393,7 @@ async fn a_relist_after_an_expired_watch_feeds_only_what_changed() {
     let logs = op.logs();
     assert!(logs.contains("watch error"), "the watches expired:\n{logs}");
     assert_eq!(
-        full_evaluations(&op),
+        op.full_evaluations(),
         [("start".to_string(), 1.0)],
         "the relist was evaluated incrementally:\n{logs}"
     );

@@ -114,6 +114,11 @@ impl Operator {
         body
     }
 
+    /// `securescore_full_evaluations_total` by reason, the reasons counted at least once.
+    pub fn full_evaluations(&self) -> Vec<(String, f64)> {
+        full_evaluations(&self.scrape())
+    }
+
     /// SIGTERM, then wait up to 25 s for the exit.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill")
@@ -135,4 +140,17 @@ impl Drop for Operator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `securescore_full_evaluations_total` by reason in a scrape, the reasons counted at least once.
+pub fn full_evaluations(metrics: &str) -> Vec<(String, f64)> {
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("securescore_full_evaluations_total{reason=\""))
+        .filter_map(|l| {
+            let (reason, rest) = l.split_once('"')?;
+            Some((reason.to_string(), rest.rsplit(' ').next()?.parse().ok()?))
+        })
+        .filter(|(_, n)| *n > 0.0)
+        .collect()
 }
