@@ -1115,6 +1115,50 @@ mod tests {
         assert_eq!(docs[0].0["data"]["x"], "one\ntwo\n");
     }
 
+    /// A ConfigMap whose values hold multi-byte characters at every offset modulo 64 past the
+    /// YAML reader's 16 KiB chunks (vendor/unsafe-libyaml/PATCHED.md), with each value expected.
+    fn long_config_map_with_multibyte_values() -> (String, Vec<(String, String)>) {
+        let mut text =
+            String::from("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: wide}\ndata:\n");
+        let mut expected = Vec::new();
+        for i in 0..900 {
+            let value = format!("{}é日本🚀\u{a0}z{}", "a".repeat(i % 64), "b".repeat(i % 7));
+            text.push_str(&format!("  k{i}: \"{value}\"\n"));
+            expected.push((format!("k{i}"), value));
+        }
+        assert!(text.len() > 3 * 16384, "{}", text.len());
+        (text, expected)
+    }
+
+    #[test]
+    fn the_yaml_reader_decodes_multibyte_characters_across_its_chunks() {
+        let (text, expected) = long_config_map_with_multibyte_values();
+        let (docs, errors) = parse_documents("cm.yaml", &text);
+        assert!(errors.is_empty(), "{errors:?}");
+        for (key, value) in &expected {
+            assert_eq!(docs[0].0["data"][key], value.as_str(), "{key}");
+        }
+    }
+
+    #[test]
+    fn the_yaml_reader_refuses_control_characters_after_a_long_ascii_run_where_they_are() {
+        let (text, _) = long_config_map_with_multibyte_values();
+        for (bad, shown) in [('\u{1}', "0x01"), ('\u{7f}', "0x7f"), ('\u{1b}', "0x1b")] {
+            let text = format!("{text}  late: \"x{bad}y\"\n");
+            let (_, errors) = parse_documents("cm.yaml", &text);
+            assert_eq!(errors.len(), 1, "{shown}: {errors:?}");
+            // libyaml reports the byte offset of the refused character.
+            let at = text.find(bad).expect("the bad character is in the text");
+            assert_eq!(
+                errors[0].to_string(),
+                format!(
+                    "cm.yaml:1: invalid YAML: control characters are not allowed at position {at}"
+                ),
+                "{shown}"
+            );
+        }
+    }
+
     #[test]
     fn documents_are_located_by_line() {
         let text = "# leading comment\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\n\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b}\n";
