@@ -40,13 +40,15 @@ pub fn builtin() -> Result<Vec<ImprovementAction>, CatalogError> {
     parse_files(files())
 }
 
-/// Parse embedded files, each named after the object's `metadata.name`.
+/// Parse embedded files, each named after the object's `metadata.name`: on every core (a scan
+/// waits for the built-in catalog before it reads its input), the first error in file order.
 fn parse_files<T>(files: &'static [(&'static str, &'static str)]) -> Result<Vec<T>, CatalogError>
 where
-    T: serde::de::DeserializeOwned + kube::Resource,
+    T: serde::de::DeserializeOwned + kube::Resource + Send,
 {
+    use rayon::prelude::*;
     files
-        .iter()
+        .par_iter()
         .map(|(file, yaml)| {
             let object: T = serde_yaml_ng::from_str(yaml).map_err(|e| CatalogError {
                 file,

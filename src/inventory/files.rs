@@ -50,8 +50,8 @@ pub enum SkipReason {
     Helm,
     /// Not a regular file (a FIFO, a device, a socket): reading it could hang or never end.
     NotRegular,
-    /// The same file (by canonical path) was already read: given twice, or reached again
-    /// through a symlink.
+    /// The same file (the same device and inode on Unix) was already read: given twice, or
+    /// reached again through a symlink or a hard link.
     AlreadyRead,
 }
 
@@ -62,7 +62,7 @@ impl std::fmt::Display for SkippedFile {
                 "Helm chart sources or values (render with `helm template ... | securescore scan -`)"
             }
             SkipReason::NotRegular => "not a regular file (FIFO, device or socket): skipped",
-            SkipReason::AlreadyRead => "already read (the same file by its canonical path)",
+            SkipReason::AlreadyRead => "already read (the same file, reached by another path)",
         };
         write!(f, "{}: {why}", self.file)
     }
@@ -114,7 +114,8 @@ impl Exclude {
 
 /// Expand the command line's paths into the inputs to read, in order: each argument in turn,
 /// a directory's manifests sorted by path. Each file is read once, however it is reached
-/// (canonical paths), directory symlink loops end, and non-regular files are set aside.
+/// (the same file: its device and inode on Unix, so symlinks and hard links to it too),
+/// directory symlink loops end, and non-regular files are set aside.
 /// Missing or unlistable paths are errors; the rest is still returned.
 pub fn expand(paths: &[PathBuf], exclude: &Exclude) -> Expansion {
     let mut out = Expansion::default();
@@ -137,7 +138,7 @@ pub fn expand(paths: &[PathBuf], exclude: &Exclude) -> Expansion {
                     out: &mut out,
                     seen: &mut seen,
                 };
-                walk.dir(path);
+                walk.dir(path, &meta);
                 found.sort();
                 out.inputs.extend(found.into_iter().map(Input::File));
             }
@@ -155,11 +156,38 @@ pub fn expand(paths: &[PathBuf], exclude: &Exclude) -> Expansion {
     out
 }
 
-/// Canonical paths already taken.
+/// Which file a path reaches, however it is reached: its device and inode on Unix (read from
+/// the metadata the walk has already taken: no system call per path component, as
+/// `canonicalize` costs), its canonical path elsewhere.
+#[derive(PartialEq, Eq, Hash)]
+enum FileId {
+    #[cfg(unix)]
+    Inode { device: u64, inode: u64 },
+    #[cfg(not(unix))]
+    Path(PathBuf),
+}
+
+impl FileId {
+    #[cfg(unix)]
+    fn of(_path: &Path, meta: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId::Inode {
+            device: meta.dev(),
+            inode: meta.ino(),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn of(path: &Path, _meta: &std::fs::Metadata) -> FileId {
+        FileId::Path(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()))
+    }
+}
+
+/// Files and directories already taken.
 #[derive(Default)]
 struct Seen {
-    files: std::collections::HashSet<PathBuf>,
-    dirs: std::collections::HashSet<PathBuf>,
+    files: std::collections::HashSet<FileId>,
+    dirs: std::collections::HashSet<FileId>,
 }
 
 impl Seen {
@@ -178,8 +206,7 @@ impl Seen {
             });
             return None;
         }
-        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        if !self.files.insert(canonical) {
+        if !self.files.insert(FileId::of(path, meta)) {
             out.skipped.push(SkippedFile {
                 file: shown,
                 why: SkipReason::AlreadyRead,
@@ -190,9 +217,8 @@ impl Seen {
     }
 
     /// Whether a directory is new (false: already walked, e.g. through a symlink loop).
-    fn dir(&mut self, path: &Path) -> bool {
-        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        self.dirs.insert(canonical)
+    fn dir(&mut self, path: &Path, meta: &std::fs::Metadata) -> bool {
+        self.dirs.insert(FileId::of(path, meta))
     }
 }
 
@@ -216,8 +242,8 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn dir(&mut self, dir: &Path) {
-        if !self.seen.dir(dir) {
+    fn dir(&mut self, dir: &Path, meta: &std::fs::Metadata) {
+        if !self.seen.dir(dir, meta) {
             return;
         }
         let entries = match std::fs::read_dir(dir) {
@@ -261,7 +287,7 @@ impl Walk<'_> {
             }
             // Follows symlinks, like `kubectl apply -R`.
             match std::fs::metadata(&path) {
-                Ok(m) if m.is_dir() => self.dir(&path),
+                Ok(m) if m.is_dir() => self.dir(&path, &m),
                 Ok(m) => {
                     let wanted = path
                         .extension()

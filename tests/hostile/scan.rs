@@ -413,11 +413,16 @@ fn evaluated(r: &Run) -> u64 {
 }
 
 #[test]
-fn a_file_given_twice_or_reached_through_a_symlink_counts_once() {
+fn a_file_given_twice_or_reached_through_a_symlink_or_a_hard_link_counts_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("app")).expect("mkdir");
     std::fs::write(dir.path().join("app/pod.yaml"), PRIVILEGED_POD).expect("write");
     std::os::unix::fs::symlink("app", dir.path().join("alias")).expect("symlink");
+    std::fs::hard_link(
+        dir.path().join("app/pod.yaml"),
+        dir.path().join("linked.yaml"),
+    )
+    .expect("hard link");
     // A loop: app/loop -> .. (the directory holding app).
     std::os::unix::fs::symlink("..", dir.path().join("app/loop")).expect("symlink");
     let r = scan_in(
