@@ -1160,6 +1160,93 @@ mod tests {
     }
 
     #[test]
+    fn the_yaml_scanner_reads_long_plain_scalars_across_its_chunks_and_places_errors() {
+        // Plain (unquoted) values of every length up to 300, words of letters, digits and
+        // `-_./`, some folded over two lines, past the reader's 16 KiB chunks.
+        let mut text =
+            String::from("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\ndata:\n");
+        let mut expected = Vec::new();
+        for i in 0..300 {
+            let word = format!("w{i}-{}_x./y", "z".repeat(i));
+            let value = if i % 3 == 0 {
+                text.push_str(&format!("  k{i}: {word} second\n    {word}:tail\n"));
+                format!("{word} second {word}:tail")
+            } else {
+                text.push_str(&format!("  k{i}: {word}\n"));
+                word
+            };
+            expected.push((format!("k{i}"), value));
+        }
+        assert!(text.len() > 3 * 16384, "{}", text.len());
+        let (docs, errors) = parse_documents("cm.yaml", &text);
+        assert!(errors.is_empty(), "{errors:?}");
+        for (key, value) in &expected {
+            assert_eq!(docs[0].0["data"][key], value.as_str(), "{key}");
+        }
+        // A mapping value where none may be, right after a long plain scalar: its line and
+        // column come from the scanner's mark, advanced over the scalar.
+        let bad = format!("{text}  late: {} x: y\n", "q".repeat(5000));
+        let (_, errors) = parse_documents("cm.yaml", &bad);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let line = bad.lines().count();
+        assert_eq!(
+            errors[0].to_string(),
+            format!("cm.yaml:{line}: invalid YAML: mapping values are not allowed in this context")
+        );
+        let error = serde_yaml_ng::from_str::<serde_json::Value>(&bad).expect_err("invalid");
+        let at = error.location().expect("a location");
+        assert_eq!((at.line(), at.column()), (line, 5011), "{error}");
+        let index = bad.len() - ": y\n".len();
+        assert_eq!(at.index(), index, "{error}");
+    }
+
+    #[test]
+    fn the_yaml_scanner_reads_long_block_scalars_across_its_chunks_and_places_errors() {
+        // A literal block of 800 lines of every length up to 200 (some with a multi-byte
+        // character or a tab inside) past the reader's 16 KiB chunks, then an error: its index
+        // counts every byte the block's lines advanced the mark by.
+        let mut text = String::from(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: block}\ndata:\n  text: |\n",
+        );
+        let mut expected = String::new();
+        // 801 lines: the last one not empty, which the block's clipping would drop.
+        for i in 0..801 {
+            let line = match i % 4 {
+                0 => format!("line {i}: {}", "x".repeat(i % 200)),
+                1 => format!(
+                    "{}é{} # not a comment",
+                    "y".repeat(i % 50),
+                    "z".repeat(i % 30)
+                ),
+                2 => format!("tab\there {}", "-".repeat(i % 100)),
+                _ => String::new(),
+            };
+            text.push_str(&format!("    {line}\n"));
+            expected.push_str(&line);
+            expected.push('\n');
+        }
+        assert!(text.len() > 2 * 16384, "{}", text.len());
+        let (docs, errors) = parse_documents("cm.yaml", &text);
+        assert!(errors.is_empty(), "{errors:?}");
+        let read = docs[0].0["data"]["text"].as_str().unwrap_or_default();
+        let differs = read.chars().zip(expected.chars()).position(|(a, b)| a != b);
+        assert!(
+            read == expected,
+            "read {} bytes, expected {}, first difference at character {differs:?}",
+            read.len(),
+            expected.len()
+        );
+        let bad = format!("{text}  late: x: y\n");
+        let error = serde_yaml_ng::from_str::<serde_json::Value>(&bad).expect_err("invalid");
+        let at = error.location().expect("a location");
+        assert_eq!(
+            (at.line(), at.column(), at.index()),
+            (bad.lines().count(), 10, bad.len() - ": y\n".len()),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn documents_are_located_by_line() {
         let text = "# leading comment\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\n\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b}\n";
         let (docs, errors) = parse_documents("f.yaml", text);

@@ -55,6 +55,47 @@ unsafe fn SKIP_LINE(parser: *mut yaml_parser_t) {
     };
 }
 
+/// PATCH (securescore): a byte that a plain scalar copies as it is, whatever follows it.
+fn is_plain_word_byte(octet: u8) -> bool {
+    octet.is_ascii_alphanumeric() || matches!(octet, b'-' | b'_' | b'.' | b'/')
+}
+
+/// PATCH (securescore): a byte that a line of a block scalar copies as it is (not a break).
+fn is_block_line_byte(octet: u8) -> bool {
+    (0x20..=0x7E).contains(&octet) || octet == b'\t'
+}
+
+/// PATCH (securescore): what `READ` then `CACHE(keep)` would do for each of the bytes at the
+/// buffer's pointer that `take` accepts, in one copy: the run stops `keep` characters short of
+/// what is decoded (so no refill, and no reader error, comes earlier than it would) and where
+/// `string` would have to grow. Only one-byte (ASCII) characters may be accepted.
+unsafe fn read_ascii_run(
+    parser: *mut yaml_parser_t,
+    string: *mut yaml_string_t,
+    keep: u64,
+    take: fn(u8) -> bool,
+) {
+    let room = ((*string).end.c_offset_from((*string).pointer) as usize).saturating_sub(6);
+    let limit = ((*parser).unread.saturating_sub(keep) as usize).min(room);
+    let from = (*parser).buffer.pointer;
+    let mut run = 0_usize;
+    while run < limit && take(*from.add(run)) {
+        run += 1;
+    }
+    if run > 0 {
+        memcpy(
+            (*string).pointer as *mut libc::c_void,
+            from as *const libc::c_void,
+            run as libc::c_ulong,
+        );
+        (*string).pointer = (*string).pointer.add(run);
+        (*parser).buffer.pointer = from.add(run);
+        (*parser).mark.index = (*parser).mark.index.force_add(run as u64);
+        (*parser).mark.column = (*parser).mark.column.force_add(run as u64);
+        (*parser).unread = (*parser).unread.wrapping_sub(run as u64);
+    }
+}
+
 unsafe fn READ(parser: *mut yaml_parser_t, string: *mut yaml_string_t) {
     STRING_EXTEND!(*string);
     let width = WIDTH!((*parser).buffer);
@@ -1976,6 +2017,14 @@ unsafe fn yaml_parser_scan_block_scalar(
                                                 IS_BLANK!((*parser).buffer) as libc::c_int;
                                             while !IS_BREAKZ!((*parser).buffer) {
                                                 READ!(parser, string);
+                                                // PATCH (securescore): the rest of the line's
+                                                // printable ASCII at once (no break among it).
+                                                read_ascii_run(
+                                                    parser,
+                                                    addr_of_mut!(string),
+                                                    1,
+                                                    is_block_line_byte,
+                                                );
                                                 if CACHE(parser, 1_u64).fail {
                                                     current_block = 14984465786483313892;
                                                     break 's_281;
@@ -2604,6 +2653,12 @@ unsafe fn yaml_parser_scan_plain_scalar(
                     }
                 }
                 READ!(parser, string);
+                // PATCH (securescore): the characters that follow, while they are ASCII letters,
+                // digits, '-', '_', '.' or '/', are copied at once. For each of them a turn of
+                // this loop would pass every check above (none is a blank, a break, ':' or a
+                // flow indicator; the pending blanks were just joined), read one byte and find
+                // two characters still decoded.
+                read_ascii_run(parser, addr_of_mut!(string), 2, is_plain_word_byte);
                 end_mark = (*parser).mark;
                 if CACHE(parser, 2_u64).fail {
                     current_block = 16642808987012640029;
