@@ -135,6 +135,8 @@ pub struct Compiled {
     pub variable_refs: BTreeSet<String>,
     /// `lookups.<name>` it reads.
     pub lookup_refs: BTreeSet<String>,
+    /// The fast form when every node is one the fast path evaluates (`cel_fast`).
+    fast: Option<super::cel_fast::Fast>,
 }
 
 /// The root context holding every standard and Kubernetes function; built once, shared.
@@ -395,7 +397,9 @@ pub fn compile(
             )));
         }
     }
+    let fast = super::cel_fast::Fast::compile(program.expression());
     Ok(Compiled {
+        fast,
         program,
         source: Arc::from(expression),
         roots: walk.roots,
@@ -569,7 +573,17 @@ impl Compiled {
                     source_text: self.source.clone(),
                 });
         }
+        if let Some(fast) = &self.fast
+            && let Some(value) = fast.run(ctx, limits)
+        {
+            return Ok(Shared(value));
+        }
         self.run(limits, || self.program.execute_val(ctx).map(Shared))
+    }
+
+    /// Whether the fast path (`cel_fast`) evaluates this expression when it can.
+    pub fn has_fast_path(&self) -> bool {
+        self.fast.is_some()
     }
 
     fn run<T>(
