@@ -326,7 +326,7 @@ fn lookup_by_name(lookup: Arc<String>, name: Arc<String>) -> cel::ResolveResult 
 /// Whether a function name resolves in the environment. Operators (`_&&_`, `@in`, `!_`...)
 /// always do. The registry is not public, so a name is probed once by calling it without
 /// arguments: only an unknown function answers "undeclared reference".
-fn function_exists(name: &str) -> bool {
+pub(crate) fn function_exists(name: &str) -> bool {
     if name.starts_with(['_', '@', '!', '-']) {
         return true;
     }
@@ -553,6 +553,15 @@ impl Compiled {
         ctx: &Context,
         limits: cel::budget::Limits,
     ) -> Result<Value, EvalError> {
+        // The fast path answers only booleans here: any other result is converted to a
+        // `Value` under the budget by the interpreter.
+        if let Some(fast) = &self.fast
+            && !reference_mode()
+            && let Some(value) = fast.run(ctx, limits)
+            && let Some(b) = value.downcast_ref::<CelBool>()
+        {
+            return Ok(Value::Bool(*b.inner()));
+        }
         self.run(limits, || self.program.execute(ctx))
     }
 

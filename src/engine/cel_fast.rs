@@ -15,11 +15,15 @@
 //! compares it with the interpreter on every catalog fixture, the corpus and synthetic
 //! clusters.
 
-use super::cel::cel::Context;
-use super::cel::cel::budget::{LIST_ELEMENT_BYTES, Limits};
+use super::cel::cel::budget;
+use super::cel::cel::budget::{LIST_ELEMENT_BYTES, Limits, MAP_ENTRY_BYTES};
 use super::cel::cel::common::ast::{Expr, IdedExpr, LiteralValue, operators};
-use super::cel::cel::common::types::{CelBool, CelList, CelMap};
+use super::cel::cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelNull, CelString, CelUInt,
+};
 use super::cel::cel::common::value::Val;
+use super::cel::cel::extractors::This;
+use super::cel::cel::{Context, Value};
 use std::borrow::Cow;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -54,6 +58,16 @@ enum Node {
     In(Box<Node>, Box<Node>),
     /// `+` of two lists (anything else is left to the interpreter).
     Concatenate(Box<Node>, Box<Node>),
+    /// `<`, `<=`, `>`, `>=`: the `Comparer` of the left side, as the interpreter asks it.
+    Compare(Box<Node>, Box<Node>, Comparison),
+    /// The standard `size(x)` of a list or map of scalars (whose conversion to a `Value`,
+    /// which the function call makes, is a copy of known size).
+    Size(Box<Node>),
+    /// `int(x)` of an integer (anything else, which converts, is left to the interpreter).
+    Int(Box<Node>),
+    /// `s.startsWith(t)`, `s.endsWith(t)`, `s.contains(t)`, `s.matches(t)` of two strings:
+    /// the same functions the interpreter calls (`matches` is securescore's guarded one).
+    StringTest(StringTest, Box<Node>, Box<Node>),
     /// `map`/`filter`: the shape cel's `resolve_list_building` recognises.
     ListBuilding {
         range: Box<Node>,
@@ -66,6 +80,22 @@ enum Node {
         predicate: Box<Node>,
         exists: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum StringTest {
+    StartsWith,
+    EndsWith,
+    Contains,
+    Matches,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Comparison {
+    Less,
+    LessEquals,
+    Greater,
+    GreaterEquals,
 }
 
 /// What building a constant costs the interpreter on every evaluation.
@@ -189,10 +219,30 @@ impl Builder {
                 Some(Node::Constant(Box::new(CelList::from(items)), cost))
             }
             Expr::Call(call) => {
-                if call.target.is_some() {
-                    return None;
-                }
                 let args = &call.args;
+                if let Some(target) = &call.target {
+                    let test = match call.func_name.as_str() {
+                        "startsWith" => StringTest::StartsWith,
+                        "endsWith" => StringTest::EndsWith,
+                        "contains" => StringTest::Contains,
+                        "matches" => StringTest::Matches,
+                        _ => return None,
+                    };
+                    // `x.f(...)` on an identifier is first looked up as a function `x.f`.
+                    if let Expr::Ident(name) = &target.expr
+                        && super::cel::function_exists(&format!("{name}.{}", call.func_name))
+                    {
+                        return None;
+                    }
+                    if args.len() != 1 {
+                        return None;
+                    }
+                    return Some(Node::StringTest(
+                        test,
+                        self.boxed(target)?,
+                        self.boxed(&args[0])?,
+                    ));
+                }
                 match (call.func_name.as_str(), args.len()) {
                     (operators::LOGICAL_NOT, 1) => Some(Node::Not(self.boxed(&args[0])?)),
                     (operators::LOGICAL_AND, 2) => {
@@ -212,6 +262,12 @@ impl Builder {
                         self.boxed(&args[0])?,
                         self.boxed(&args[1])?,
                     )),
+                    (operators::LESS, 2) => self.compare(args, Comparison::Less),
+                    (operators::LESS_EQUALS, 2) => self.compare(args, Comparison::LessEquals),
+                    (operators::GREATER, 2) => self.compare(args, Comparison::Greater),
+                    (operators::GREATER_EQUALS, 2) => self.compare(args, Comparison::GreaterEquals),
+                    ("size", 1) => Some(Node::Size(self.boxed(&args[0])?)),
+                    ("int", 1) => Some(Node::Int(self.boxed(&args[0])?)),
                     (operators::IN, 2) => {
                         Some(Node::In(self.boxed(&args[0])?, self.boxed(&args[1])?))
                     }
@@ -240,6 +296,14 @@ impl Builder {
             }
             Expr::Map(_) | Expr::Struct(_) | Expr::Unspecified => None,
         }
+    }
+
+    fn compare(&mut self, args: &[IdedExpr], how: Comparison) -> Option<Node> {
+        Some(Node::Compare(
+            self.boxed(&args[0])?,
+            self.boxed(&args[1])?,
+            how,
+        ))
     }
 
     /// The body of a list-building or quantifier comprehension, its variable in scope.
@@ -386,6 +450,16 @@ fn boolean<'a>(b: bool) -> Cow<'a, dyn Val> {
     Cow::Borrowed(if b { &*TRUE } else { &*FALSE })
 }
 
+/// A value whose conversion to a `Value` copies nothing deeper.
+fn is_scalar(v: &dyn Val) -> bool {
+    v.downcast_ref::<CelString>().is_some()
+        || v.downcast_ref::<CelBool>().is_some()
+        || v.downcast_ref::<CelInt>().is_some()
+        || v.downcast_ref::<CelUInt>().is_some()
+        || v.downcast_ref::<CelDouble>().is_some()
+        || v.downcast_ref::<CelNull>().is_some()
+}
+
 fn as_bool(v: &dyn Val) -> Option<bool> {
     v.downcast_ref::<CelBool>().map(|b| *b.inner())
 }
@@ -474,6 +548,78 @@ fn eval<'a>(
             let container = eval(container, free, locals, spent)?;
             spent.steps += width(container.as_ref());
             let found = container.as_container()?.contains(item.as_ref()).ok()?;
+            Some(boolean(found))
+        }
+        Node::Compare(left, right, how) => {
+            let l = eval(left, free, locals, spent)?;
+            let r = eval(right, free, locals, spent)?;
+            let order = l.as_comparer()?.compare(r.as_ref()).ok()?;
+            Some(boolean(match how {
+                Comparison::Less => order == std::cmp::Ordering::Less,
+                Comparison::LessEquals => order != std::cmp::Ordering::Greater,
+                Comparison::Greater => order == std::cmp::Ordering::Greater,
+                Comparison::GreaterEquals => order != std::cmp::Ordering::Less,
+            }))
+        }
+        Node::Size(of) => {
+            let of = eval(of, free, locals, spent)?;
+            let size = if let Some(list) = of.downcast_ref::<CelList>() {
+                let items = list.inner();
+                if !items.iter().all(|v| is_scalar(v.as_ref())) {
+                    return None;
+                }
+                spent.memory += items.len() as u64 * LIST_ELEMENT_BYTES;
+                items.len()
+            } else if let Some(map) = of.downcast_ref::<CelMap>() {
+                let entries = map.inner();
+                if !entries.values().all(|v| is_scalar(v.as_ref())) {
+                    return None;
+                }
+                spent.memory += entries.len() as u64 * MAP_ENTRY_BYTES;
+                entries.len()
+            } else {
+                return None;
+            };
+            let size: Box<dyn Val> = Box::new(CelInt::from(i64::try_from(size).ok()?));
+            Some(Cow::Owned(size))
+        }
+        Node::Int(of) => {
+            let of = eval(of, free, locals, spent)?;
+            of.downcast_ref::<CelInt>()?;
+            Some(of)
+        }
+        Node::StringTest(test, target, arg) => {
+            let target = eval(target, free, locals, spent)?;
+            let arg = eval(arg, free, locals, spent)?;
+            let (target, arg) = (
+                target.downcast_ref::<CelString>()?,
+                arg.downcast_ref::<CelString>()?,
+            );
+            let (s, t) = (target.inner(), arg.inner());
+            let found = match test {
+                StringTest::StartsWith => s.starts_with(t),
+                StringTest::EndsWith => s.ends_with(t),
+                StringTest::Contains => s.contains(t),
+                StringTest::Matches => {
+                    // The guarded function itself, its charges counted here.
+                    let limits = Limits {
+                        steps: spent.steps_cap.saturating_sub(spent.steps),
+                        memory: spent.memory_cap.saturating_sub(spent.memory),
+                    };
+                    let (outcome, usage) = budget::run(limits, || {
+                        super::cel_guards::matches(
+                            This(target.shared().clone()),
+                            arg.shared().clone(),
+                        )
+                    });
+                    spent.steps += usage.steps;
+                    spent.memory += usage.memory;
+                    match outcome {
+                        Ok(Value::Bool(b)) if usage.exceeded.is_none() => b,
+                        _ => return None,
+                    }
+                }
+            };
             Some(boolean(found))
         }
         Node::Concatenate(left, right) => {
@@ -578,13 +724,21 @@ mod tests {
         "object.items.exists(c, object.items.exists(c, c.name == 'b'))",
         "object.items.filter(c, c.flag).map(c, c.name)",
         "has(object.kind) ? object.kind in ['Job', 'CronJob'] : object.kind == null",
+        "size(object.items.filter(c, c.flag).map(c, c.name)) == 0",
+        "size(object.allowed) > 1 && size(object.allowed) <= 2",
+        "object.items.exists(c, has(c.tags) && size(c.tags) >= 2)",
+        "object.kind < 'K' || size(object.items) < 3",
+        "object.items.filter(c, !has(c.image) || !c.image.matches('@sha256:[0-9a-f]{64}$')).map(c, c.name)",
+        "object.items.filter(c, has(c.image) && !c.image.contains('@') && (c.image.startsWith('r') || c.image.endsWith(':latest'))).map(c, c.name)",
+        "object.items.exists(c, has(c.port) && int(c.port) != 0)",
     ];
 
     fn good_items() -> serde_json::Value {
         json!([
-            {"name": "a", "resources": {"limits": {"cpu": "1"}}, "livenessProbe": {},
+            {"name": "a", "image": "registry.example.com/a:latest", "port": 80, "resources": {"limits": {"cpu": "1"}}, "livenessProbe": {},
              "securityContext": {"privileged": true, "runAsNonRoot": true}, "tags": ["a"], "flag": true},
-            {"name": "b", "resources": {"limits": {"memory": "1Gi"}}, "securityContext": {"privileged": false},
+            {"name": "b", "image": "b@sha256:0000000000000000000000000000000000000000000000000000000000000000", "port": 0,
+             "resources": {"limits": {"memory": "1Gi"}}, "securityContext": {"privileged": false},
              "tags": ["a", "c"], "flag": false},
             {"name": "c", "resources": {}, "tags": [], "flag": true},
             {"name": "d", "flag": false},
@@ -633,6 +787,9 @@ mod tests {
             json!({"items": [{"name": "a"}, {"name": "b"}], "allowed": {"a": 1, "b": 2}}),
             json!({"items": [{"name": 1}, {"name": "b"}], "allowed": [1, "b", 2.0, null]}),
             json!({"items": [], "allowed": [], "kind": null}),
+            // Non-strings under string functions, non-integers under int().
+            json!({"items": [{"name": "a", "image": 5, "port": "80"}, {"name": "b", "image": "x:1", "port": 1.5}]}),
+            json!({"items": [{"name": "a", "image": "x", "port": -1, "flag": true}], "kind": 7}),
         ];
         let mut answered = 0;
         let mut left_to_cel = 0;
@@ -696,6 +853,10 @@ mod tests {
         for expected in [
             "container-cpu-limits/appContainers",
             "image-tag-not-latest/allContainers",
+            "policy-reports-no-failing-results/count",
+            "image-pinned-by-digest/offenders",
+            "image-pull-policy-always/offenders",
+            "pss-host-ports/offenders",
             "container-cpu-limits/offenders",
             "container-liveness-probe/offenders",
             "pss-disallow-privilege-escalation/offenders",
