@@ -19,7 +19,7 @@ use super::cel::cel::budget;
 use super::cel::cel::budget::{LIST_ELEMENT_BYTES, Limits, MAP_ENTRY_BYTES};
 use super::cel::cel::common::ast::{Expr, IdedExpr, LiteralValue, operators};
 use super::cel::cel::common::types::{
-    CelBool, CelDouble, CelInt, CelList, CelMap, CelNull, CelString, CelUInt,
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapEntries, CelNull, CelString, CelUInt,
 };
 use super::cel::cel::common::value::Val;
 use super::cel::cel::extractors::This;
@@ -40,6 +40,8 @@ pub struct Fast {
 enum Node {
     /// A literal, or a list of literals, built once.
     Constant(Box<dyn Val>, Cost),
+    /// A list literal with computed elements.
+    List(Vec<Node>),
     /// A comprehension's variable: 0 is the innermost.
     Local(usize),
     /// An identifier of the context, by slot in [`Fast::free`].
@@ -209,7 +211,15 @@ impl Builder {
                         Expr::Literal(literal) if literal_supported(literal) => {
                             items.push(literal.to_val().into_owned())
                         }
-                        _ => return None,
+                        // Built on every evaluation, as the interpreter does.
+                        _ => {
+                            let elements = list
+                                .elements
+                                .iter()
+                                .map(|e| self.node(e))
+                                .collect::<Option<Vec<_>>>()?;
+                            return Some(Node::List(elements));
+                        }
                     }
                 }
                 let cost = Cost {
@@ -294,6 +304,14 @@ impl Builder {
                 self.locals.pop();
                 body
             }
+            // `{}`: the only map literal the fast path builds.
+            Expr::Map(map) if map.entries.is_empty() => Some(Node::Constant(
+                Box::new(CelMap::from(CelMapEntries::default())),
+                Cost {
+                    steps: 1,
+                    memory: 0,
+                },
+            )),
             Expr::Map(_) | Expr::Struct(_) | Expr::Unspecified => None,
         }
     }
@@ -492,6 +510,15 @@ fn eval<'a>(
             Some(Cow::Borrowed(value.as_ref()))
         }
         Node::Local(depth) => local(locals, *depth).map(Cow::Borrowed),
+        Node::List(elements) => {
+            spent.memory += elements.len() as u64 * LIST_ELEMENT_BYTES;
+            let mut built: Vec<Box<dyn Val>> = Vec::with_capacity(elements.len());
+            for element in elements {
+                built.push(eval(element, free, locals, spent)?.into_owned());
+            }
+            let list: Box<dyn Val> = Box::new(CelList::from(built));
+            Some(Cow::Owned(list))
+        }
         Node::Free(slot) => free.get(*slot).copied().flatten().map(Cow::Borrowed),
         Node::Select {
             operand,
@@ -642,10 +669,12 @@ fn eval<'a>(
             spent.steps += 1;
             let range = eval(range, free, locals, spent)?;
             let mut built: Vec<Box<dyn Val>> = Vec::new();
-            for item in range.downcast_ref::<CelList>()?.inner() {
+            // The interpreter's own iteration: a list in order, a map's keys in key order.
+            let mut items = range.as_iterable()?.iter();
+            while let Some(item) = items.next() {
                 spent.steps += 1;
                 let scope = Locals {
-                    value: item.as_ref(),
+                    value: item,
                     parent: locals,
                 };
                 if let Some(condition) = condition
@@ -670,10 +699,11 @@ fn eval<'a>(
             // `exists`, 2 for `all`) and the step's operator and accumulator.
             spent.steps += 2;
             let range = eval(range, free, locals, spent)?;
-            for item in range.downcast_ref::<CelList>()?.inner() {
+            let mut items = range.as_iterable()?.iter();
+            while let Some(item) = items.next() {
                 spent.steps += 5;
                 let scope = Locals {
-                    value: item.as_ref(),
+                    value: item,
                     parent: locals,
                 };
                 let b = as_bool(eval(predicate, free, Some(&scope), spent)?.as_ref())?;
@@ -731,6 +761,8 @@ mod tests {
         "object.items.filter(c, !has(c.image) || !c.image.matches('@sha256:[0-9a-f]{64}$')).map(c, c.name)",
         "object.items.filter(c, has(c.image) && !c.image.contains('@') && (c.image.startsWith('r') || c.image.endsWith(':latest'))).map(c, c.name)",
         "object.items.exists(c, has(c.port) && int(c.port) != 0)",
+        "object.items.filter(c, [has(c.resources) ? c.resources : {}, has(c.securityContext) ? c.securityContext : {}].exists(h, has(h.limits) || (has(h.privileged) && h.privileged))).map(c, c.name)",
+        "object.allowed.filter(k, k != 'b')",
     ];
 
     fn good_items() -> serde_json::Value {
@@ -857,6 +889,8 @@ mod tests {
             "image-pinned-by-digest/offenders",
             "image-pull-policy-always/offenders",
             "pss-host-ports/offenders",
+            "pss-probe-host/offenders",
+            "pss-apparmor-profile/annotations",
             "container-cpu-limits/offenders",
             "container-liveness-probe/offenders",
             "pss-disallow-privilege-escalation/offenders",
