@@ -28,6 +28,9 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+/// Most identifiers of the context one fast expression reads.
+const MAX_FREE: usize = 8;
+
 /// An expression the fast path evaluates (see the module documentation).
 #[derive(Debug)]
 pub struct Fast {
@@ -132,6 +135,9 @@ impl Fast {
             free: Vec::new(),
         };
         let root = builder.node(expr)?;
+        if builder.free.len() > MAX_FREE {
+            return None;
+        }
         Some(Fast {
             root,
             free: builder.free,
@@ -141,12 +147,17 @@ impl Fast {
     /// Evaluate against `ctx`: the value the interpreter would return, or `None` when the
     /// interpreter must decide (see the module documentation).
     pub fn run(&self, ctx: &Context, limits: Limits) -> Option<Box<dyn Val>> {
-        let free: Vec<Option<Cow<dyn Val>>> = self
-            .free
-            .iter()
-            .map(|name| ctx.get_variable(name))
-            .collect();
-        let free: Vec<Option<&dyn Val>> = free.iter().map(|v| v.as_deref()).collect();
+        // The identifiers, looked up once, on the stack (a bound one always borrows; an owned
+        // value would come from a resolver, which securescore's contexts do not have).
+        let mut slots: [Option<&dyn Val>; MAX_FREE] = [None; MAX_FREE];
+        for (slot, name) in slots.iter_mut().zip(&self.free) {
+            match ctx.get_variable(name) {
+                Some(Cow::Borrowed(v)) => *slot = Some(v),
+                Some(Cow::Owned(_)) => return None,
+                None => {}
+            }
+        }
+        let free = &slots[..self.free.len()];
         let mut spent = Spent {
             steps: 0,
             memory: 0,
@@ -155,7 +166,7 @@ impl Fast {
             steps_cap: limits.steps / 2,
             memory_cap: limits.memory / 2,
         };
-        let value = eval(&self.root, &free, None, &mut spent)?.into_owned();
+        let value = eval(&self.root, free, None, &mut spent)?.into_owned();
         if spent.over() {
             return None;
         }
