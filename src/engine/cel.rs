@@ -555,9 +555,8 @@ impl Compiled {
     ) -> Result<Value, EvalError> {
         // The fast path answers only booleans here: any other result is converted to a
         // `Value` under the budget by the interpreter.
-        if let Some(fast) = &self.fast
-            && !reference_mode()
-            && let Some(value) = fast.run(ctx, limits)
+        if !reference_mode()
+            && let Some(value) = self.run_fast(ctx, limits)
             && let Some(b) = value.downcast_ref::<CelBool>()
         {
             return Ok(Value::Bool(*b.inner()));
@@ -582,17 +581,17 @@ impl Compiled {
                     source_text: self.source.clone(),
                 });
         }
-        if let Some(fast) = &self.fast
-            && let Some(value) = fast.run(ctx, limits)
-        {
+        if let Some(value) = self.run_fast(ctx, limits) {
             return Ok(Shared(value));
         }
         self.run(limits, || self.program.execute_val(ctx).map(Shared))
     }
 
-    /// Whether the fast path (`cel_fast`) evaluates this expression when it can.
-    pub fn has_fast_path(&self) -> bool {
-        self.fast.is_some()
+    /// The fast path's value, if it has one (a panic in it, which would be a bug, leaves the
+    /// expression to the interpreter, as any other case it does not answer).
+    fn run_fast(&self, ctx: &Context, limits: cel::budget::Limits) -> Option<Box<dyn Val>> {
+        let fast = self.fast.as_ref()?;
+        quietly(|| fast.run(ctx, limits)).flatten()
     }
 
     fn run<T>(
