@@ -25,6 +25,7 @@ use super::cel::cel::common::value::Val;
 use super::cel::cel::extractors::This;
 use super::cel::cel::{Context, Value};
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -53,6 +54,10 @@ enum Node {
         operand: Box<Node>,
         field: String,
         test: bool,
+        /// For `item.a.b` (a path from the innermost comprehension's item): its slot in the
+        /// item's cache of found fields, and the nodes of its operand (the steps the
+        /// interpreter spends on them, counted when the cache answers).
+        slot: Option<(usize, u64)>,
     },
     Not(Box<Node>),
     And(Box<Node>, Box<Node>),
@@ -132,6 +137,7 @@ impl Fast {
     pub fn compile(expr: &IdedExpr) -> Option<Fast> {
         let mut builder = Builder {
             locals: Vec::new(),
+            paths: Vec::new(),
             free: Vec::new(),
         };
         let root = builder.node(expr)?;
@@ -166,7 +172,7 @@ impl Fast {
             steps_cap: limits.steps / 2,
             memory_cap: limits.memory / 2,
         };
-        let value = eval(&self.root, free, None, &mut spent)?.into_owned();
+        let value = eval(&self.root, free, None, None, &mut spent)?.into_owned();
         if spent.over() {
             return None;
         }
@@ -180,10 +186,26 @@ impl Fast {
 struct Builder {
     /// Comprehension variables in scope, innermost last.
     locals: Vec<String>,
+    /// Per comprehension in scope, the field paths from its item given a cache slot.
+    paths: Vec<Vec<Vec<String>>>,
     free: Vec<String>,
 }
 
 impl Builder {
+    /// The fields of `e` when it is `item.f1.f2...` (selections, not `has()`) from the item of
+    /// the innermost comprehension.
+    fn item_path(&self, e: &IdedExpr) -> Option<Vec<String>> {
+        match &e.expr {
+            Expr::Ident(name) if self.locals.last() == Some(name) => Some(Vec::new()),
+            Expr::Select(select) if !select.test => {
+                let mut path = self.item_path(&select.operand)?;
+                path.push(select.field.clone());
+                Some(path)
+            }
+            _ => None,
+        }
+    }
+
     fn boxed(&mut self, e: &IdedExpr) -> Option<Box<Node>> {
         self.node(e).map(Box::new)
     }
@@ -207,11 +229,27 @@ impl Builder {
                 };
                 Some(Node::Free(slot))
             }
-            Expr::Select(select) => Some(Node::Select {
-                operand: self.boxed(&select.operand)?,
-                field: select.field.clone(),
-                test: select.test,
-            }),
+            Expr::Select(select) => {
+                let slot = self.item_path(&select.operand).and_then(|mut path| {
+                    path.push(select.field.clone());
+                    let nodes = path.len() as u64;
+                    let table = self.paths.last_mut()?;
+                    let slot = match table.iter().position(|p| *p == path) {
+                        Some(slot) => slot,
+                        None => {
+                            table.push(path);
+                            table.len() - 1
+                        }
+                    };
+                    (slot < CACHE_SLOTS).then_some((slot, nodes))
+                });
+                Some(Node::Select {
+                    operand: self.boxed(&select.operand)?,
+                    field: select.field.clone(),
+                    test: select.test,
+                    slot,
+                })
+            }
             Expr::List(list) => {
                 if !list.optional_indices.is_empty() {
                     return None;
@@ -311,7 +349,9 @@ impl Builder {
                     return None;
                 }
                 self.locals.push(c.iter_var.clone());
+                self.paths.push(Vec::new());
                 let body = self.comprehension_body(c, range, &is_accu);
+                self.paths.pop();
                 self.locals.pop();
                 body
             }
@@ -458,6 +498,17 @@ impl Spent {
     }
 }
 
+/// Field paths from one comprehension item that the fast path remembers (per item: the values
+/// are immutable, so a path found once is the same value every time it is read).
+const CACHE_SLOTS: usize = 8;
+
+/// The values found at the item's cached paths (see `Node::Select::slot`).
+type ItemCache<'a> = [Cell<Option<&'a dyn Val>>; CACHE_SLOTS];
+
+fn item_cache<'a>() -> ItemCache<'a> {
+    std::array::from_fn(|_| Cell::new(None))
+}
+
 /// Comprehension variables in scope, innermost first.
 struct Locals<'a, 'p> {
     value: &'a dyn Val,
@@ -508,6 +559,7 @@ fn eval<'a>(
     node: &'a Node,
     free: &[Option<&'a dyn Val>],
     locals: Option<&Locals<'a, '_>>,
+    cache: Option<&ItemCache<'a>>,
     spent: &mut Spent,
 ) -> Option<Cow<'a, dyn Val>> {
     spent.steps += 1;
@@ -525,7 +577,7 @@ fn eval<'a>(
             spent.memory += elements.len() as u64 * LIST_ELEMENT_BYTES;
             let mut built: Vec<Box<dyn Val>> = Vec::with_capacity(elements.len());
             for element in elements {
-                built.push(eval(element, free, locals, spent)?.into_owned());
+                built.push(eval(element, free, locals, cache, spent)?.into_owned());
             }
             let list: Box<dyn Val> = Box::new(CelList::from(built));
             Some(Cow::Owned(list))
@@ -535,13 +587,28 @@ fn eval<'a>(
             operand,
             field,
             test,
+            slot,
         } => {
+            let slot = slot.and_then(|(slot, nodes)| Some((cache?.get(slot)?, nodes)));
+            if let Some((remembered, nodes)) = slot
+                && let Some(value) = remembered.get()
+            {
+                spent.steps += nodes;
+                return Some(if *test {
+                    boolean(true)
+                } else {
+                    Cow::Borrowed(value)
+                });
+            }
             // Only a borrowed map: what the interpreter does with anything else (a
             // non-map reads as `false`, an owned map is stolen from) is left to it.
-            let Cow::Borrowed(operand) = eval(operand, free, locals, spent)? else {
+            let Cow::Borrowed(operand) = eval(operand, free, locals, cache, spent)? else {
                 return None;
             };
             let found = operand.downcast_ref::<CelMap>()?.get_str(field);
+            if let (Some((remembered, _)), Some(value)) = (slot, found) {
+                remembered.set(Some(value));
+            }
             if *test {
                 Some(boolean(found.is_some()))
             } else {
@@ -549,30 +616,30 @@ fn eval<'a>(
             }
         }
         Node::Not(inner) => {
-            let b = as_bool(eval(inner, free, locals, spent)?.as_ref())?;
+            let b = as_bool(eval(inner, free, locals, cache, spent)?.as_ref())?;
             Some(boolean(!b))
         }
         Node::And(left, right) | Node::Or(left, right) => {
             // Only a boolean left side: the interpreter's answer for an error or another type
             // there depends on the right side (`error && false` is false).
             let short = matches!(node, Node::Or(..));
-            let l = as_bool(eval(left, free, locals, spent)?.as_ref())?;
+            let l = as_bool(eval(left, free, locals, cache, spent)?.as_ref())?;
             if l == short {
                 return Some(boolean(short));
             }
-            let r = as_bool(eval(right, free, locals, spent)?.as_ref())?;
+            let r = as_bool(eval(right, free, locals, cache, spent)?.as_ref())?;
             Some(boolean(r))
         }
         Node::Conditional(cond, then, otherwise) => {
-            if as_bool(eval(cond, free, locals, spent)?.as_ref())? {
-                eval(then, free, locals, spent)
+            if as_bool(eval(cond, free, locals, cache, spent)?.as_ref())? {
+                eval(then, free, locals, cache, spent)
             } else {
-                eval(otherwise, free, locals, spent)
+                eval(otherwise, free, locals, cache, spent)
             }
         }
         Node::Equals(left, right) | Node::NotEquals(left, right) => {
-            let l = eval(left, free, locals, spent)?;
-            let r = eval(right, free, locals, spent)?;
+            let l = eval(left, free, locals, cache, spent)?;
+            let r = eval(right, free, locals, cache, spent)?;
             spent.steps += width(l.as_ref());
             let equal = l.as_ref().equals(r.as_ref());
             Some(boolean(if matches!(node, Node::Equals(..)) {
@@ -582,15 +649,15 @@ fn eval<'a>(
             }))
         }
         Node::In(item, container) => {
-            let item = eval(item, free, locals, spent)?;
-            let container = eval(container, free, locals, spent)?;
+            let item = eval(item, free, locals, cache, spent)?;
+            let container = eval(container, free, locals, cache, spent)?;
             spent.steps += width(container.as_ref());
             let found = container.as_container()?.contains(item.as_ref()).ok()?;
             Some(boolean(found))
         }
         Node::Compare(left, right, how) => {
-            let l = eval(left, free, locals, spent)?;
-            let r = eval(right, free, locals, spent)?;
+            let l = eval(left, free, locals, cache, spent)?;
+            let r = eval(right, free, locals, cache, spent)?;
             let order = l.as_comparer()?.compare(r.as_ref()).ok()?;
             Some(boolean(match how {
                 Comparison::Less => order == std::cmp::Ordering::Less,
@@ -600,7 +667,7 @@ fn eval<'a>(
             }))
         }
         Node::Size(of) => {
-            let of = eval(of, free, locals, spent)?;
+            let of = eval(of, free, locals, cache, spent)?;
             let size = if let Some(list) = of.downcast_ref::<CelList>() {
                 let items = list.inner();
                 if !items.iter().all(|v| is_scalar(v.as_ref())) {
@@ -622,13 +689,13 @@ fn eval<'a>(
             Some(Cow::Owned(size))
         }
         Node::Int(of) => {
-            let of = eval(of, free, locals, spent)?;
+            let of = eval(of, free, locals, cache, spent)?;
             of.downcast_ref::<CelInt>()?;
             Some(of)
         }
         Node::StringTest(test, target, arg) => {
-            let target = eval(target, free, locals, spent)?;
-            let arg = eval(arg, free, locals, spent)?;
+            let target = eval(target, free, locals, cache, spent)?;
+            let arg = eval(arg, free, locals, cache, spent)?;
             let (target, arg) = (
                 target.downcast_ref::<CelString>()?,
                 arg.downcast_ref::<CelString>()?,
@@ -661,8 +728,8 @@ fn eval<'a>(
             Some(boolean(found))
         }
         Node::Concatenate(left, right) => {
-            let l = eval(left, free, locals, spent)?;
-            let r = eval(right, free, locals, spent)?;
+            let l = eval(left, free, locals, cache, spent)?;
+            let r = eval(right, free, locals, cache, spent)?;
             let (l, r) = (
                 l.downcast_ref::<CelList>()?.inner(),
                 r.downcast_ref::<CelList>()?.inner(),
@@ -678,7 +745,7 @@ fn eval<'a>(
             elements,
         } => {
             spent.steps += 1;
-            let range = eval(range, free, locals, spent)?;
+            let range = eval(range, free, locals, cache, spent)?;
             let mut built: Vec<Box<dyn Val>> = Vec::new();
             // The interpreter's own iteration: a list in order, a map's keys in key order.
             let mut items = range.as_iterable()?.iter();
@@ -688,14 +755,19 @@ fn eval<'a>(
                     value: item,
                     parent: locals,
                 };
+                let fields = item_cache();
                 if let Some(condition) = condition
-                    && !as_bool(eval(condition, free, Some(&scope), spent)?.as_ref())?
+                    && !as_bool(
+                        eval(condition, free, Some(&scope), Some(&fields), spent)?.as_ref(),
+                    )?
                 {
                     continue;
                 }
                 spent.memory += elements.len() as u64 * LIST_ELEMENT_BYTES;
                 for element in elements {
-                    built.push(eval(element, free, Some(&scope), spent)?.into_owned());
+                    built.push(
+                        eval(element, free, Some(&scope), Some(&fields), spent)?.into_owned(),
+                    );
                 }
             }
             let list: Box<dyn Val> = Box::new(CelList::from(built));
@@ -709,7 +781,7 @@ fn eval<'a>(
             // accu_init, the range, the result; per item the loop condition (3 nodes for
             // `exists`, 2 for `all`) and the step's operator and accumulator.
             spent.steps += 2;
-            let range = eval(range, free, locals, spent)?;
+            let range = eval(range, free, locals, cache, spent)?;
             let mut items = range.as_iterable()?.iter();
             while let Some(item) = items.next() {
                 spent.steps += 5;
@@ -717,7 +789,9 @@ fn eval<'a>(
                     value: item,
                     parent: locals,
                 };
-                let b = as_bool(eval(predicate, free, Some(&scope), spent)?.as_ref())?;
+                let fields = item_cache();
+                let b =
+                    as_bool(eval(predicate, free, Some(&scope), Some(&fields), spent)?.as_ref())?;
                 if b == *exists {
                     return Some(boolean(b));
                 }
