@@ -14,6 +14,7 @@ mod synth;
 use securescore::engine::cel::{
     self as kcel, EvalError, cel::budget, compile, json_to_cel, root_context, set_reference_mode,
 };
+use securescore::engine::cel_fast;
 use securescore::engine::evaluate::implicit_cluster_target;
 use securescore::engine::{CompiledAction, Inventory, Resource, TargetInput, evaluate};
 use securescore::inventory::manifests::load_text;
@@ -63,14 +64,23 @@ fn outcome(actions: &[Arc<CompiledAction>], inventory: &Inventory) -> (String, V
 }
 
 /// Evaluate `inventory` in the reference mode, then shared; both must agree. Returns the
-/// number of verdicts compared. A fresh catalog per run: an action keeps a count of budget
+/// number of verdicts compared and the evaluations the fast path (`engine::cel_fast`, off in
+/// the reference mode) answered. A fresh catalog per run: an action keeps a count of budget
 /// failures over its life.
-fn assert_sharing_changes_nothing(inventory: &Inventory, what: &str) -> usize {
+fn assert_sharing_changes_nothing(inventory: &Inventory, what: &str) -> (usize, u64) {
     let _turn = MODE.lock().unwrap_or_else(|p| p.into_inner());
+    cel_fast::count_hits(true);
+    let before = cel_fast::hits();
     set_reference_mode(true);
     let reference = outcome(&catalog(), inventory);
+    assert_eq!(
+        cel_fast::hits(),
+        before,
+        "{what}: the fast path ran in the reference mode"
+    );
     set_reference_mode(false);
     let shared = outcome(&catalog(), inventory);
+    let fast = cel_fast::hits() - before;
     assert_eq!(
         reference.1.len(),
         shared.1.len(),
@@ -85,7 +95,7 @@ fn assert_sharing_changes_nothing(inventory: &Inventory, what: &str) -> usize {
         reference.0,
         shared.0
     );
-    shared.1.len()
+    (shared.1.len(), fast)
 }
 
 #[test]
@@ -135,7 +145,7 @@ fn sharing_changes_no_result_on_the_catalog_fixtures() {
         .collect();
     actions.sort();
     assert!(actions.len() >= 60, "{} fixture directories", actions.len());
-    let mut compared = 0;
+    let (mut compared, mut fast) = (0, 0);
     for action in &actions {
         for which in ["pass", "fail"] {
             let path = action.join(format!("{which}.yaml"));
@@ -143,13 +153,17 @@ fn sharing_changes_no_result_on_the_catalog_fixtures() {
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let (objects, errors) = load_text(&path.display().to_string(), &text, "default");
             assert!(errors.is_empty(), "{}: {errors:?}", path.display());
-            compared += assert_sharing_changes_nothing(
+            let (verdicts, answered) = assert_sharing_changes_nothing(
                 &Inventory::complete(objects),
                 &path.display().to_string(),
             );
+            compared += verdicts;
+            fast += answered;
         }
     }
     assert!(compared > 120, "{compared} verdicts compared");
+    // The comparison covers the fast path: the catalog's container checks take it.
+    assert!(fast > 100, "the fast path answered {fast} evaluations");
 }
 
 #[test]
@@ -165,8 +179,9 @@ fn sharing_changes_no_result_on_the_corpus() {
         objects.extend(loaded);
     }
     assert!(objects.len() > 500, "{} objects", objects.len());
-    let compared = assert_sharing_changes_nothing(&Inventory::complete(objects), "corpus");
+    let (compared, fast) = assert_sharing_changes_nothing(&Inventory::complete(objects), "corpus");
     assert!(compared > 1_000, "{compared} verdicts compared");
+    assert!(fast > 1_000, "the fast path answered {fast} evaluations");
 }
 
 #[test]
@@ -182,8 +197,12 @@ fn sharing_changes_no_result_on_seeded_synthetic_clusters() {
                 .into_iter()
                 .map(|o| Arc::new(Resource::new(o, None).expect("synthetic object"))),
         );
-        let compared =
+        let (compared, fast) =
             assert_sharing_changes_nothing(&inventory, &format!("synthetic seed {seed}"));
+        assert!(
+            fast > 3_000,
+            "seed {seed}: the fast path answered {fast} evaluations"
+        );
         assert!(
             compared > 3_000,
             "seed {seed}: {compared} verdicts compared"

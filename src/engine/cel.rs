@@ -135,6 +135,8 @@ pub struct Compiled {
     pub variable_refs: BTreeSet<String>,
     /// `lookups.<name>` it reads.
     pub lookup_refs: BTreeSet<String>,
+    /// The fast form when every node is one the fast path evaluates (`cel_fast`).
+    fast: Option<super::cel_fast::Fast>,
 }
 
 /// The root context holding every standard and Kubernetes function; built once, shared.
@@ -324,7 +326,7 @@ fn lookup_by_name(lookup: Arc<String>, name: Arc<String>) -> cel::ResolveResult 
 /// Whether a function name resolves in the environment. Operators (`_&&_`, `@in`, `!_`...)
 /// always do. The registry is not public, so a name is probed once by calling it without
 /// arguments: only an unknown function answers "undeclared reference".
-fn function_exists(name: &str) -> bool {
+pub(crate) fn function_exists(name: &str) -> bool {
     if name.starts_with(['_', '@', '!', '-']) {
         return true;
     }
@@ -395,7 +397,9 @@ pub fn compile(
             )));
         }
     }
+    let fast = super::cel_fast::Fast::compile(program.expression());
     Ok(Compiled {
+        fast,
         program,
         source: Arc::from(expression),
         roots: walk.roots,
@@ -549,6 +553,14 @@ impl Compiled {
         ctx: &Context,
         limits: cel::budget::Limits,
     ) -> Result<Value, EvalError> {
+        // The fast path answers only booleans here: any other result is converted to a
+        // `Value` under the budget by the interpreter.
+        if !reference_mode()
+            && let Some(value) = self.run_fast(ctx, limits)
+            && let Some(b) = value.downcast_ref::<CelBool>()
+        {
+            return Ok(Value::Bool(*b.inner()));
+        }
         self.run(limits, || self.program.execute(ctx))
     }
 
@@ -569,7 +581,17 @@ impl Compiled {
                     source_text: self.source.clone(),
                 });
         }
+        if let Some(value) = self.run_fast(ctx, limits) {
+            return Ok(Shared(value));
+        }
         self.run(limits, || self.program.execute_val(ctx).map(Shared))
+    }
+
+    /// The fast path's value, if it has one (a panic in it, which would be a bug, leaves the
+    /// expression to the interpreter, as any other case it does not answer).
+    fn run_fast(&self, ctx: &Context, limits: cel::budget::Limits) -> Option<Box<dyn Val>> {
+        let fast = self.fast.as_ref()?;
+        quietly(|| fast.run(ctx, limits)).flatten()
     }
 
     fn run<T>(

@@ -406,7 +406,7 @@ fn pattern_argument(function: &str, args: &[Value]) -> Result<Arc<String>, Execu
 }
 
 /// `string.matches(regex)`.
-fn matches(This(this): This<Arc<String>>, pattern: Arc<String>) -> ResolveResult {
+pub(crate) fn matches(This(this): This<Arc<String>>, pattern: Arc<String>) -> ResolveResult {
     let re = compiled("matches", &pattern)?;
     charge_scan(&re, &this)?;
     Ok(Value::Bool(re.regex.is_match(&this)))

@@ -4,6 +4,7 @@
 
 pub mod attestations;
 pub mod cel;
+pub mod cel_fast;
 pub mod cel_guards;
 pub mod check;
 pub mod compact;
