@@ -232,10 +232,13 @@ pub fn evaluate_with_controls(
         .chain(owned.iter().map(|(r, _)| **r))
         .collect();
     let mut by_key: Vec<u32> = (0..judged_objects.len() as u32).collect();
-    by_key.par_sort_by(|a, b| {
+    // Unstable with the input position as the last key: the same order a stable sort gives,
+    // without the merge sort's buffer and copies.
+    by_key.par_sort_unstable_by(|a, b| {
         judged_objects[*a as usize]
             .sort_key()
             .cmp(&judged_objects[*b as usize].sort_key())
+            .then(a.cmp(b))
     });
     let mut rank = vec![0u32; judged_objects.len()];
     for (r, at) in by_key.into_iter().enumerate() {
