@@ -239,7 +239,7 @@ fn read_yaml_document(
     let wanted = |api_version: &str, kind: &str| full_body(group_of(api_version), kind);
     if let Some((api_version, kind)) = declared_kind(doc)
         && !wanted(api_version, kind)
-        && let Ok(Some(value)) = yaml_identity_to_json(doc)
+        && let Ok(Some(value)) = read_identity(doc)
     {
         let text = |k: &str| value.get(k).and_then(|v| v.as_str());
         if let (Some(api_version), Some(kind)) = (text("apiVersion"), text("kind"))
@@ -568,6 +568,157 @@ fn yaml_identity_to_json(doc: &str) -> Result<Option<serde_json::Value>, YamlErr
         Ok(v) => Ok(Some(v)),
         Err(_) => Ok(None),
     }
+}
+
+/// Documents shorter than this are read for their identity directly: walking them first
+/// would cost more than it saves.
+const SKIM_MIN_BYTES: usize = 8 << 10;
+
+/// [`yaml_identity_to_json`] of a document; a large one through [`identity_text`] when it can.
+fn read_identity(doc: &str) -> Result<Option<serde_json::Value>, YamlError> {
+    if doc.len() >= SKIM_MIN_BYTES
+        && let Some(reduced) = identity_text(doc)
+        && let Ok(Some(value)) = yaml_identity_to_json(&reduced)
+    {
+        return Ok(Some(value));
+    }
+    yaml_identity_to_json(doc)
+}
+
+/// Deepest nesting [`identity_text`] walks (serde_yaml_ng refuses documents deeper than 128).
+const SKIM_MAX_DEPTH: usize = 100;
+
+/// A document reduced to what [`yaml_identity_to_json`] keeps of it, or `None` when the
+/// document is not plainly one it reads alike (the caller then reads the document itself).
+///
+/// The document's events are walked once with libyaml (the same parser serde_yaml_ng uses),
+/// building nothing: the top-level entries whose key is one of [`IDENTITY_KEYS`] are copied
+/// as written, every other one becomes `key: ~` (its value read as null, as the identity
+/// reading leaves it). That is the same reading when the document is valid YAML, its root a
+/// block mapping whose keys are single-line scalars at column 0, with no directive, anchor,
+/// alias, tag, merge key (`<<`), non-scalar key or plain scalar that reads as a non-finite
+/// number anywhere, no nesting deeper than [`SKIM_MAX_DEPTH`] and no second document: any
+/// of these gives `None`. `tests`: the two readings agree on every document of
+/// `../shared/corpus` and on the tricky inputs.
+fn identity_text(doc: &str) -> Option<String> {
+    use unsafe_libyaml::events::{EventKind, EventReader};
+    let mut events = EventReader::new(doc.as_bytes());
+    let mut expect = |kind: EventKind| -> Option<()> {
+        let e = events.next()?;
+        (e.kind == kind && !e.directives).then_some(())
+    };
+    expect(EventKind::StreamStart)?;
+    expect(EventKind::DocumentStart)?;
+    let root = events.next()?;
+    if root.kind != EventKind::MappingStart || root.anchor || root.tag || root.flow {
+        return None;
+    }
+    // (key start, key end, whether the entry is kept whole), in order.
+    let mut entries: Vec<(usize, usize, bool)> = Vec::new();
+    loop {
+        let key = events.next()?;
+        match key.kind {
+            EventKind::MappingEnd => break,
+            EventKind::Scalar => {}
+            _ => return None,
+        }
+        if key.anchor
+            || key.tag
+            || key.start.column != 0
+            || key.start.line != key.end.line
+            || key.value == b"<<"
+            || (key.plain && !plain_scalar_skimmable(key.value))
+        {
+            return None;
+        }
+        let whole = IDENTITY_KEYS.iter().any(|k| k.as_bytes() == key.value);
+        let (start, end) = (
+            usize::try_from(key.start.index).ok()?,
+            usize::try_from(key.end.index).ok()?,
+        );
+        entries.push((start, end, whole));
+        skim_value(&mut events)?;
+    }
+    if events.next()?.kind != EventKind::DocumentEnd || events.next()?.kind != EventKind::StreamEnd
+    {
+        return None;
+    }
+    drop(events);
+    let mut out = String::new();
+    for (at, &(start, end, whole)) in entries.iter().enumerate() {
+        if whole {
+            let next = entries.get(at + 1).map_or(doc.len(), |e| e.0);
+            out.push_str(doc.get(start..next)?);
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+        } else {
+            out.push_str(doc.get(start..end)?);
+            out.push_str(": ~\n");
+        }
+    }
+    Some(out)
+}
+
+/// Walk one value (a scalar, or a sequence or mapping to its end) for [`identity_text`].
+fn skim_value(events: &mut unsafe_libyaml::events::EventReader) -> Option<()> {
+    use unsafe_libyaml::events::EventKind;
+    #[derive(PartialEq)]
+    enum Frame {
+        Sequence,
+        Key,
+        Value,
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    loop {
+        let e = events.next()?;
+        if e.anchor || e.tag {
+            return None;
+        }
+        let at_key = stack.last() == Some(&Frame::Key);
+        match e.kind {
+            EventKind::Scalar => {
+                if (at_key && e.value == b"<<") || (e.plain && !plain_scalar_skimmable(e.value)) {
+                    return None;
+                }
+            }
+            EventKind::SequenceStart | EventKind::MappingStart => {
+                if at_key || stack.len() >= SKIM_MAX_DEPTH {
+                    return None;
+                }
+                stack.push(if e.kind == EventKind::SequenceStart {
+                    Frame::Sequence
+                } else {
+                    Frame::Key
+                });
+                continue;
+            }
+            EventKind::SequenceEnd | EventKind::MappingEnd => {
+                stack.pop();
+            }
+            _ => return None,
+        }
+        // A node ended: the value after a key, the next key after a value.
+        match stack.last_mut() {
+            None => return Some(()),
+            Some(f @ Frame::Key) => *f = Frame::Value,
+            Some(f @ Frame::Value) => *f = Frame::Key,
+            Some(Frame::Sequence) => {}
+        }
+    }
+}
+
+/// Whether a plain scalar cannot stop a document from converting to JSON: it does not read
+/// as a non-finite number, neither as serde_yaml_ng parses floats nor as [`resolve_yaml11`].
+fn plain_scalar_skimmable(value: &[u8]) -> bool {
+    let Ok(v) = std::str::from_utf8(value) else {
+        return false;
+    };
+    let special = matches!(
+        v.strip_prefix(['+', '-']).unwrap_or(v),
+        ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN"
+    );
+    !special && !matches!(resolve_yaml11(v), Some(Node::Float(f)) if !f.is_finite())
 }
 
 /// The root of a document read for its identity (see [`yaml_identity_to_json`]); a root that
@@ -1102,9 +1253,111 @@ pub fn load_text(
     (objects.into_iter().map(Arc::new).collect(), errors)
 }
 
+/// The corpus' location, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../tests/support/corpus.rs"]
+mod test_corpus;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use super::test_corpus as corpus;
+
+    /// The identity reading of `doc` through [`identity_text`], when it takes the document.
+    fn skimmed(doc: &str) -> Option<serde_json::Value> {
+        let reduced = identity_text(doc)?;
+        match yaml_identity_to_json(&reduced) {
+            Ok(Some(v)) => Some(v),
+            other => {
+                panic!("the reduced text of a skimmed document does not read: {other:?}\n{reduced}")
+            }
+        }
+    }
+
+    fn direct(doc: &str) -> Option<serde_json::Value> {
+        yaml_identity_to_json(doc).ok().flatten()
+    }
+
+    #[test]
+    fn the_skimmed_identity_of_every_corpus_document_is_its_identity() {
+        let mut files = Vec::new();
+        corpus::manifests(&corpus::corpus(), &mut files);
+        let (mut skimmed_docs, mut skimmed_bytes, mut total_bytes) = (0, 0, 0);
+        for file in files
+            .iter()
+            .filter(|f| !f.to_string_lossy().ends_with(".json"))
+        {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            for (_, doc) in split_documents(&text) {
+                total_bytes += doc.len();
+                if let Some(v) = skimmed(&doc) {
+                    assert_eq!(Some(v), direct(&doc), "{}:\n{doc}", file.display());
+                    skimmed_docs += 1;
+                    skimmed_bytes += doc.len();
+                }
+            }
+        }
+        // Most of the corpus is plain block YAML: the walk must take most of it.
+        assert!(skimmed_docs > 1000, "only {skimmed_docs} documents skimmed");
+        assert!(
+            skimmed_bytes * 10 > total_bytes * 9,
+            "only {skimmed_bytes} of {total_bytes} bytes skimmed"
+        );
+    }
+
+    #[test]
+    fn the_skimmed_identity_keeps_the_identity_entries_and_nulls_the_rest() {
+        let doc = "# lead comment\napiVersion: apiextensions.k8s.io/v1\n\"kind\": CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\n  annotations:\n    note: |+\n      kept\n\n  # a comment\n  labels: {a: \"1\", b: on}\n'spec'  : {x: [1, 2.5, .5, yes]}\nstatus:\n  conditions:\n  - type: Ready\n    status: \"True\"\nitems: []\n42: x\ndup: 1\ndup: 2";
+        let v = skimmed(doc).expect("a plain document is skimmed");
+        assert_eq!(Some(v.clone()), direct(doc));
+        assert_eq!(v["metadata"]["annotations"]["note"], "kept\n\n");
+        assert_eq!(v["metadata"]["labels"]["b"], true);
+        assert_eq!(v["spec"], serde_json::Value::Null);
+        assert_eq!(v["status"], serde_json::Value::Null);
+        assert_eq!(v["items"], serde_json::json!([]));
+        assert!(v.get("42").is_some(), "{v}");
+        // CRLF line ends and a last identity entry without a line break.
+        let crlf = "kind: A\r\nspec:\r\n  a: 1\r\napiVersion: v1\r\nmetadata:\r\n  name: x";
+        assert_eq!(skimmed(crlf), direct(crlf));
+        assert!(skimmed(crlf).is_some());
+    }
+
+    #[test]
+    fn documents_the_walk_cannot_vouch_for_are_left_to_the_identity_reading() {
+        let head = "apiVersion: v1\nkind: A\nmetadata: {name: x}\n";
+        let cases = [
+            "spec: &a {x: 1}\nother: *a\n", // anchor and alias
+            "spec: !custom {x: 1}\n",       // tag
+            "spec:\n  <<: {x: 1}\n",        // merge key
+            "spec:\n  '<<': [1]\n",         // quoted merge key
+            "spec:\n  x: .inf\n",           // non-finite (serde_yaml_ng)
+            "spec:\n  x: [1e400]\n",        // non-finite (YAML 1.1 resolution)
+            "spec:\n  ? [a, b]\n  : 1\n",   // a sequence as a key
+            "spec:\n  {a: 1}: 2\n",         // a mapping as a key
+            "spec: [unclosed\n",            // syntax error
+            "spec: 1\n...\n---\nkind: B\n", // a second document
+            "? complex\n: key\n",           // explicit key
+            "\"multi\n  line\": 1\n",       // a key over two lines
+        ];
+        for tail in cases {
+            let doc = format!("{head}{tail}");
+            assert_eq!(identity_text(&doc), None, "{doc}");
+        }
+        for doc in [
+            "{apiVersion: v1, kind: A}\n",               // flow root
+            "  apiVersion: v1\n  kind: A\n",             // indented root
+            "%YAML 1.1\n---\napiVersion: v1\nkind: A\n", // directive
+            "- apiVersion: v1\n",                        // a sequence root
+            "",                                          // nothing
+        ] {
+            assert_eq!(identity_text(doc), None, "{doc}");
+        }
+        let deep = format!("{head}spec: {}{}\n", "[".repeat(120), "]".repeat(120));
+        assert_eq!(identity_text(&deep), None);
+        let fine = format!("{head}spec: {}{}\n", "[".repeat(50), "]".repeat(50));
+        assert!(identity_text(&fine).is_some());
+    }
 
     #[test]
     fn a_block_scalar_ending_the_file_without_a_newline_keeps_its_line_break() {

@@ -281,6 +281,8 @@ mod macros;
 mod api;
 mod dumper;
 mod emitter;
+/// PATCH (securescore): a safe event reader (PATCHED.md item 4).
+pub mod events;
 mod loader;
 mod ops;
 mod parser;
