@@ -198,28 +198,32 @@ fn parse_yaml_document(
 /// written). Only a guess, to choose how to read the document: `None` when either is missing
 /// or given twice; the document as read has the last word ([`read_yaml_document`]).
 fn declared_kind(doc: &str) -> Option<(&str, &str)> {
-    let (mut api_version, mut kind) = (None, None);
-    for line in doc.lines() {
-        let (slot, value) = if let Some(v) = line.strip_prefix("kind:") {
-            (&mut kind, v)
-        } else if let Some(v) = line.strip_prefix("apiVersion:") {
-            (&mut api_version, v)
-        } else {
-            continue;
-        };
-        if slot.is_some() {
-            return None;
+    // The lines are found with a vectorised search for the two prefixes: a line-by-line walk
+    // was ~3% of a corpus scan (CustomResourceDefinitions of 100k lines).
+    let declared = |prefix: &str| -> Result<Option<&str>, ()> {
+        let mut found = None;
+        for at in memchr::memmem::find_iter(doc.as_bytes(), prefix.as_bytes()) {
+            if at > 0 && doc.as_bytes()[at - 1] != b'\n' {
+                continue;
+            }
+            if found.is_some() {
+                return Err(());
+            }
+            let rest = &doc[at + prefix.len()..];
+            let value = rest[..rest.find('\n').unwrap_or(rest.len())].trim();
+            found = Some(
+                value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                    .unwrap_or(value),
+            );
         }
-        let value = value.trim();
-        *slot = Some(
-            value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-                .unwrap_or(value),
-        );
-    }
-    Some((api_version?, kind?))
+        Ok(found)
+    };
+    let kind = declared("kind:").ok()??;
+    let api_version = declared("apiVersion:").ok()??;
+    Some((api_version, kind))
 }
 
 /// One YAML document of a file as objects. A document of a kind `full_body` does not want
@@ -1304,6 +1308,29 @@ mod tests {
             skimmed_bytes * 10 > total_bytes * 9,
             "only {skimmed_bytes} of {total_bytes} bytes skimmed"
         );
+    }
+
+    #[test]
+    fn the_declared_kind_is_read_from_the_lines_that_start_with_it() {
+        let cases: [(&str, Option<(&str, &str)>); 8] = [
+            ("apiVersion: v1\nkind: Pod\n", Some(("v1", "Pod"))),
+            (
+                "kind: 'Pod'\r\nmetadata: {}\r\napiVersion: \"apps/v1\"",
+                Some(("apps/v1", "Pod")),
+            ),
+            ("apiVersion: v1\n  kind: Pod\n", None),
+            ("apiVersion: v1\nkind: Pod\nkind: Service\n", None),
+            ("apiVersion: v1\napiVersion: v2\nkind: Pod\n", None),
+            ("xkind: Pod\napiVersion: v1\n", None),
+            ("apiVersion: v1\nkind:\n", Some(("v1", ""))),
+            (
+                "data: {a: 'kind: x'}\napiVersion: v1\nkind: Pod",
+                Some(("v1", "Pod")),
+            ),
+        ];
+        for (doc, expected) in cases {
+            assert_eq!(declared_kind(doc), expected, "{doc:?}");
+        }
     }
 
     #[test]
