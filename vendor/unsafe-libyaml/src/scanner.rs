@@ -22,12 +22,20 @@ use crate::{
 use core::mem::{size_of, MaybeUninit};
 use core::ptr::{self, addr_of_mut};
 
+// PATCH (securescore): inlined, its refill kept out of line (PATCHED.md item 5).
+#[inline(always)]
 unsafe fn CACHE(parser: *mut yaml_parser_t, length: size_t) -> Success {
     if (*parser).unread >= length {
         OK
     } else {
-        yaml_parser_update_buffer(parser, length)
+        refill(parser, length)
     }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn refill(parser: *mut yaml_parser_t, length: size_t) -> Success {
+    yaml_parser_update_buffer(parser, length)
 }
 
 unsafe fn SKIP(parser: *mut yaml_parser_t) {
