@@ -29,6 +29,12 @@ pub fn manifests(data: &[u8]) -> (usize, usize) {
         "fuzz.json"
     };
     let (objects, errors) = load_text(file, text, "default");
+    // The walk that reads large documents for their identity (any size here) agrees with the
+    // reading it stands in for, or hands the document back.
+    assert!(
+        file.ends_with(".json") || securescore::inventory::manifests::identity_walk_agrees(text),
+        "the identity walk and the identity reading disagree"
+    );
     for e in &errors {
         // Every error names its file.
         assert!(e.to_string().starts_with(file), "{e}");
