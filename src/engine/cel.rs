@@ -818,6 +818,16 @@ pub fn bind(ctx: &mut Context, name: impl Into<String>, value: &Shared) {
     ctx.add_variable_as_val(name, value.0.clone_as_boxed());
 }
 
+/// As [`bind`], for a value the caller is done with: moved into the scope, not cloned (in the
+/// reference mode, bound as [`bind`] binds it).
+pub fn bind_owned(ctx: &mut Context, name: impl Into<String>, value: Shared) {
+    if reference_mode() {
+        bind(ctx, name, &value);
+    } else {
+        ctx.add_variable_as_val(name, value.0);
+    }
+}
+
 /// Whether the reference mode is on: every value is deep-copied and converted as cel 0.13
 /// does upstream (see [`set_reference_mode`]).
 pub fn reference_mode() -> bool {

@@ -190,10 +190,10 @@ impl ObjectScope {
             match pod_template(&converted.shared, path) {
                 Some((spec, metadata)) => {
                     if wants("podSpec") {
-                        kcel::bind(&mut ctx, "podSpec", &spec);
+                        kcel::bind_owned(&mut ctx, "podSpec", spec);
                     }
                     if wants("podMetadata") {
-                        kcel::bind(&mut ctx, "podMetadata", &metadata);
+                        kcel::bind_owned(&mut ctx, "podMetadata", metadata);
                     }
                 }
                 None => pod_template_missing = true,
@@ -265,7 +265,7 @@ impl ObjectScope {
         for (_, v) in chosen {
             let outcome = match v.compiled.execute_shared_within(&scope.ctx, budget) {
                 Ok(value) => {
-                    kcel::bind(&mut scope.ctx, v.bound_name.as_str(), &value);
+                    kcel::bind_owned(&mut scope.ctx, v.bound_name.as_str(), value);
                     None
                 }
                 Err(e) => Some(e.message(false)),
@@ -902,7 +902,7 @@ impl CompiledAction {
                 }
                 match v.compiled.execute_shared_within(ctx, self.budget) {
                     Ok(value) => {
-                        kcel::bind(ctx, v.bound_name.as_str(), &value);
+                        kcel::bind_owned(ctx, v.bound_name.as_str(), value);
                     }
                     Err(e) => {
                         return Err(format!("variable {:?}: {}", v.name, e.message(detailed)));
