@@ -285,7 +285,9 @@ pub const LOOKUP_BY_NAME: &str = "lookupByName";
 
 /// Objects of one lookup by name, as the inventory indexes them.
 pub trait NamedObjects: Send + Sync {
-    fn named(&self, name: &str) -> Option<Value>;
+    /// The object named `name`, in the interpreter's shared form (converted to a `Value` only
+    /// by the interpreter's `lookupByName`; the fast path reads it in place).
+    fn named(&self, name: &str) -> Option<Shared>;
 }
 
 /// Each lookup's name with the indexes it sees.
@@ -310,16 +312,24 @@ pub fn with_named_lookups<R>(lookups: NamedLookups, f: impl FnOnce() -> R) -> R 
 
 fn lookup_by_name(lookup: Arc<String>, name: Arc<String>) -> cel::ResolveResult {
     cel::budget::charge_steps(1)?;
+    let Some(found) = named_object(&lookup, &name) else {
+        return Err(ExecutionError::function_error(
+            LOOKUP_BY_NAME,
+            "the first argument is not a lookup of this action",
+        ));
+    };
+    Ok(Value::List(Arc::new(
+        found.map(|object| object.value()).into_iter().collect(),
+    )))
+}
+
+/// What `lookupByName(lookup, name)` finds on this thread: the object or none, or `None` when
+/// `lookup` is not a lookup of the action being evaluated (an error of the function).
+pub(crate) fn named_object(lookup: &str, name: &str) -> Option<Option<Shared>> {
     NAMED_LOOKUPS.with(|n| {
         let lookups = n.borrow();
-        let Some((_, indexes)) = lookups.iter().find(|(l, _)| l.as_str() == lookup.as_str()) else {
-            return Err(ExecutionError::function_error(
-                LOOKUP_BY_NAME,
-                "the first argument is not a lookup of this action",
-            ));
-        };
-        let found = indexes.iter().find_map(|i| i.named(&name));
-        Ok(Value::List(Arc::new(found.into_iter().collect())))
+        let (_, indexes) = lookups.iter().find(|(l, _)| l.as_str() == lookup)?;
+        Some(indexes.iter().find_map(|i| i.named(name)))
     })
 }
 
@@ -806,6 +816,16 @@ impl Shared {
 /// binding a [`Value`] did).
 pub fn bind(ctx: &mut Context, name: impl Into<String>, value: &Shared) {
     ctx.add_variable_as_val(name, value.0.clone_as_boxed());
+}
+
+/// As [`bind`], for a value the caller is done with: moved into the scope, not cloned (in the
+/// reference mode, bound as [`bind`] binds it).
+pub fn bind_owned(ctx: &mut Context, name: impl Into<String>, value: Shared) {
+    if reference_mode() {
+        bind(ctx, name, &value);
+    } else {
+        ctx.add_variable_as_val(name, value.0);
+    }
 }
 
 /// Whether the reference mode is on: every value is deep-copied and converted as cel 0.13

@@ -391,8 +391,8 @@ impl NameIndex {
 pub type ByName = Arc<NameIndex>;
 
 impl super::cel::NamedObjects for NameIndex {
-    fn named(&self, name: &str) -> Option<super::cel::cel::Value> {
-        self.get(name).map(|r| r.cel().value())
+    fn named(&self, name: &str) -> Option<super::cel::Shared> {
+        self.get(name).map(|r| r.cel().shared)
     }
 }
 
