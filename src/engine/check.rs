@@ -705,18 +705,6 @@ impl CompiledAction {
         self.judge_detailed(resource, scope, surroundings, false)
     }
 
-    /// As [`judge`](Self::judge), for a resource that already passed
-    /// [`prefilter`](Self::prefilter): the full evaluation filters every candidate first, and
-    /// this runs per object and action (its kind comparisons were ~3% of a 100k evaluation).
-    pub(crate) fn judge_prefiltered(
-        &self,
-        resource: &Resource,
-        scope: &ObjectScope,
-        surroundings: &Surroundings,
-    ) -> Judgement {
-        self.judge_passed(resource, scope, surroundings, false)
-    }
-
     /// Only the applicability part: selectors and matchConditions (an error there makes the
     /// resource applicable, and [`judge`](Self::judge) reports the error).
     pub fn is_applicable(
@@ -758,11 +746,13 @@ impl CompiledAction {
         if !self.prefilter(resource, surroundings.inventory) {
             return Judgement::NotApplicable;
         }
-        self.judge_passed(resource, scope, surroundings, detailed)
+        self.judge_prefiltered(resource, scope, surroundings, detailed)
     }
 
-    /// [`judge_detailed`](Self::judge_detailed) after the prefilter.
-    fn judge_passed(
+    /// [`judge_detailed`](Self::judge_detailed) for a resource that already passed
+    /// [`prefilter`](Self::prefilter): the full evaluation filters every candidate first, and
+    /// this runs per object and action (its kind comparisons were ~3% of a 100k evaluation).
+    pub(crate) fn judge_prefiltered(
         &self,
         resource: &Resource,
         scope: &ObjectScope,

@@ -374,7 +374,8 @@ pub(crate) fn judge_object(
     let scope = ObjectScope::with_shared(r, surroundings.inventory, &sharing);
     let mut out = Vec::with_capacity(passing.len());
     for i in passing {
-        if let Judgement::Applicable(verdict) = judged[i].judge_prefiltered(r, &scope, surroundings)
+        if let Judgement::Applicable(verdict) =
+            judged[i].judge_prefiltered(r, &scope, surroundings, false)
         {
             out.push((i, verdict));
         }

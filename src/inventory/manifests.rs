@@ -601,7 +601,7 @@ const SKIM_MAX_DEPTH: usize = 100;
 /// reading leaves it). That is the same reading when the document is valid YAML, its root a
 /// block mapping whose keys are single-line scalars at column 0, with no directive, anchor,
 /// alias, tag, merge key (`<<`), non-scalar key or plain scalar that reads as a non-finite
-/// number anywhere, no nesting deeper than [`SKIM_MAX_DEPTH`] and no second document: any
+/// number or an integer beyond 64 bits ([`plain_scalar_skimmable`]) anywhere, no nesting deeper than [`SKIM_MAX_DEPTH`] and no second document: any
 /// of these gives `None`. `tests`: the two readings agree on every document of
 /// `../shared/corpus` and on the tricky inputs.
 fn identity_text(doc: &str) -> Option<String> {
