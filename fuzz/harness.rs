@@ -75,6 +75,20 @@ pub fn cel(data: &[u8]) -> String {
         Ok(a) => a,
         Err(e) => panic!("the action document is fixed but for a string: {e}"),
     };
+    // The encoding the built-in catalog's parsed expressions are committed in gives back
+    // any tree the parser makes (or refuses one deeper than it decodes).
+    if let Ok(program) = securescore::engine::cel::cel::Program::compile(&expression) {
+        let tree = program.expression();
+        let encoding = securescore::engine::cel_parsed::encode(tree);
+        match securescore::engine::cel_parsed::decode(&encoding) {
+            Some(decoded) => assert!(&decoded == tree, "{expression:?}: the tree changed"),
+            None => assert!(
+                depth(tree) > securescore::engine::cel_parsed::MAX_DEPTH,
+                "{expression:?}: a tree {} deep is refused",
+                depth(tree)
+            ),
+        }
+    }
     let compiled = Arc::new(CompiledAction::compile(&action));
     let pod: serde_json::Value = serde_json::from_str(POD).expect("fixed pod");
     let pod = Resource::new(pod, None).expect("fixed pod is an object");
@@ -94,4 +108,44 @@ pub fn cel(data: &[u8]) -> String {
     });
     assert_eq!(evaluation.status.actions.len(), 1, "one action, one row");
     format!("{:?}", evaluation.status.actions[0].state)
+}
+
+/// How deep a parsed expression's tree is (a leaf is 1 deep).
+fn depth(e: &securescore::engine::cel::cel::IdedExpr) -> u32 {
+    use securescore::engine::cel::cel::common::ast::{EntryExpr, Expr};
+    let entries = |entries: &[securescore::engine::cel::cel::common::ast::IdedEntryExpr]| {
+        entries
+            .iter()
+            .map(|e| match &e.expr {
+                EntryExpr::StructField(f) => depth(&f.value),
+                EntryExpr::MapEntry(m) => depth(&m.key).max(depth(&m.value)),
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    1 + match &e.expr {
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => 0,
+        Expr::Call(c) => c
+            .target
+            .iter()
+            .map(|t| depth(t))
+            .chain(c.args.iter().map(depth))
+            .max()
+            .unwrap_or(0),
+        Expr::Comprehension(c) => [
+            &c.iter_range,
+            &c.accu_init,
+            &c.loop_cond,
+            &c.loop_step,
+            &c.result,
+        ]
+        .into_iter()
+        .map(depth)
+        .max()
+        .unwrap_or(0),
+        Expr::List(l) => l.elements.iter().map(depth).max().unwrap_or(0),
+        Expr::Map(m) => entries(&m.entries),
+        Expr::Select(s) => depth(&s.operand),
+        Expr::Struct(s) => entries(&s.entries),
+    }
 }

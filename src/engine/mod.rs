@@ -6,6 +6,7 @@ pub mod attestations;
 pub mod cel;
 pub mod cel_fast;
 pub mod cel_guards;
+pub mod cel_parsed;
 pub mod check;
 pub mod compact;
 pub mod resource;

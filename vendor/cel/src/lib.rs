@@ -174,6 +174,12 @@ impl Program {
             .map(|expression| Program { expression })
     }
 
+    /// PATCH (securescore): a program from an expression parsed earlier by [`Program::compile`]
+    /// (kept by the caller, e.g. in an encoded form), so that the same source is not parsed again.
+    pub fn from_expression(expression: Expression) -> Program {
+        Program { expression }
+    }
+
     pub fn execute(&self, context: &Context) -> ResolveResult {
         Value::resolve(&self.expression, context)
     }
