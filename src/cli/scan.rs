@@ -1029,23 +1029,31 @@ pub fn run(args: ScanArgs) -> ExitCode {
         }
         return ExitCode::from(EXIT_INPUT_ERROR);
     }
+    drop(stdout);
 
-    if !errors.is_empty() {
-        return ExitCode::from(EXIT_INPUT_ERROR);
-    }
-    let failing = super::gates::failures(
-        &scored,
-        args.min_score,
-        args.fail_below_goal,
-        baseline.as_deref(),
-    );
-    if !failing.is_empty() {
-        for f in failing {
-            eprintln!("securescore scan: {}", output::safe(&f));
+    let code = if !errors.is_empty() {
+        ExitCode::from(EXIT_INPUT_ERROR)
+    } else {
+        let failing = super::gates::failures(
+            &scored,
+            args.min_score,
+            args.fail_below_goal,
+            baseline.as_deref(),
+        );
+        for f in &failing {
+            eprintln!("securescore scan: {}", output::safe(f));
         }
-        return ExitCode::from(EXIT_BELOW_MIN_SCORE);
-    }
-    ExitCode::SUCCESS
+        if failing.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_BELOW_MIN_SCORE)
+        }
+    };
+    // The process ends with this function: the evaluations, the compiled actions and the
+    // output are left to it rather than freed one allocation at a time (~1.5 ms of a ~70 ms
+    // corpus scan, on one core, after everything is written).
+    std::mem::forget((scored, actions, rendered));
+    code
 }
 
 /// Warnings, and what was skipped by design: counted, listed with --verbose.
