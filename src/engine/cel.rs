@@ -340,22 +340,30 @@ pub(crate) fn function_exists(name: &str) -> bool {
     if name.starts_with(['_', '@', '!', '-']) {
         return true;
     }
+    #[cfg(test)]
+    PROBED.with(|p| p.borrow_mut().push(name.to_string()));
     static KNOWN: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
     let known = KNOWN.get_or_init(Default::default);
     if let Some(found) = known.lock().ok().and_then(|k| k.get(name).copied()) {
         return found;
     }
-    let exists = match Program::compile(&format!("{name}()")) {
+    let exists = probe(name);
+    if let Ok(mut k) = known.lock() {
+        k.insert(name.to_string(), exists);
+    }
+    exists
+}
+
+/// [`function_exists`] without its memory: calls `name()`. The probes of the built-in
+/// catalog's functions are parsed ahead too ([`super::cel_parsed`]).
+pub(crate) fn probe(name: &str) -> bool {
+    match parse(&format!("{name}()")) {
         Ok(probe) => {
             let outcome = quietly(|| probe.execute(root_context()));
             !matches!(outcome, Some(Err(ExecutionError::UndeclaredReference(_))))
         }
         Err(_) => false,
-    };
-    if let Ok(mut k) = known.lock() {
-        k.insert(name.to_string(), exists);
     }
-    exists
 }
 
 /// Compile one expression: size limit, parse, then a walk of the tree that checks every
@@ -420,6 +428,12 @@ pub fn compile(
 thread_local! {
     /// Expressions this thread gave to cel's parser (those not parsed ahead).
     static PARSED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The function names this thread asked [`function_exists`] about (operators aside).
+    pub(crate) static PROBED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// How many expressions this thread has given to cel's parser in [`compile`]: the built-in

@@ -3,7 +3,8 @@
 //! cel 0.13 parses with an ANTLR-generated parser: ~200 parses of the catalog's expressions
 //! were a quarter of the CPU time of a `securescore scan` of a real repository (every scan and
 //! every operator start compiles the whole catalog; docs/performance.md). The parsed trees of
-//! those expressions are committed in `src/catalog/cel-parsed.bin`, in the compact encoding
+//! those expressions (and of the `name()` probes by which `kcel::function_exists` checks each
+//! function they call) are committed in `src/catalog/cel-parsed.bin`, in the compact encoding
 //! below, keyed by their exact source text; [`lookup`] decodes one in microseconds, and any
 //! other text (a user's action, an edited catalog) is parsed as before.
 //!
@@ -392,10 +393,11 @@ mod tests {
     use kcel::cel::Program;
 
     /// Every text the built-in catalog gives the parser: each expression as written and as
-    /// rewritten to read its variables by name (`CompiledAction::compile` tries the latter first).
+    /// rewritten to read its variables by name (`CompiledAction::compile` tries the latter
+    /// first), and the probe `name()` of each function it calls (`kcel::function_exists`).
     fn catalog_texts() -> Vec<String> {
         let actions = crate::catalog::builtin().expect("the built-in catalog parses");
-        let mut texts = Vec::new();
+        let mut texts = probes(&actions);
         for a in &actions {
             let c = &a.spec.check;
             let sources = c
@@ -415,6 +417,17 @@ mod tests {
             }
         }
         texts
+    }
+
+    /// The probe of every function name compiling `actions` asks about.
+    fn probes(actions: &[crate::api::ImprovementAction]) -> Vec<String> {
+        kcel::PROBED.with(|p| p.borrow_mut().clear());
+        for a in actions {
+            crate::engine::CompiledAction::compile(a);
+        }
+        let names = kcel::PROBED.with(|p| p.take());
+        assert!(names.len() > 20, "{} function names probed", names.len());
+        names.iter().map(|n| format!("{n}()")).collect()
     }
 
     fn parsed(text: &str) -> IdedExpr {
@@ -467,9 +480,18 @@ mod tests {
             assert!(c.problem.is_none(), "{:?}", c.problem);
         }
         assert_eq!(kcel::parsed_on_this_thread(), before);
+        // Whether an earlier test already probed a function or not: each probe is committed,
+        // and probing parses nothing.
+        let names = probes(&actions);
+        for name in &names {
+            kcel::probe(name.trim_end_matches("()"));
+        }
+        assert_eq!(kcel::parsed_on_this_thread(), before);
+        assert!(!kcel::probe("noSuchFunction"));
+        assert_eq!(kcel::parsed_on_this_thread(), before + 1);
         // Any other text is still parsed, and its errors reported as before.
         assert!(kcel::compile("object.spec.replicas > 1 && true", &[], &[]).is_ok());
-        assert_eq!(kcel::parsed_on_this_thread(), before + 1);
+        assert_eq!(kcel::parsed_on_this_thread(), before + 2);
         let Err(kcel::CompileError::Invalid(e)) = kcel::compile("object.(", &[], &[]) else {
             panic!("a syntax error is an error");
         };
