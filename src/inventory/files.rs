@@ -325,21 +325,39 @@ pub fn read(input: &Input) -> Result<String, FileError> {
         file: input.name(),
         message,
     };
+    let too_large = || {
+        fail(format!(
+            "larger than {} MiB: not read (split it into smaller files)",
+            MAX_INPUT_BYTES / (1024 * 1024)
+        ))
+    };
+    let cannot_read = |e: std::io::Error| fail(format!("cannot read: {}", io_message(&e)));
     let mut bytes = Vec::new();
-    let result = match input {
+    match input {
         Input::Stdin => std::io::stdin()
             .lock()
             .take(MAX_INPUT_BYTES + 1)
-            .read_to_end(&mut bytes),
-        Input::File(path) => std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)),
+            .read_to_end(&mut bytes)
+            .map_err(cannot_read)?,
+        Input::File(path) => {
+            let file = std::fs::File::open(path).map_err(cannot_read)?;
+            // Reserved at the file's length (and a byte, where its end is found): `read_to_end`
+            // through `take` has no size hint, and would otherwise grow the buffer by probes.
+            // A file that grows is still read to its end, up to the limit.
+            let length = file.metadata().map_or(0, |m| m.len());
+            if length > MAX_INPUT_BYTES {
+                return Err(too_large());
+            }
+            bytes
+                .try_reserve_exact(usize::try_from(length + 1).unwrap_or(0))
+                .map_err(|e| fail(format!("cannot read: {e}")))?;
+            file.take(MAX_INPUT_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .map_err(cannot_read)?
+        }
     };
-    result.map_err(|e| fail(format!("cannot read: {}", io_message(&e))))?;
     if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(fail(format!(
-            "larger than {} MiB: not read (split it into smaller files)",
-            MAX_INPUT_BYTES / (1024 * 1024)
-        )));
+        return Err(too_large());
     }
     String::from_utf8(bytes).map_err(|e| {
         fail(format!(
@@ -416,6 +434,55 @@ mod tests {
         // Named explicitly, a values file is read (and reported if it is not a manifest).
         let inputs = expand(&[root.join("values.yaml")], &Exclude::default()).inputs;
         assert_eq!(inputs.len(), 1);
+    }
+
+    #[test]
+    fn files_of_every_length_around_the_read_sizes_are_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        for length in [0, 1, 31, 32, 33, 8191, 8192, 8193, 100_000, 1_000_003] {
+            let text: String = (0..length)
+                .map(|i| (b'a' + (i % 26) as u8) as char)
+                .collect();
+            let path = dir.path().join(format!("{length}.yaml"));
+            std::fs::write(&path, &text).unwrap();
+            assert_eq!(read(&Input::File(path)).unwrap(), text, "{length} bytes");
+        }
+    }
+
+    #[test]
+    fn a_file_longer_than_the_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.yaml");
+        // Sparse: no disk space taken.
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(MAX_INPUT_BYTES + 1).unwrap();
+        assert_eq!(
+            read(&Input::File(path.clone())).unwrap_err().to_string(),
+            format!(
+                "{}: larger than 256 MiB: not read (split it into smaller files)",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_fifo_named_explicitly_is_read_to_its_end_whatever_its_listed_length() {
+        // A FIFO's length is 0: the reservation is a hint, the end is where the writer closes.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.yaml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let text = "kind: ConfigMap\n".repeat(10_000);
+        let writer = {
+            let (fifo, text) = (fifo.clone(), text.clone());
+            std::thread::spawn(move || std::fs::write(fifo, text).unwrap())
+        };
+        assert_eq!(read(&Input::File(fifo)).unwrap(), text);
+        writer.join().unwrap();
     }
 
     #[test]
