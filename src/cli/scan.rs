@@ -1050,7 +1050,7 @@ pub fn run(args: ScanArgs) -> ExitCode {
 
 /// Warnings, and what was skipped by design: counted, listed with --verbose.
 fn report_skipped(loaded: &Loaded, verbose: bool) {
-    let mut stderr = std::io::stderr().lock();
+    let mut stderr = buffered_stderr();
     for w in &loaded.warnings {
         let _ = writeln!(stderr, "warning: {}", output::safe(w));
     }
@@ -1095,13 +1095,22 @@ fn report_skipped(loaded: &Loaded, verbose: bool) {
             let _ = writeln!(stderr, "  skipped {}", output::safe(&n.to_string()));
         }
     }
+    let _ = stderr.flush();
 }
 
 fn report_errors(errors: &[String]) {
-    let mut stderr = std::io::stderr().lock();
+    let mut stderr = buffered_stderr();
     for e in errors {
         let _ = writeln!(stderr, "{}", output::safe(e));
     }
+    let _ = stderr.flush();
+}
+
+/// Standard error for a list of lines: written in a few large writes rather than several
+/// per line (unbuffered, each `writeln!` is a system call per piece). Flushed by the caller
+/// before anything else is printed, so the order seen on the terminal is unchanged.
+fn buffered_stderr() -> std::io::BufWriter<std::io::StderrLock<'static>> {
+    std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr().lock())
 }
 
 fn abort(errors: &[String]) -> ExitCode {
