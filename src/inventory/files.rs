@@ -256,43 +256,60 @@ impl Walk<'_> {
                 return;
             }
         };
+        // Each entry with its type as listed (no system call where the file system gives it).
+        let mut listed = Vec::new();
+        let mut listing_errors = Vec::new();
+        let mut chart_listed = false;
+        for entry in entries {
+            match entry {
+                Ok(e) => {
+                    let name = e.file_name();
+                    // Hidden entries (.git) are skipped.
+                    if name.as_encoded_bytes().starts_with(b".") {
+                        continue;
+                    }
+                    chart_listed |= name.eq_ignore_ascii_case("Chart.yaml");
+                    listed.push((e.path(), e.file_type().ok()));
+                }
+                Err(e) => listing_errors.push(FileError {
+                    file: dir.display().to_string(),
+                    message: format!("cannot list directory: {}", io_message(&e)),
+                }),
+            }
+        }
         // A Helm chart's sources are templates, not manifests: render them and scan the output
-        // (`helm template ... | securescore scan -`).
-        if dir.join("Chart.yaml").is_file() {
+        // (`helm template ... | securescore scan -`). Asked of the file system only when the
+        // listing names it (in any case: the file system may not tell cases apart) or is
+        // incomplete: a directory without a chart costs no system call.
+        if (chart_listed || !listing_errors.is_empty()) && dir.join("Chart.yaml").is_file() {
             self.out.skipped.push(SkippedFile {
                 file: dir.display().to_string(),
                 why: SkipReason::Helm,
             });
             return;
         }
-        let mut paths = Vec::new();
-        for entry in entries {
-            match entry {
-                // Hidden entries (.git) are skipped.
-                Ok(e) if e.file_name().to_string_lossy().starts_with('.') => {}
-                Ok(e) => paths.push(e.path()),
-                Err(e) => self.out.errors.push(FileError {
-                    file: dir.display().to_string(),
-                    message: format!("cannot list directory: {}", io_message(&e)),
-                }),
-            }
-        }
+        self.out.errors.extend(listing_errors);
         // Sorted, so that which of two paths to one file is read does not depend on the
         // file system's order.
-        paths.sort();
-        for path in paths {
+        listed.sort_by(|(a, _), (b, _)| a.cmp(b));
+        for (path, listed_type) in listed {
             let relative = path.strip_prefix(self.root).unwrap_or(&path);
             if self.exclude.excludes(&path, relative) {
+                continue;
+            }
+            let wanted = path
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| MANIFEST_EXTENSIONS.contains(&x));
+            // A regular file (not a symlink) that is not a manifest by its name is passed
+            // over without asking for its metadata.
+            if !wanted && listed_type.is_some_and(|t| t.is_file()) {
                 continue;
             }
             // Follows symlinks, like `kubectl apply -R`.
             match std::fs::metadata(&path) {
                 Ok(m) if m.is_dir() => self.dir(&path, &m),
                 Ok(m) => {
-                    let wanted = path
-                        .extension()
-                        .and_then(|x| x.to_str())
-                        .is_some_and(|x| MANIFEST_EXTENSIONS.contains(&x));
                     if !wanted {
                         continue;
                     }
@@ -483,6 +500,51 @@ mod tests {
         };
         assert_eq!(read(&Input::File(fifo)).unwrap(), text);
         writer.join().unwrap();
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_chart_is_found_through_a_symlinked_chart_yaml_and_a_symlinked_directory_is_walked() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.join("chart/templates")).unwrap();
+        std::fs::write(outside.path().join("chart-source"), "name: x\n").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("chart-source"),
+            root.join("chart/Chart.yaml"),
+        )
+        .unwrap();
+        std::fs::write(root.join("chart/templates/d.yaml"), "a: 1\n").unwrap();
+        // A lower-case name is not a chart (on a file system that tells cases apart).
+        std::fs::create_dir_all(root.join("app")).unwrap();
+        std::fs::write(root.join("app/chart.yaml"), "a: 1\n").unwrap();
+        // A directory reached through a symlink whose name is no manifest's is walked.
+        std::fs::create_dir_all(outside.path().join("more")).unwrap();
+        std::fs::write(outside.path().join("more/e.yaml"), "a: 1\n").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("more"), root.join("linked.d")).unwrap();
+        let Expansion {
+            inputs,
+            errors,
+            skipped,
+            ..
+        } = expand(&[root.to_path_buf()], &Exclude::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let names: Vec<String> = inputs.iter().map(|i| i.name()).collect();
+        assert_eq!(
+            names,
+            [
+                root.join("app/chart.yaml").display().to_string(),
+                root.join("linked.d/e.yaml").display().to_string(),
+            ]
+        );
+        assert_eq!(
+            skipped,
+            [SkippedFile {
+                file: root.join("chart").display().to_string(),
+                why: SkipReason::Helm,
+            }]
+        );
     }
 
     #[test]
