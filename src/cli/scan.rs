@@ -323,11 +323,16 @@ const GROUP: &str = crate::api::GROUP;
 
 impl Loaded {
     fn read_paths(&mut self, paths: &[PathBuf], role: Role, reading: &Reading) {
+        self.read_expansion(files::expand(paths, &reading.exclude), role, reading);
+    }
+
+    /// Read the inputs paths were expanded into (see [`files::expand`]).
+    fn read_expansion(&mut self, expansion: Expansion, role: Role, reading: &Reading) {
         let Expansion {
             inputs,
             errors,
             skipped,
-        } = files::expand(paths, &reading.exclude);
+        } = expansion;
         self.errors.extend(errors.iter().map(ToString::to_string));
         for s in skipped {
             // A FIFO, device or socket is not read (it could hang or never end), but it was
@@ -830,15 +835,24 @@ pub(super) fn score(args: &ScanArgs) -> Result<Scan, ExitCode> {
             return Err(ExitCode::from(EXIT_INPUT_ERROR));
         }
     };
-    let builtin = (!args.no_builtin).then(crate::catalog::builtin);
+    // The manifests are listed while the built-in catalog is parsed: the walk waits on the
+    // file system, one system call at a time, while the parse keeps the other cores busy.
+    let ((builtin, kinds_read), manifests) = rayon::join(
+        || {
+            let builtin = (!args.no_builtin).then(crate::catalog::builtin);
+            let kinds = kinds_read(args, &exclude, builtin.as_ref());
+            (builtin, kinds)
+        },
+        || files::expand(&args.paths, &exclude),
+    );
     let reading = Reading {
         namespace: args.namespace.clone(),
-        kinds_read: kinds_read(args, &exclude, builtin.as_ref()),
+        kinds_read,
         exclude,
         allow_input_actions: args.allow_input_actions,
     };
     let mut loaded = Loaded::default();
-    loaded.read_paths(&args.paths, Role::Manifests, &reading);
+    loaded.read_expansion(manifests, Role::Manifests, &reading);
     loaded.read_paths(&args.actions, Role::Actions, &reading);
     loaded.read_paths(&args.targets, Role::Targets, &reading);
     loaded.read_paths(&args.namespace_files, Role::Namespaces, &reading);
