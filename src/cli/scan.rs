@@ -10,7 +10,7 @@ use crate::engine::evaluate::{implicit_cluster_target, scope_namespaces};
 use crate::engine::{
     CompiledAction, Inventory, Resource, Source, TargetInput, evaluate_with_controls,
 };
-use crate::inventory::files::{self, Exclude, Expansion, Input, SkipReason, SkippedFile};
+use crate::inventory::files::{self, Exclude, Expansion, SkipReason, SkippedFile};
 use crate::inventory::manifests::{
     FileObjects, NotAnObject, has_generated_name, read_file, synthesise_namespaces,
 };
@@ -350,7 +350,9 @@ impl Loaded {
         let keep_json = |r: &Resource| r.group == GROUP;
         let full_body =
             |group: &str, kind: &str| role != Role::Manifests || reading.full_body(group, kind);
-        let read: Vec<Result<FileObjects, files::FileError>> = inputs
+        // Each result comes with the input's name, formatted there rather than again on the one
+        // thread that takes the results in order.
+        let read: Vec<(String, Result<FileObjects, files::FileError>)> = inputs
             .par_iter()
             .map(|input| {
                 let name = input.name();
@@ -363,22 +365,30 @@ impl Loaded {
                 if let Some(p) = &progress {
                     p.inc(1);
                 }
-                read
+                (name, read)
             })
             .collect();
         if let Some(p) = progress {
             p.finish_and_clear();
         }
-        for (input, read) in inputs.iter().zip(read) {
+        // Room for every object at once, rather than growing (and moving) them as they come.
+        let objects: usize = read
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .map(|r| r.documents.objects.len())
+            .sum();
+        self.objects.reserve(objects);
+        self.declared.reserve(objects);
+        for (name, read) in read {
             match read {
-                Ok(read) => self.read_text(input, read, role, reading),
+                Ok(read) => self.read_text(name, read, role, reading),
                 Err(e) => self.errors.push(e.to_string()),
             }
         }
     }
 
-    fn read_text(&mut self, input: &Input, read: FileObjects, role: Role, reading: &Reading) {
-        let name = input.name();
+    /// Take one file's objects (`name`: the file as shown), in input order.
+    fn read_text(&mut self, name: String, read: FileObjects, role: Role, reading: &Reading) {
         let FileObjects {
             parse_errors,
             documents: read,
