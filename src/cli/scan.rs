@@ -1025,15 +1025,19 @@ pub fn run(args: ScanArgs) -> ExitCode {
             return ExitCode::from(EXIT_INPUT_ERROR);
         }
     };
+    let scan = match score(&args) {
+        Ok(scan) => scan,
+        Err(code) => return code,
+    };
+    // Never freed: the process ends once the output is written, and dropping every result,
+    // finding and resource one by one took ~1.5 ms of one core after the output was out.
+    let scan = std::mem::ManuallyDrop::new(scan);
     let Scan {
         scored,
         actions,
         errors,
-    } = match score(&args) {
-        Ok(scan) => scan,
-        Err(code) => return code,
-    };
-    let rendered = match output::render(args.format, &scored, &actions) {
+    } = &*scan;
+    let rendered = match output::render(args.format, scored, actions) {
         Ok(text) => text,
         Err(e) => {
             eprintln!(
@@ -1058,7 +1062,7 @@ pub fn run(args: ScanArgs) -> ExitCode {
         return ExitCode::from(EXIT_INPUT_ERROR);
     }
     let failing = super::gates::failures(
-        &scored,
+        scored,
         args.min_score,
         args.fail_below_goal,
         baseline.as_deref(),
