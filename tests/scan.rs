@@ -1161,6 +1161,36 @@ fn the_same_object_declared_twice_is_scored_once_with_a_warning_naming_both_plac
 }
 
 #[test]
+fn files_are_used_in_path_order_however_long_each_is() {
+    // Longer files are parsed first; the first declaration is still the first path's.
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..24 {
+        let padding = "# padding\n".repeat(i * 50);
+        write(
+            dir.path(),
+            &format!("m/{i:02}.yaml"),
+            &format!("{padding}apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n"),
+        );
+    }
+    let r = run_in(
+        dir.path(),
+        &["scan", "m", "--now", NOW, "--format", "json"],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let warnings: Vec<&str> = r.stderr.lines().collect();
+    let expected: Vec<String> = (1..24)
+        .map(|i| {
+            format!(
+                "warning: m/{i:02}.yaml:{}: ConfigMap default/c is declared again (first at m/00.yaml:1): scored once, this one ignored",
+                i * 50 + 1
+            )
+        })
+        .collect();
+    assert_eq!(warnings, expected);
+}
+
+#[test]
 fn exclude_leaves_out_matching_paths() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "app/pod.yaml", POD_ROOT);

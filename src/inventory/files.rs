@@ -256,43 +256,60 @@ impl Walk<'_> {
                 return;
             }
         };
+        // Each entry with its type as listed (no system call where the file system gives it).
+        let mut listed = Vec::new();
+        let mut listing_errors = Vec::new();
+        let mut chart_listed = false;
+        for entry in entries {
+            match entry {
+                Ok(e) => {
+                    let name = e.file_name();
+                    // Hidden entries (.git) are skipped.
+                    if name.as_encoded_bytes().starts_with(b".") {
+                        continue;
+                    }
+                    chart_listed |= name.eq_ignore_ascii_case("Chart.yaml");
+                    listed.push((e.path(), e.file_type().ok()));
+                }
+                Err(e) => listing_errors.push(FileError {
+                    file: dir.display().to_string(),
+                    message: format!("cannot list directory: {}", io_message(&e)),
+                }),
+            }
+        }
         // A Helm chart's sources are templates, not manifests: render them and scan the output
-        // (`helm template ... | securescore scan -`).
-        if dir.join("Chart.yaml").is_file() {
+        // (`helm template ... | securescore scan -`). Asked of the file system only when the
+        // listing names it (in any case: the file system may not tell cases apart) or is
+        // incomplete: a directory without a chart costs no system call.
+        if (chart_listed || !listing_errors.is_empty()) && dir.join("Chart.yaml").is_file() {
             self.out.skipped.push(SkippedFile {
                 file: dir.display().to_string(),
                 why: SkipReason::Helm,
             });
             return;
         }
-        let mut paths = Vec::new();
-        for entry in entries {
-            match entry {
-                // Hidden entries (.git) are skipped.
-                Ok(e) if e.file_name().to_string_lossy().starts_with('.') => {}
-                Ok(e) => paths.push(e.path()),
-                Err(e) => self.out.errors.push(FileError {
-                    file: dir.display().to_string(),
-                    message: format!("cannot list directory: {}", io_message(&e)),
-                }),
-            }
-        }
+        self.out.errors.extend(listing_errors);
         // Sorted, so that which of two paths to one file is read does not depend on the
         // file system's order.
-        paths.sort();
-        for path in paths {
+        listed.sort_by(|(a, _), (b, _)| a.cmp(b));
+        for (path, listed_type) in listed {
             let relative = path.strip_prefix(self.root).unwrap_or(&path);
             if self.exclude.excludes(&path, relative) {
+                continue;
+            }
+            let wanted = path
+                .extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| MANIFEST_EXTENSIONS.contains(&x));
+            // A regular file (not a symlink) that is not a manifest by its name is passed
+            // over without asking for its metadata.
+            if !wanted && listed_type.is_some_and(|t| t.is_file()) {
                 continue;
             }
             // Follows symlinks, like `kubectl apply -R`.
             match std::fs::metadata(&path) {
                 Ok(m) if m.is_dir() => self.dir(&path, &m),
                 Ok(m) => {
-                    let wanted = path
-                        .extension()
-                        .and_then(|x| x.to_str())
-                        .is_some_and(|x| MANIFEST_EXTENSIONS.contains(&x));
                     if !wanted {
                         continue;
                     }
@@ -325,21 +342,39 @@ pub fn read(input: &Input) -> Result<String, FileError> {
         file: input.name(),
         message,
     };
+    let too_large = || {
+        fail(format!(
+            "larger than {} MiB: not read (split it into smaller files)",
+            MAX_INPUT_BYTES / (1024 * 1024)
+        ))
+    };
+    let cannot_read = |e: std::io::Error| fail(format!("cannot read: {}", io_message(&e)));
     let mut bytes = Vec::new();
-    let result = match input {
+    match input {
         Input::Stdin => std::io::stdin()
             .lock()
             .take(MAX_INPUT_BYTES + 1)
-            .read_to_end(&mut bytes),
-        Input::File(path) => std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes)),
+            .read_to_end(&mut bytes)
+            .map_err(cannot_read)?,
+        Input::File(path) => {
+            let file = std::fs::File::open(path).map_err(cannot_read)?;
+            // Reserved at the file's length (and a byte, where its end is found): `read_to_end`
+            // through `take` has no size hint, and would otherwise grow the buffer by probes.
+            // A file that grows is still read to its end, up to the limit.
+            let length = file.metadata().map_or(0, |m| m.len());
+            if length > MAX_INPUT_BYTES {
+                return Err(too_large());
+            }
+            bytes
+                .try_reserve_exact(usize::try_from(length + 1).unwrap_or(0))
+                .map_err(|e| fail(format!("cannot read: {e}")))?;
+            file.take(MAX_INPUT_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .map_err(cannot_read)?
+        }
     };
-    result.map_err(|e| fail(format!("cannot read: {}", io_message(&e))))?;
     if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(fail(format!(
-            "larger than {} MiB: not read (split it into smaller files)",
-            MAX_INPUT_BYTES / (1024 * 1024)
-        )));
+        return Err(too_large());
     }
     String::from_utf8(bytes).map_err(|e| {
         fail(format!(
@@ -416,6 +451,100 @@ mod tests {
         // Named explicitly, a values file is read (and reported if it is not a manifest).
         let inputs = expand(&[root.join("values.yaml")], &Exclude::default()).inputs;
         assert_eq!(inputs.len(), 1);
+    }
+
+    #[test]
+    fn files_of_every_length_around_the_read_sizes_are_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        for length in [0, 1, 31, 32, 33, 8191, 8192, 8193, 100_000, 1_000_003] {
+            let text: String = (0..length)
+                .map(|i| (b'a' + (i % 26) as u8) as char)
+                .collect();
+            let path = dir.path().join(format!("{length}.yaml"));
+            std::fs::write(&path, &text).unwrap();
+            assert_eq!(read(&Input::File(path)).unwrap(), text, "{length} bytes");
+        }
+    }
+
+    #[test]
+    fn a_file_longer_than_the_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.yaml");
+        // Sparse: no disk space taken.
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(MAX_INPUT_BYTES + 1).unwrap();
+        assert_eq!(
+            read(&Input::File(path.clone())).unwrap_err().to_string(),
+            format!(
+                "{}: larger than 256 MiB: not read (split it into smaller files)",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_fifo_named_explicitly_is_read_to_its_end_whatever_its_listed_length() {
+        // A FIFO's length is 0: the reservation is a hint, the end is where the writer closes.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.yaml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let text = "kind: ConfigMap\n".repeat(10_000);
+        let writer = {
+            let (fifo, text) = (fifo.clone(), text.clone());
+            std::thread::spawn(move || std::fs::write(fifo, text).unwrap())
+        };
+        assert_eq!(read(&Input::File(fifo)).unwrap(), text);
+        writer.join().unwrap();
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_chart_is_found_through_a_symlinked_chart_yaml_and_a_symlinked_directory_is_walked() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.join("chart/templates")).unwrap();
+        std::fs::write(outside.path().join("chart-source"), "name: x\n").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("chart-source"),
+            root.join("chart/Chart.yaml"),
+        )
+        .unwrap();
+        std::fs::write(root.join("chart/templates/d.yaml"), "a: 1\n").unwrap();
+        // A lower-case name is not a chart (on a file system that tells cases apart).
+        std::fs::create_dir_all(root.join("app")).unwrap();
+        std::fs::write(root.join("app/chart.yaml"), "a: 1\n").unwrap();
+        // A directory reached through a symlink whose name is no manifest's is walked.
+        std::fs::create_dir_all(outside.path().join("more")).unwrap();
+        std::fs::write(outside.path().join("more/e.yaml"), "a: 1\n").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("more"), root.join("linked.d")).unwrap();
+        let Expansion {
+            inputs,
+            errors,
+            skipped,
+            ..
+        } = expand(&[root.to_path_buf()], &Exclude::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let names: Vec<String> = inputs.iter().map(|i| i.name()).collect();
+        assert_eq!(
+            names,
+            [
+                root.join("app/chart.yaml").display().to_string(),
+                root.join("linked.d/e.yaml").display().to_string(),
+            ]
+        );
+        assert_eq!(
+            skipped,
+            [SkippedFile {
+                file: root.join("chart").display().to_string(),
+                why: SkipReason::Helm,
+            }]
+        );
     }
 
     #[test]
