@@ -1162,7 +1162,8 @@ fn the_same_object_declared_twice_is_scored_once_with_a_warning_naming_both_plac
 
 #[test]
 fn files_are_used_in_path_order_however_long_each_is() {
-    // Longer files are parsed first; the first declaration is still the first path's.
+    // Files of different lengths finish parsing in any order on the cores; they are taken in
+    // path order, so the first declaration is still the first path's.
     let dir = tempfile::tempdir().unwrap();
     for i in 0..24 {
         let padding = "# padding\n".repeat(i * 50);

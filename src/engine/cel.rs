@@ -425,21 +425,18 @@ pub fn compile(
     })
 }
 
+#[cfg(test)]
 thread_local! {
     /// Expressions this thread gave to cel's parser (those not parsed ahead).
     static PARSED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
-#[cfg(test)]
-thread_local! {
     /// The function names this thread asked [`function_exists`] about (operators aside).
     pub(crate) static PROBED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// How many expressions this thread has given to cel's parser in [`compile`]: the built-in
 /// catalog's are parsed ahead ([`super::cel_parsed`]), and a test compiles it to see none here.
-#[doc(hidden)]
-pub fn parsed_on_this_thread() -> u64 {
+#[cfg(test)]
+pub(crate) fn parsed_on_this_thread() -> u64 {
     PARSED.with(std::cell::Cell::get)
 }
 
@@ -449,6 +446,7 @@ fn parse(expression: &str) -> Result<Program, CompileError> {
     if let Some(tree) = super::cel_parsed::lookup(expression) {
         return Ok(Program::from_expression(tree));
     }
+    #[cfg(test)]
     PARSED.with(|n| n.set(n.get() + 1));
     Program::compile(expression).map_err(|e| CompileError::Invalid(format!("parse error: {e}")))
 }

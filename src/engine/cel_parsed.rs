@@ -59,8 +59,9 @@ fn entries(table: &[u8]) -> Option<Vec<(&str, &[u8])>> {
     r.0.is_empty().then_some(out)
 }
 
-/// The table of `trees` (`(text, tree)`), as committed.
-pub fn table(trees: &[(String, IdedExpr)]) -> Vec<u8> {
+/// The table of `trees` (`(text, tree)`), as committed (made by the unit test below).
+#[cfg(test)]
+fn table(trees: &[(String, IdedExpr)]) -> Vec<u8> {
     let mut sorted: Vec<&(String, IdedExpr)> = trees.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     sorted.dedup_by(|a, b| a.0 == b.0);
